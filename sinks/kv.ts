@@ -1,0 +1,111 @@
+import * as v from "valibot";
+import { levelRank } from "../src/record";
+import { dateParts, describeError, keySegment, ndjson } from "./shared";
+import { defineSink, type SerializedRecord } from "./types";
+
+/** One KV write: the NDJSON of one invocation's records in this batch. */
+export interface KvEntry {
+  key: string;
+  value: string;
+  metadata: KvMetadata;
+}
+
+/** Stored as key metadata, so `list()` shows what an entry holds without reading it. */
+export interface KvMetadata {
+  script: string | null;
+  level: string;
+  outcome: string;
+  eventType: string;
+  count: number;
+  ts: number;
+}
+
+const TEMPLATE_VARS = ["script", "date", "yyyy", "mm", "dd", "hh", "invocation", "id", "level", "outcome", "eventType", "ts"];
+
+export const kvSink = defineSink({
+  type: "kv",
+  description: "Writes each invocation's records as one NDJSON value in Workers KV, with metadata for list().",
+  options: v.strictObject({
+    /** Name of the KV namespace binding in wrangler.toml. Required. */
+    binding: v.string(),
+    /**
+     * Key template. Variables: {script} {date} {yyyy} {mm} {dd} {hh} {invocation} {id}
+     * {level} {outcome} {eventType} {ts}. Must contain {id}. Default `logs/{date}/{script}/{ts}-{id}`.
+     */
+    key: v.optional(
+      v.pipe(
+        v.string(),
+        v.check((k) => k.includes("{id}"), "must contain {id} so that entries never overwrite each other"),
+        v.check(
+          (k) => [...k.matchAll(/\{([^}]*)\}/g)].every((m) => TEMPLATE_VARS.includes(m[1] ?? "")),
+          `may only use the variables {${TEMPLATE_VARS.join("} {")}}`,
+        ),
+      ),
+      "logs/{date}/{script}/{ts}-{id}",
+    ),
+    /** Seconds until KV deletes the entry (at least 60). Default: kept forever. */
+    ttl: v.optional(v.pipe(v.number(), v.integer(), v.minValue(60, "must be at least 60 seconds (a KV limit)"))),
+    /** Most records per batch. Default 1000. */
+    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1000),
+  }),
+  batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: 20 * 1024 * 1024, maxRecordBytes: 25 * 1024 * 1024 - 1 }),
+  bindings: (o) => [{ option: "binding", name: o.binding, kind: "kv" }],
+  create(o, ctx) {
+    const kv = ctx.env[o.binding] as KVNamespace;
+    return {
+      encode(batch): KvEntry[] {
+        const groups = new Map<string, SerializedRecord[]>();
+        for (const item of batch) {
+          const list = groups.get(item.record.invocationId);
+          if (list) list.push(item);
+          else groups.set(item.record.invocationId, [item]);
+        }
+        const entries: KvEntry[] = [];
+        for (const items of groups.values()) {
+          const first = (items[0] as SerializedRecord).record;
+          let level = first.level;
+          for (const { record } of items) if (levelRank(record.level) > levelRank(level)) level = record.level;
+          const ts = first.eventTimestamp ?? first.timestamp;
+          const parts = dateParts(ts);
+          const vars: Record<string, string> = {
+            ...parts,
+            script: keySegment(first.scriptName),
+            invocation: first.invocationId,
+            id: first.id,
+            level,
+            outcome: keySegment(first.outcome),
+            eventType: first.eventType,
+            ts: String(ts),
+          };
+          const key = o.key.replace(/\{([^}]*)\}/g, (_, name: string) => vars[name] ?? "").slice(0, 512);
+          entries.push({
+            key,
+            value: ndjson(items),
+            metadata: {
+              script: first.scriptName,
+              level,
+              outcome: first.outcome,
+              eventType: first.eventType,
+              count: items.length,
+              ts,
+            },
+          });
+        }
+        return entries;
+      },
+      async send(entries) {
+        try {
+          await Promise.all(
+            entries.map((e) =>
+              kv.put(e.key, e.value, o.ttl === undefined ? { metadata: e.metadata } : { metadata: e.metadata, expirationTtl: o.ttl }),
+            ),
+          );
+          return { outcome: "ok" };
+        } catch (err) {
+          // KV put errors are rate limits or transient; the same keys are safe to write again.
+          return { outcome: "retry", reason: `KV put failed: ${describeError(err)}` };
+        }
+      },
+    };
+  },
+});

@@ -1,0 +1,75 @@
+import * as v from "valibot";
+import { dateParts, describeError, gzip, keySegment, ndjson } from "./shared";
+import { defineSink, type SerializedRecord } from "./types";
+
+/** One R2 object: a batch of records as NDJSON, gzipped at send time. */
+export interface R2Payload {
+  key: string;
+  body: string;
+  customMetadata: Record<string, string>;
+}
+
+export const r2Sink = defineSink({
+  type: "r2",
+  description: "Archives batches as gzip NDJSON objects under Logpush-like date-partitioned keys in R2.",
+  options: v.strictObject({
+    /** Name of the R2 bucket binding in wrangler.toml. Required. */
+    binding: v.string(),
+    /** Key prefix; objects land at `<prefix>/<yyyy>/<mm>/<dd>/<hh>/<unique>.ndjson.gz`. Default `logs`. */
+    prefix: v.optional(v.pipe(v.string(), v.regex(/^[^\\]*$/, "must not contain backslashes")), "logs"),
+    /** Gzip objects (`.ndjson.gz`, `Content-Encoding: gzip`). Default `true`. */
+    gzip: v.optional(v.boolean(), true),
+    /** Most records per object. Default 10000. */
+    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10_000),
+    /** Most bytes of record JSON per object, before gzip. Default 16 MiB. */
+    maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 16 * 1024 * 1024),
+  }),
+  batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: o.maxBytes }),
+  bindings: (o) => [{ option: "binding", name: o.binding, kind: "r2" }],
+  create(o, ctx) {
+    const bucket = ctx.env[o.binding] as R2Bucket;
+    const prefix = o.prefix.replace(/\/+$/, "");
+    return {
+      encode(batch): R2Payload {
+        let start = Number.POSITIVE_INFINITY;
+        let end = Number.NEGATIVE_INFINITY;
+        const scripts = new Set<string>();
+        for (const { record } of batch) {
+          if (record.timestamp < start) start = record.timestamp;
+          if (record.timestamp > end) end = record.timestamp;
+          scripts.add(keySegment(record.scriptName));
+        }
+        if (!Number.isFinite(start)) start = end = 0;
+        const { yyyy, mm, dd, hh } = dateParts(start);
+        const first = (batch[0] as SerializedRecord | undefined)?.record.id ?? "empty";
+        // Like Logpush: <start>_<end>_<id of the first record>, unique per batch and sortable by time.
+        const unique = `${start}_${end}_${first}`;
+        const ext = o.gzip ? "ndjson.gz" : "ndjson";
+        return {
+          key: `${prefix ? `${prefix}/` : ""}${yyyy}/${mm}/${dd}/${hh}/${unique}.${ext}`,
+          body: ndjson(batch),
+          customMetadata: {
+            count: String(batch.length),
+            start: String(start),
+            end: String(end),
+            scripts: [...scripts].sort().join(",").slice(0, 512),
+          },
+        };
+      },
+      async send(payload) {
+        try {
+          const body = o.gzip ? await gzip(payload.body) : payload.body;
+          await bucket.put(payload.key, body, {
+            httpMetadata: o.gzip
+              ? { contentType: "application/x-ndjson", contentEncoding: "gzip" }
+              : { contentType: "application/x-ndjson" },
+            customMetadata: payload.customMetadata,
+          });
+          return { outcome: "ok" };
+        } catch (err) {
+          return { outcome: "retry", reason: `R2 put failed: ${describeError(err)}` };
+        }
+      },
+    };
+  },
+});

@@ -1,0 +1,110 @@
+/** Helpers shared by sink types: HTTP classification, Retry-After, gzip, NDJSON, key parts. */
+import type { SendResult, SerializedRecord } from "./types";
+
+/** Joins record lines as NDJSON (one object per line, trailing newline). */
+export function ndjson(batch: readonly SerializedRecord[]): string {
+  let out = "";
+  for (const item of batch) out += `${item.line}\n`;
+  return out;
+}
+
+/** Joins record lines as one JSON array. */
+export function jsonArray(batch: readonly SerializedRecord[]): string {
+  let out = "[";
+  for (let i = 0; i < batch.length; i++) {
+    if (i > 0) out += ",";
+    out += (batch[i] as SerializedRecord).line;
+  }
+  return `${out}]`;
+}
+
+/** Gzips a body with the runtime's CompressionStream. */
+export async function gzip(body: string | Uint8Array): Promise<Uint8Array> {
+  const input = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const stream = new Blob([input]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * Parses `Retry-After` (delta seconds or an HTTP date) into milliseconds from
+ * `now`; undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
+
+/**
+ * Classifies an HTTP response: 2xx ok; 408, 429 and 5xx except 501 retry;
+ * any other status fails for good.
+ */
+export function classifyStatus(status: number, retryAfter: string | null, detail = ""): SendResult {
+  if (status >= 200 && status < 300) return { outcome: "ok", status };
+  const suffix = detail ? `: ${detail}` : "";
+  if (status === 408 || status === 429 || (status >= 500 && status !== 501)) {
+    const result: SendResult = { outcome: "retry", status, reason: `HTTP ${status}${suffix}` };
+    const after = parseRetryAfter(retryAfter);
+    if (after !== undefined) result.retryAfterMs = after;
+    return result;
+  }
+  return { outcome: "fail", status, reason: `HTTP ${status}${suffix}` };
+}
+
+/** Describes a thrown error in one line, naming timeouts as such. */
+export function describeError(err: unknown, signal?: AbortSignal): string {
+  if (signal?.aborted) {
+    const reason = signal.reason;
+    if (reason instanceof Error && reason.name === "TimeoutError") return "timed out";
+    return "aborted";
+  }
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/**
+ * Sends one HTTP request and classifies the answer; a network error or
+ * timeout is `retry`. Reads at most a short snippet of an error body.
+ */
+export async function sendHttp(request: Request, signal: AbortSignal, fetcher: typeof fetch = fetch): Promise<SendResult> {
+  let response: Response;
+  try {
+    response = await fetcher(request, { signal });
+  } catch (err) {
+    return { outcome: "retry", reason: `network error: ${describeError(err, signal)}` };
+  }
+  let detail = "";
+  if (response.status < 200 || response.status >= 300) {
+    try {
+      detail = (await response.text()).slice(0, 200).replace(/\s+/g, " ").trim();
+    } catch {
+      detail = "";
+    }
+  } else {
+    // Drain the body so the connection is released.
+    await response.body?.cancel().catch(() => {});
+  }
+  return classifyStatus(response.status, response.headers.get("retry-after"), detail);
+}
+
+const pad2 = (n: number) => (n < 10 ? `0${n}` : String(n));
+
+/** UTC date parts of an epoch-ms time, for object keys. */
+export function dateParts(ms: number): { yyyy: string; mm: string; dd: string; hh: string; date: string } {
+  const d = new Date(Number.isFinite(ms) ? ms : 0);
+  const yyyy = String(d.getUTCFullYear());
+  const mm = pad2(d.getUTCMonth() + 1);
+  const dd = pad2(d.getUTCDate());
+  const hh = pad2(d.getUTCHours());
+  return { yyyy, mm, dd, hh, date: `${yyyy}-${mm}-${dd}` };
+}
+
+/** Keeps a key segment safe for KV and R2 keys: no slashes or control characters from user data. */
+export function keySegment(value: string | null | undefined, fallback = "unknown"): string {
+  if (!value) return fallback;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point.
+  return value.replace(/[\u0000-\u001f\u007f/\\]+/g, "_").slice(0, 128);
+}

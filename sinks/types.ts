@@ -1,0 +1,83 @@
+/**
+ * The sink contract. A sink type is one `defineSink({...})` in its own file,
+ * registered in `sinks/index.ts`. Batching, timeouts, retry and fan-out live
+ * in the core (`src/delivery/`); a sink only encodes and sends.
+ */
+import type * as v from "valibot";
+import type { LogRecord, SerializedRecord } from "../src/record";
+
+export type { LogRecord, SerializedRecord };
+
+/**
+ * What one attempt to send a payload came to. `send` returns it and never
+ * throws: `retry` is worth another attempt (after `retryAfterMs` when the
+ * backend said so), `fail` is permanent.
+ */
+export type SendResult =
+  | { outcome: "ok"; status?: number }
+  | { outcome: "retry"; reason: string; status?: number; retryAfterMs?: number }
+  | { outcome: "fail"; reason: string; status?: number };
+
+/** How the core cuts a sink's records into payloads. */
+export interface BatchLimits {
+  /** Most records in one payload. */
+  maxRecords: number;
+  /** Most bytes of record JSON in one payload (before compression). */
+  maxBytes: number;
+  /**
+   * Largest single record this sink can take at all; a larger record is
+   * failed with a clear reason instead of breaking its batch.
+   */
+  maxRecordBytes?: number;
+}
+
+/** Kinds of Worker bindings a sink can name; the config checks they exist and are of that kind. */
+export type BindingKind = "kv" | "r2" | "queue";
+
+export interface BindingRef {
+  /** The option that names the binding, for error messages. */
+  option: string;
+  /** The binding name in wrangler.toml. */
+  name: string;
+  kind: BindingKind;
+}
+
+export interface SinkContext {
+  /** The sink's `name` from SINKS. */
+  name: string;
+  /** The Worker's env: bindings are looked up here by name. */
+  env: Record<string, unknown>;
+}
+
+export interface Sink<P> {
+  /** Pure and deterministic: the same records give the same payload. */
+  encode(batch: readonly SerializedRecord[]): P;
+  /** Sends one payload. Never throws; honours `signal` for the per-attempt timeout. */
+  send(payload: P, signal: AbortSignal): Promise<SendResult>;
+}
+
+export interface SinkDefinition<O = unknown, P = unknown> {
+  /** The `type` users write in SINKS. */
+  type: string;
+  /** One line for docs and errors. */
+  description: string;
+  /** Options schema (without `name`, `type` and filter fields), with defaults. Strict: unknown keys are errors. */
+  options: v.GenericSchema<unknown, O>;
+  /** Batch limits, from the resolved options where the user may tune them. */
+  batch: (options: O) => BatchLimits;
+  /** Bindings the options name, checked when the config is loaded. */
+  bindings?: (options: O) => BindingRef[];
+  create(options: O, ctx: SinkContext): Sink<P>;
+}
+
+/**
+ * Declares a sink type. Generic parameters are inferred from the schema and
+ * the factory, so `create` sees fully typed options.
+ */
+export function defineSink<O, P>(def: SinkDefinition<O, P>): SinkDefinition<O, P> {
+  return def;
+}
+
+/** The registry's view of any sink definition. */
+// biome-ignore lint/suspicious/noExplicitAny: the registry holds definitions of every option and payload type.
+export type AnySinkDefinition = SinkDefinition<any, any>;

@@ -1,0 +1,331 @@
+/**
+ * Configuration from env vars: SINKS and ROUTES in, a checked ResolvedConfig
+ * out, built once per isolate. Every mistake becomes one ConfigError that
+ * names the variable, the path inside it and what was expected.
+ */
+import * as v from "valibot";
+import { type AnySinkDefinition, type BatchLimits, type BindingKind, SINK_TYPES } from "../sinks/index";
+import { EVENT_TYPES, LEVELS, RECORD_TYPES } from "./record";
+import { compileFilter, FILTER_KEYS, type FilterSpec, type RecordPredicate, type RoutingTable } from "./router";
+
+export interface ConfigError {
+  /** The env var: `SINKS` or `ROUTES`. */
+  variable: string;
+  /** Path inside it, like `[0].url`; empty for the whole variable. */
+  path: string;
+  message: string;
+}
+
+export interface ResolvedSink {
+  name: string;
+  type: string;
+  definition: AnySinkDefinition;
+  /** Validated options with defaults applied and secrets resolved. Never echo these. */
+  options: unknown;
+  /** The options as written, `${NAME}` references unresolved: safe to show. */
+  publicOptions: Record<string, unknown>;
+  filter: FilterSpec;
+  accepts: RecordPredicate;
+  batch: BatchLimits;
+}
+
+export interface ResolvedConfig {
+  sinks: ResolvedSink[];
+  routes: { sinks: string[]; filter: FilterSpec; matches: RecordPredicate }[] | null;
+  table: RoutingTable;
+  /** Things that work but are probably not meant, such as a sink no route names. */
+  warnings: string[];
+}
+
+export type ConfigResult = { ok: true; config: ResolvedConfig } | { ok: false; errors: ConfigError[] };
+
+/** Formats errors as lines like `SINKS[0].url: must be an absolute http(s) URL`. */
+export function formatConfigErrors(errors: readonly ConfigError[]): string {
+  return errors.map((e) => `${e.variable}${e.path}: ${e.message}`).join("\n");
+}
+
+const oneOrMany = <T extends v.GenericSchema<unknown, string>>(item: T) =>
+  v.pipe(
+    v.union([item, v.array(item)]),
+    v.transform((x) => (Array.isArray(x) ? x : [x]) as v.InferOutput<T>[]),
+  );
+
+const quoted = (xs: readonly string[]) => xs.map((x) => `"${x}"`).join(", ");
+
+/** Filter fields, shared by routes and inline sink filters. */
+const filterEntries = {
+  outcomes: v.optional(oneOrMany(v.string())),
+  level: v.optional(v.picklist(LEVELS, `must be one of ${quoted(LEVELS)}`)),
+  scripts: v.optional(oneOrMany(v.string())),
+  eventTypes: v.optional(oneOrMany(v.picklist(EVENT_TYPES, `must be one of ${quoted(EVENT_TYPES)}`))),
+  types: v.optional(oneOrMany(v.picklist(RECORD_TYPES, `must be one of ${quoted(RECORD_TYPES)}`))),
+  status: v.optional(
+    oneOrMany(
+      v.pipe(
+        v.union([v.string(), v.number()]),
+        v.transform(String),
+        v.regex(/^([1-5]xx|[1-5]\d\d)$/i, 'must be a status class like "5xx" or a code like "404"'),
+      ),
+    ),
+  ),
+  sample: v.optional(v.pipe(v.number(), v.minValue(0, "must be from 0 to 1"), v.maxValue(1, "must be from 0 to 1"))),
+};
+
+const sinkHead = v.looseObject({
+  name: v.pipe(
+    v.string(),
+    v.regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1 to 64 letters, digits, '_', '.' or '-'"),
+  ),
+  type: v.string(),
+  ...filterEntries,
+});
+
+const routeSchema = v.strictObject({
+  sinks: oneOrMany(v.string()),
+  ...filterEntries,
+});
+
+const RESERVED = new Set<string>(["name", "type", ...FILTER_KEYS]);
+
+function pathOf(issue: v.BaseIssue<unknown>, prefix = ""): string {
+  let out = prefix;
+  for (const item of issue.path ?? []) {
+    const key = (item as { key: unknown }).key;
+    out += typeof key === "number" ? `[${key}]` : /^[A-Za-z_$][\w$]*$/.test(String(key)) ? `.${String(key)}` : `[${JSON.stringify(key)}]`;
+  }
+  return out;
+}
+
+function typeName(input: unknown): string {
+  if (input === null) return "null";
+  if (Array.isArray(input)) return "an array";
+  if (typeof input === "object") return "an object";
+  if (input === undefined) return "nothing";
+  return `a ${typeof input}`;
+}
+
+/**
+ * One message per issue, without echoing string input: option values may
+ * hold resolved secrets.
+ */
+function messageOf(issue: v.BaseIssue<unknown>, knownKeys?: readonly string[]): string {
+  if (issue.type === "strict_object" && issue.expected === "never") {
+    return `unknown option${knownKeys ? `; known options: ${knownKeys.join(", ")}` : ""}`;
+  }
+  if (issue.input === undefined && issue.kind === "schema") return "is required";
+  if (issue.kind === "schema" && issue.type !== "picklist" && issue.type !== "union") {
+    return `expected ${issue.expected}, got ${typeName(issue.input)}`;
+  }
+  if (issue.type === "union" && issue.issues?.[0]) {
+    // Report the most specific branch.
+    return messageOf(issue.issues[issue.issues.length - 1] as v.BaseIssue<unknown>, knownKeys);
+  }
+  return issue.message.replace(/:?\s*(but )?received .*$/i, "").trim() || `invalid value, expected ${issue.expected}`;
+}
+
+function issuesToErrors(variable: string, prefix: string, issues: readonly v.BaseIssue<unknown>[], knownKeys?: readonly string[]): ConfigError[] {
+  return issues.map((issue) => ({ variable, path: pathOf(issue, prefix), message: messageOf(issue, knownKeys) }));
+}
+
+/** Reads a list-valued var: a TOML array (the runtime hands an array) or a JSON string. */
+function readList(variable: string, raw: unknown, errors: ConfigError[]): unknown[] | null {
+  let value = raw;
+  if (typeof raw === "string") {
+    if (raw.trim() === "") return null;
+    try {
+      value = JSON.parse(raw);
+    } catch (err) {
+      errors.push({
+        variable,
+        path: "",
+        message: `is not valid JSON (${err instanceof Error ? err.message : String(err)}); write a JSON array like [{"name":"all","type":"r2","binding":"LOGS"}] or use a TOML array of tables in [vars]`,
+      });
+      return null;
+    }
+  }
+  if (!Array.isArray(value)) {
+    if (value !== null && typeof value === "object") return [value];
+    errors.push({ variable, path: "", message: `expected a list of tables, got ${typeName(value)}` });
+    return null;
+  }
+  return value;
+}
+
+const SECRET_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** Replaces `${NAME}` in every string with the secret or var NAME. */
+function resolveSecrets(value: unknown, env: Record<string, unknown>, at: string, missing: ConfigError[], variable: string): unknown {
+  if (typeof value === "string") {
+    return value.replace(SECRET_REF, (ref, name: string) => {
+      const secret = env[name];
+      if (typeof secret === "string") return secret;
+      missing.push({
+        variable,
+        path: at,
+        message:
+          secret === undefined
+            ? `secret ${name} is not set (referenced as ${ref}); set it with \`npx wrangler secret put ${name}\`, or in .dev.vars for local dev`
+            : `${ref} names a binding, not a secret or text var`,
+      });
+      return ref;
+    });
+  }
+  if (Array.isArray(value)) return value.map((x, i) => resolveSecrets(x, env, `${at}[${i}]`, missing, variable));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(value)) out[k] = resolveSecrets(x, env, `${at}.${k}`, missing, variable);
+    return out;
+  }
+  return value;
+}
+
+const BINDING_SHAPE: Record<BindingKind, { methods: string[]; toml: (name: string) => string }> = {
+  kv: { methods: ["get", "put", "list"], toml: (n) => `[[kv_namespaces]] binding = "${n}"` },
+  r2: { methods: ["get", "put", "head"], toml: (n) => `[[r2_buckets]] binding = "${n}"` },
+  queue: { methods: ["send", "sendBatch"], toml: (n) => `[[queues.producers]] binding = "${n}"` },
+};
+
+function checkBinding(env: Record<string, unknown>, name: string, kind: BindingKind): string | null {
+  const shape = BINDING_SHAPE[kind];
+  const binding = env[name];
+  if (binding === undefined || binding === null) {
+    return `no binding named "${name}"; add ${shape.toml(name)} to wrangler.toml`;
+  }
+  const b = binding as Record<string, unknown>;
+  if (!shape.methods.every((m) => typeof b[m] === "function")) {
+    return `binding "${name}" is not a ${kind} binding; declare it as ${shape.toml(name)}`;
+  }
+  return null;
+}
+
+/** Builds and checks the config from env. Pure apart from reading env; see `loadConfig` for the cache. */
+export function buildConfig(env: Record<string, unknown>): ConfigResult {
+  const errors: ConfigError[] = [];
+  const sinks: ResolvedSink[] = [];
+  const rawSinks = readList("SINKS", env.SINKS, errors);
+  if (rawSinks === null && errors.length === 0) {
+    errors.push({
+      variable: "SINKS",
+      path: "",
+      message:
+        'is not set; tailfan needs at least one sink, e.g. SINKS = [{ name = "archive", type = "r2", binding = "LOGS_R2" }] in [vars]',
+    });
+  }
+  const seen = new Map<string, number>();
+  for (const [i, raw] of (rawSinks ?? []).entries()) {
+    const at = `[${i}]`;
+    const head = v.safeParse(sinkHead, raw);
+    if (!head.success) {
+      errors.push(...issuesToErrors("SINKS", at, head.issues));
+      continue;
+    }
+    const { name, type } = head.output;
+    const prior = seen.get(name);
+    if (prior !== undefined) {
+      errors.push({ variable: "SINKS", path: `${at}.name`, message: `duplicate sink name "${name}" (also SINKS[${prior}].name); names must be unique` });
+      continue;
+    }
+    seen.set(name, i);
+    const definition = SINK_TYPES[type];
+    if (!definition) {
+      errors.push({ variable: "SINKS", path: `${at}.type`, message: `unknown sink type "${type}"; known types: ${Object.keys(SINK_TYPES).join(", ")}` });
+      continue;
+    }
+    const publicOptions: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(raw as Record<string, unknown>)) if (!RESERVED.has(k)) publicOptions[k] = x;
+    const before = errors.length;
+    const resolved = resolveSecrets(publicOptions, env, at, errors, "SINKS");
+    if (errors.length > before) continue;
+    const parsed = v.safeParse(definition.options, resolved);
+    if (!parsed.success) {
+      const known = optionKeys(definition);
+      errors.push(...issuesToErrors("SINKS", at, parsed.issues, known));
+      continue;
+    }
+    for (const ref of definition.bindings?.(parsed.output) ?? []) {
+      const problem = checkBinding(env, ref.name, ref.kind);
+      if (problem) errors.push({ variable: "SINKS", path: `${at}.${ref.option}`, message: problem });
+    }
+    const filter: FilterSpec = {};
+    for (const key of FILTER_KEYS) {
+      const x = head.output[key];
+      if (x !== undefined) (filter as Record<string, unknown>)[key] = x;
+    }
+    sinks.push({
+      name,
+      type,
+      definition,
+      options: parsed.output,
+      publicOptions,
+      filter,
+      accepts: compileFilter(filter),
+      batch: definition.batch(parsed.output),
+    });
+  }
+
+  let routes: ResolvedConfig["routes"] = null;
+  const warnings: string[] = [];
+  const rawRoutes = env.ROUTES === undefined ? null : readList("ROUTES", env.ROUTES, errors);
+  if (rawRoutes !== null) {
+    routes = [];
+    const routed = new Set<string>();
+    for (const [i, raw] of rawRoutes.entries()) {
+      const parsed = v.safeParse(routeSchema, raw);
+      if (!parsed.success) {
+        errors.push(...issuesToErrors("ROUTES", `[${i}]`, parsed.issues, ["sinks", ...FILTER_KEYS]));
+        continue;
+      }
+      const { sinks: names, ...filter } = parsed.output;
+      names.forEach((n, j) => {
+        routed.add(n);
+        if (!seen.has(n)) {
+          errors.push({
+            variable: "ROUTES",
+            path: `[${i}].sinks${parsed.output.sinks.length > 1 || Array.isArray((raw as { sinks?: unknown }).sinks) ? `[${j}]` : ""}`,
+            message: `no sink named "${n}"; sinks are: ${[...seen.keys()].join(", ") || "(none)"}`,
+          });
+        }
+      });
+      routes.push({ sinks: names, filter, matches: compileFilter(filter) });
+    }
+    for (const s of sinks) if (!routed.has(s.name)) warnings.push(`sink "${s.name}" is named by no route, so it receives nothing`);
+  }
+
+  if (errors.length > 0) return { ok: false, errors };
+  return {
+    ok: true,
+    config: {
+      sinks,
+      routes,
+      warnings,
+      table: {
+        sinks: sinks.map((s) => ({ name: s.name, accepts: s.accepts })),
+        routes: routes?.map((r) => ({ sinks: r.sinks, matches: r.matches })) ?? null,
+      },
+    },
+  };
+}
+
+function optionKeys(definition: AnySinkDefinition): string[] | undefined {
+  const entries = (definition.options as { entries?: Record<string, unknown> }).entries;
+  return entries ? Object.keys(entries) : undefined;
+}
+
+let cache: { key: string; result: ConfigResult } | undefined;
+
+function cacheKey(env: Record<string, unknown>): string {
+  const part = (x: unknown) => (typeof x === "string" ? x : JSON.stringify(x) ?? "");
+  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}`;
+}
+
+/**
+ * The config for this isolate: built on first use and whenever the raw
+ * SINKS/ROUTES values change, otherwise served from memory.
+ */
+export function loadConfig(env: Record<string, unknown>): ConfigResult {
+  const key = cacheKey(env);
+  if (cache?.key === key) return cache.result;
+  const result = buildConfig(env);
+  cache = { key, result };
+  return result;
+}

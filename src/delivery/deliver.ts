@@ -1,0 +1,164 @@
+/**
+ * Direct delivery: each sink's records are cut into batches, encoded and
+ * sent with a per-attempt timeout, and retried with backoff inside a time
+ * budget. Sinks run side by side, so one slow or failing sink never holds
+ * back another; at most `maxConnections` sends are in flight at once.
+ */
+import type { BatchLimits, SendResult, Sink } from "../../sinks/index";
+import type { SerializedRecord } from "../record";
+import { splitBatches } from "./batch";
+
+export interface DeliveryOptions {
+  /** Per-attempt timeout. */
+  timeoutMs: number;
+  /** Attempts per batch, the first included. */
+  maxAttempts: number;
+  /** First backoff; doubles each retry, with full jitter. */
+  backoffMs: number;
+  /** Wall-clock budget for one sink's whole delivery. */
+  budgetMs: number;
+  /** Sends in flight at once across all sinks (the runtime allows 6 connections). */
+  maxConnections: number;
+}
+
+export const DEFAULT_DELIVERY: DeliveryOptions = {
+  timeoutMs: 5_000,
+  maxAttempts: 3,
+  backoffMs: 1_000,
+  budgetMs: 20_000,
+  maxConnections: 6,
+};
+
+export interface SinkTarget {
+  name: string;
+  sink: Sink<unknown>;
+  batch: BatchLimits;
+  items: SerializedRecord[];
+}
+
+export interface SinkReport {
+  sink: string;
+  /** Records routed to this sink. */
+  records: number;
+  /** Records in batches the sink accepted. */
+  delivered: number;
+  /** Records in batches that failed for good or ran out of attempts. */
+  failed: number;
+  /** Records larger than the sink can take. */
+  oversized: number;
+  requests: number;
+  errors: string[];
+}
+
+/** A counting semaphore: at most `limit` holders at once. */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function attempt(sink: Sink<unknown>, payload: unknown, timeoutMs: number): Promise<SendResult> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException("send timed out", "TimeoutError")), timeoutMs);
+  try {
+    const timeout = new Promise<SendResult>((resolve) => {
+      controller.signal.addEventListener("abort", () =>
+        resolve({ outcome: "retry", reason: `timed out after ${timeoutMs} ms` }),
+      );
+    });
+    return await Promise.race([sink.send(payload, controller.signal), timeout]);
+  } catch (err) {
+    // send() must not throw; if one does, it is a bug in that sink, not a reason to retry.
+    return { outcome: "fail", reason: `sink threw: ${err instanceof Error ? err.message : String(err)}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Delivers one sink's records; never throws. */
+export async function deliverToSink(
+  target: SinkTarget,
+  limiter: Limiter,
+  options: DeliveryOptions = DEFAULT_DELIVERY,
+): Promise<SinkReport> {
+  const report: SinkReport = {
+    sink: target.name,
+    records: target.items.length,
+    delivered: 0,
+    failed: 0,
+    oversized: 0,
+    requests: 0,
+    errors: [],
+  };
+  const { batches, oversized } = splitBatches(target.items, target.batch);
+  if (oversized.length > 0) {
+    report.oversized = oversized.length;
+    report.errors.push(
+      `${oversized.length} record(s) larger than the sink's limit of ${target.batch.maxRecordBytes} bytes were not sent`,
+    );
+  }
+  const deadline = Date.now() + options.budgetMs;
+  await Promise.all(
+    batches.map(async (batch) => {
+      let payload: unknown;
+      try {
+        payload = target.sink.encode(batch);
+      } catch (err) {
+        report.failed += batch.length;
+        report.errors.push(`encode failed: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+      for (let n = 1; ; n++) {
+        const result = await limiter.run(() => {
+          report.requests++;
+          return attempt(target.sink, payload, Math.min(options.timeoutMs, Math.max(1, deadline - Date.now())));
+        });
+        if (result.outcome === "ok") {
+          report.delivered += batch.length;
+          return;
+        }
+        const backoff = Math.random() * options.backoffMs * 2 ** (n - 1);
+        const wait = Math.max(backoff, result.outcome === "retry" ? (result.retryAfterMs ?? 0) : 0);
+        if (result.outcome === "fail" || n >= options.maxAttempts || Date.now() + wait >= deadline) {
+          report.failed += batch.length;
+          const why = result.outcome === "fail" ? "failed" : `gave up after ${n} attempt(s)`;
+          report.errors.push(`${why}: ${result.reason}`);
+          return;
+        }
+        await sleep(wait);
+      }
+    }),
+  );
+  return report;
+}
+
+/** Delivers to every sink side by side; one sink's failure never affects another's. */
+export async function deliverAll(targets: readonly SinkTarget[], options: DeliveryOptions = DEFAULT_DELIVERY): Promise<SinkReport[]> {
+  const limiter = new Limiter(options.maxConnections);
+  const settled = await Promise.allSettled(targets.map((t) => deliverToSink(t, limiter, options)));
+  return settled.map((s, i) =>
+    s.status === "fulfilled"
+      ? s.value
+      : {
+          sink: (targets[i] as SinkTarget).name,
+          records: (targets[i] as SinkTarget).items.length,
+          delivered: 0,
+          failed: (targets[i] as SinkTarget).items.length,
+          oversized: 0,
+          requests: 0,
+          errors: [`delivery crashed: ${String(s.reason)}`],
+        },
+  );
+}

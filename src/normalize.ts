@@ -1,0 +1,469 @@
+import { hash53, toJson } from "./json";
+import type {
+  EventType,
+  ExceptionRecord,
+  InvocationContext,
+  InvocationRecord,
+  Json,
+  Level,
+  LogLineRecord,
+  LogRecord,
+  ScriptVersionInfo,
+} from "./record";
+
+/**
+ * TraceItem fields this version reads. Anything else on a TraceItem is kept
+ * in the invocation record's `extra`, so a future runtime field is not lost.
+ */
+const KNOWN_FIELDS = new Set([
+  "event",
+  "eventTimestamp",
+  "logs",
+  "exceptions",
+  "diagnosticsChannelEvents",
+  "scriptName",
+  "entrypoint",
+  "scriptVersion",
+  "dispatchNamespace",
+  "scriptTags",
+  "tailAttributes",
+  "preview",
+  "durableObjectId",
+  "outcome",
+  "executionModel",
+  "truncated",
+  "cpuTime",
+  "wallTime",
+]);
+
+/** Runtime class names of event info objects, the surest hint of an event's type. */
+const EVENT_CLASS: Record<string, EventType> = {
+  FetchEventInfo: "fetch",
+  JsRpcEventInfo: "rpc",
+  ConnectEventInfo: "connect",
+  ScheduledEventInfo: "scheduled",
+  AlarmEventInfo: "alarm",
+  QueueEventInfo: "queue",
+  EmailEventInfo: "email",
+  TailEventInfo: "tail",
+  CustomEventInfo: "custom",
+  HibernatableWebSocketEventInfo: "websocket",
+  OnHibernateEventInfo: "hibernate",
+};
+
+const ERROR_OUTCOMES = new Set(["exception", "exceededCpu", "exceededMemory", "scriptNotFound"]);
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null;
+}
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+function num(v: unknown): number | null {
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+function get(o: Obj, key: string): unknown {
+  try {
+    return o[key];
+  } catch {
+    return undefined;
+  }
+}
+function arr(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** Recognises the event type from the runtime class name or, for JSON input, the event's shape. */
+export function detectEventType(event: unknown): EventType {
+  if (event === null || event === undefined) return "none";
+  if (!isObj(event)) return "unknown";
+  const ctorName = (Object.getPrototypeOf(event) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  if (typeof ctorName === "string") {
+    const byClass = EVENT_CLASS[ctorName];
+    if (byClass) return byClass;
+  }
+  if ("request" in event) return "fetch";
+  if ("rpcMethod" in event) return "rpc";
+  if ("cron" in event) return "scheduled";
+  if ("scheduledTime" in event) return "alarm";
+  if ("queue" in event && "batchSize" in event) return "queue";
+  if ("mailFrom" in event || "rcptTo" in event) return "email";
+  if ("consumedEvents" in event) return "tail";
+  if ("getWebSocketEvent" in event) return "websocket";
+  if ("reason" in event && Object.keys(event).length === 1) return "hibernate";
+  // Connect and custom events carry no fields; without the runtime class
+  // (JSON captures, replays) they cannot be told apart.
+  if (Object.keys(event).length === 0) return "custom";
+  return "unknown";
+}
+
+function timeOf(v: unknown): number | undefined {
+  if (typeof v === "number" && Number.isFinite(v)) return v;
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
+  if (typeof v === "string") {
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? undefined : t;
+  }
+  return undefined;
+}
+
+/** Copies the event's fields that every record of the invocation carries. */
+function eventFields(ctx: InvocationContext, event: unknown): void {
+  if (!isObj(event)) return;
+  switch (ctx.eventType) {
+    case "fetch": {
+      const request = get(event, "request");
+      if (isObj(request)) {
+        const method = str(get(request, "method"));
+        if (method !== null) ctx.method = method;
+        const url = str(get(request, "url"));
+        if (url !== null) ctx.url = url;
+        const cf = get(request, "cf");
+        if (isObj(cf)) {
+          const colo = str(get(cf, "colo"));
+          if (colo !== null) ctx.colo = colo;
+          const country = str(get(cf, "country"));
+          if (country !== null) ctx.country = country;
+        }
+      }
+      const response = get(event, "response");
+      if (isObj(response)) {
+        const status = num(get(response, "status"));
+        if (status !== null) ctx.status = status;
+      }
+      return;
+    }
+    case "scheduled":
+    case "alarm": {
+      const cron = str(get(event, "cron"));
+      if (cron !== null) ctx.cron = cron;
+      const t = timeOf(get(event, "scheduledTime"));
+      if (t !== undefined) ctx.scheduledTime = t;
+      return;
+    }
+    case "queue": {
+      const queue = str(get(event, "queue"));
+      if (queue !== null) ctx.queue = queue;
+      const batchSize = num(get(event, "batchSize"));
+      if (batchSize !== null) ctx.batchSize = batchSize;
+      return;
+    }
+    case "email": {
+      const from = str(get(event, "mailFrom"));
+      if (from !== null) ctx.mailFrom = from;
+      const to = str(get(event, "rcptTo"));
+      if (to !== null) ctx.rcptTo = to;
+      const size = num(get(event, "rawSize"));
+      if (size !== null) ctx.rawSize = size;
+      return;
+    }
+    case "rpc": {
+      const m = str(get(event, "rpcMethod"));
+      if (m !== null) ctx.rpcMethod = m;
+      return;
+    }
+    case "websocket": {
+      const ws = get(event, "getWebSocketEvent");
+      if (isObj(ws)) {
+        const t = str(get(ws, "webSocketEventType"));
+        if (t !== null) ctx.webSocketEventType = t;
+        const code = num(get(ws, "code"));
+        if (code !== null) ctx.webSocketCode = code;
+        const clean = get(ws, "wasClean");
+        if (typeof clean === "boolean") ctx.webSocketClean = clean;
+      }
+      return;
+    }
+    case "hibernate": {
+      const reason = str(get(event, "reason"));
+      if (reason !== null) ctx.hibernateReason = reason;
+      return;
+    }
+    case "tail": {
+      ctx.tailScripts = arr(get(event, "consumedEvents")).map((c) =>
+        isObj(c) ? str(get(c, "scriptName")) : null,
+      );
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+/** Level of an invocation: from its outcome, raised by its HTTP status. */
+export function invocationLevel(outcome: string, status: number | undefined): Level {
+  let level: Level = outcome === "ok" ? "info" : ERROR_OUTCOMES.has(outcome) ? "error" : "warn";
+  if (status !== undefined) {
+    if (status >= 500) level = "error";
+    else if (status >= 400 && level === "info") level = "warn";
+  }
+  return level;
+}
+
+/** Maps a console method to a record level; unknown methods count as `info`. */
+export function logLevel(raw: string): Level {
+  switch (raw) {
+    case "debug":
+    case "trace":
+      return "debug";
+    case "log":
+      return "log";
+    case "warn":
+      return "warn";
+    case "error":
+      return "error";
+    default:
+      return "info";
+  }
+}
+
+function renderPart(part: unknown): string {
+  if (typeof part === "string") return part;
+  if (part === undefined) return "undefined";
+  try {
+    const s = JSON.stringify(part);
+    return s === undefined ? String(part) : s;
+  } catch {
+    return JSON.stringify(toJson(part));
+  }
+}
+
+/** Renders console arguments the way a terminal shows them: strings as-is, the rest as JSON. */
+export function renderMessage(message: unknown): string {
+  if (Array.isArray(message)) {
+    let out = "";
+    for (let i = 0; i < message.length; i++) {
+      if (i > 0) out += " ";
+      out += renderPart(message[i]);
+    }
+    return out;
+  }
+  return renderPart(message);
+}
+
+function invocationSummary(ctx: InvocationContext): string {
+  const tail = `${ctx.outcome}`;
+  switch (ctx.eventType) {
+    case "fetch":
+      return `${ctx.method ?? "?"} ${ctx.url ?? "?"} ${ctx.status ?? "-"} ${tail}`;
+    case "scheduled":
+      return `scheduled "${ctx.cron ?? ""}" ${tail}`;
+    case "alarm":
+      return `alarm ${tail}`;
+    case "queue":
+      return `queue ${ctx.queue ?? "?"} (${ctx.batchSize ?? 0} messages) ${tail}`;
+    case "email":
+      return `email from ${ctx.mailFrom ?? "?"} to ${ctx.rcptTo ?? "?"} ${tail}`;
+    case "rpc":
+      return `rpc ${ctx.rpcMethod ?? "?"} ${tail}`;
+    case "websocket":
+      return `websocket ${ctx.webSocketEventType ?? "?"} ${tail}`;
+    case "hibernate":
+      return `hibernate ${ctx.hibernateReason ?? "?"} ${tail}`;
+    case "tail":
+      return `tail of ${ctx.tailScripts?.length ?? 0} events ${tail}`;
+    default:
+      return `${ctx.eventType} ${tail}`;
+  }
+}
+
+function scriptVersionOf(v: unknown): ScriptVersionInfo | null {
+  if (!isObj(v)) return null;
+  const out: ScriptVersionInfo = {};
+  const id = str(get(v, "id"));
+  if (id !== null) out.id = id;
+  const tag = str(get(v, "tag"));
+  if (tag !== null) out.tag = tag;
+  const message = str(get(v, "message"));
+  if (message !== null) out.message = message;
+  return out;
+}
+
+/** Derives the invocation id from what identifies an invocation, so replays map to the same ids. */
+function invocationIdOf(ctx: InvocationContext, item: Obj, index: number, logs: unknown[]): string {
+  const first = logs[0];
+  const last = logs[logs.length - 1];
+  const key = [
+    ctx.scriptName,
+    ctx.entrypoint,
+    ctx.dispatchNamespace,
+    ctx.durableObjectId,
+    ctx.eventType,
+    ctx.eventTimestamp,
+    ctx.url ?? ctx.cron ?? ctx.queue ?? ctx.rpcMethod ?? "",
+    ctx.outcome,
+    ctx.cpuTime,
+    ctx.wallTime,
+    logs.length,
+    arr(get(item, "exceptions")).length,
+    isObj(first) ? get(first, "timestamp") : "",
+    isObj(last) ? get(last, "timestamp") : "",
+    index,
+  ].join("|");
+  return hash53(key).toString(36).padStart(11, "0");
+}
+
+/**
+ * Turns one TraceItem into its records: the invocation record first, then its
+ * logs, exceptions and diagnostics channel events in the runtime's order.
+ * Never throws, whatever the input.
+ */
+export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): LogRecord[] {
+  if (!isObj(item)) {
+    return [malformedRecord(item, index, now)];
+  }
+  const event = get(item, "event");
+  const eventType = detectEventType(event);
+  const logs = arr(get(item, "logs"));
+  const exceptions = arr(get(item, "exceptions"));
+  const diagnostics = arr(get(item, "diagnosticsChannelEvents"));
+  const tags = arr(get(item, "scriptTags")).filter((t): t is string => typeof t === "string");
+
+  const ctx: InvocationContext = {
+    invocationId: "",
+    scriptName: str(get(item, "scriptName")),
+    scriptVersion: scriptVersionOf(get(item, "scriptVersion")),
+    entrypoint: str(get(item, "entrypoint")),
+    executionModel: str(get(item, "executionModel")),
+    dispatchNamespace: str(get(item, "dispatchNamespace")),
+    scriptTags: tags,
+    durableObjectId: str(get(item, "durableObjectId")),
+    outcome: str(get(item, "outcome")) ?? "unknown",
+    eventType,
+    eventTimestamp: num(get(item, "eventTimestamp")),
+    cpuTime: num(get(item, "cpuTime")) ?? 0,
+    wallTime: num(get(item, "wallTime")) ?? 0,
+    truncated: get(item, "truncated") === true,
+  };
+  eventFields(ctx, event);
+  ctx.invocationId = invocationIdOf(ctx, item, index, logs);
+
+  const firstLog = logs[0];
+  const fallbackTime = isObj(firstLog) ? num(get(firstLog, "timestamp")) : null;
+  const invocationTime = ctx.eventTimestamp ?? fallbackTime ?? now;
+
+  const invocation: InvocationRecord = {
+    id: `${ctx.invocationId}-0`,
+    type: "invocation",
+    timestamp: invocationTime,
+    level: invocationLevel(ctx.outcome, ctx.status),
+    message: invocationSummary(ctx),
+    ...ctx,
+    event: toJson(event),
+    logCount: logs.length,
+    exceptionCount: exceptions.length,
+    diagnosticCount: diagnostics.length,
+  };
+  const tailAttributes = get(item, "tailAttributes");
+  if (isObj(tailAttributes)) invocation.tailAttributes = toJson(tailAttributes) as { [key: string]: Json };
+  const preview = get(item, "preview");
+  if (preview !== undefined) invocation.preview = toJson(preview);
+  let extra: { [key: string]: Json } | undefined;
+  for (const key of Object.keys(item)) {
+    if (KNOWN_FIELDS.has(key)) continue;
+    const v = get(item, key);
+    if (typeof v === "function" || v === undefined) continue;
+    extra ??= {};
+    extra[key] = toJson(v);
+  }
+  if (extra) invocation.extra = extra;
+
+  const records: LogRecord[] = [invocation];
+  let seq = 1;
+  for (const log of logs) {
+    const l = isObj(log) ? log : { message: log };
+    const raw = str(get(l, "level")) ?? "log";
+    const message = get(l, "message");
+    const rec: LogLineRecord = {
+      id: `${ctx.invocationId}-${seq++}`,
+      type: "log",
+      timestamp: num(get(l, "timestamp")) ?? invocationTime,
+      level: logLevel(raw),
+      message: renderMessage(message),
+      ...ctx,
+      logLevel: raw,
+    };
+    if (Array.isArray(message) && message.some((p) => typeof p !== "string")) {
+      rec.args = toJson(message) as Json[];
+    } else if (!Array.isArray(message) && typeof message !== "string" && message !== undefined) {
+      rec.args = [toJson(message)];
+    }
+    const errorInfo = arr(get(l, "errorInfo")).filter((e) => e !== null && e !== undefined);
+    if (errorInfo.length > 0) rec.errors = toJson(errorInfo) as Json[];
+    records.push(rec);
+  }
+  for (const ex of exceptions) {
+    const e = isObj(ex) ? ex : { message: ex };
+    const rec: ExceptionRecord = {
+      id: `${ctx.invocationId}-${seq++}`,
+      type: "exception",
+      timestamp: num(get(e, "timestamp")) ?? invocationTime,
+      level: "error",
+      message: str(get(e, "message")) ?? renderMessage(get(e, "message")),
+      ...ctx,
+      exceptionName: str(get(e, "name")) ?? "Error",
+    };
+    const stack = str(get(e, "stack"));
+    if (stack !== null) rec.stack = stack;
+    records.push(rec);
+  }
+  for (const d of diagnostics) {
+    const ev = isObj(d) ? d : { message: d };
+    const channel = str(get(ev, "channel")) ?? "";
+    const data = toJson(get(ev, "message"));
+    records.push({
+      id: `${ctx.invocationId}-${seq++}`,
+      type: "diagnostic",
+      timestamp: num(get(ev, "timestamp")) ?? invocationTime,
+      level: "info",
+      message: `${channel}: ${renderPart(data)}`,
+      ...ctx,
+      channel,
+      data,
+    });
+  }
+  return records;
+}
+
+/** A TraceItem that is not an object still becomes a record, so nothing vanishes. */
+function malformedRecord(item: unknown, index: number, now: number): InvocationRecord {
+  const id = hash53(`malformed|${index}|${renderPart(item)}`).toString(36).padStart(11, "0");
+  return {
+    id: `${id}-0`,
+    type: "invocation",
+    timestamp: now,
+    level: "warn",
+    message: "malformed TraceItem: expected an object",
+    invocationId: id,
+    scriptName: null,
+    scriptVersion: null,
+    entrypoint: null,
+    executionModel: null,
+    dispatchNamespace: null,
+    scriptTags: [],
+    durableObjectId: null,
+    outcome: "unknown",
+    eventType: "unknown",
+    eventTimestamp: null,
+    cpuTime: 0,
+    wallTime: 0,
+    truncated: false,
+    event: toJson(item),
+    logCount: 0,
+    exceptionCount: 0,
+    diagnosticCount: 0,
+  };
+}
+
+/** Normalizes a tail() batch. Workers for Platforms sends two TraceItems per invocation: both are kept. */
+export function normalizeTraceItems(items: unknown, now = Date.now()): LogRecord[] {
+  const list = Array.isArray(items) ? items : [items];
+  const out: LogRecord[] = [];
+  for (let i = 0; i < list.length; i++) {
+    const recs = normalizeTraceItem(list[i], i, now);
+    for (const r of recs) out.push(r);
+  }
+  return out;
+}

@@ -1,0 +1,168 @@
+/**
+ * The LogRecord: one line a log backend stores. Field names here are the
+ * names that routes, sink options and README.md refer to; keep them stable.
+ */
+
+/** Record kinds: one `invocation` per TraceItem, one `log` per console call, ... */
+export type RecordType = "invocation" | "log" | "exception" | "diagnostic";
+
+export const RECORD_TYPES: readonly RecordType[] = ["invocation", "log", "exception", "diagnostic"];
+
+/** Levels in ascending severity; `log` ranks with `info`. */
+export type Level = "debug" | "info" | "log" | "warn" | "error";
+
+export const LEVELS: readonly Level[] = ["debug", "info", "log", "warn", "error"];
+
+const LEVEL_RANK: Record<Level, number> = { debug: 0, info: 1, log: 1, warn: 2, error: 3 };
+
+export function levelRank(level: Level): number {
+  return LEVEL_RANK[level];
+}
+
+/** Event types tailfan recognises; anything else arrives as `unknown` with the raw event kept. */
+export type EventType =
+  | "fetch"
+  | "scheduled"
+  | "alarm"
+  | "queue"
+  | "email"
+  | "rpc"
+  | "websocket"
+  | "tail"
+  | "connect"
+  | "hibernate"
+  | "custom"
+  | "none"
+  | "unknown";
+
+export const EVENT_TYPES: readonly EventType[] = [
+  "fetch",
+  "scheduled",
+  "alarm",
+  "queue",
+  "email",
+  "rpc",
+  "websocket",
+  "tail",
+  "connect",
+  "hibernate",
+  "custom",
+  "none",
+  "unknown",
+];
+
+/** A JSON value: what every record is made of, so `JSON.stringify` never throws on it. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+export interface ScriptVersionInfo {
+  id?: string;
+  tag?: string;
+  message?: string;
+}
+
+/**
+ * The invocation context every record carries. Event fields that do not apply
+ * to an invocation's event type are absent (not null), so they cost nothing.
+ */
+export interface InvocationContext {
+  /** Ties the records of one invocation together; derived from the TraceItem, so stable across replays. */
+  invocationId: string;
+  scriptName: string | null;
+  scriptVersion: ScriptVersionInfo | null;
+  entrypoint: string | null;
+  executionModel: string | null;
+  dispatchNamespace: string | null;
+  scriptTags: string[];
+  durableObjectId: string | null;
+  outcome: string;
+  eventType: EventType;
+  /** Epoch ms at which the runtime received the event. */
+  eventTimestamp: number | null;
+  cpuTime: number;
+  wallTime: number;
+  /** The runtime cut this invocation's logs (over 256 KiB). */
+  truncated: boolean;
+  // fetch
+  method?: string;
+  url?: string;
+  status?: number;
+  colo?: string;
+  country?: string;
+  // scheduled, alarm
+  cron?: string;
+  scheduledTime?: number;
+  // queue
+  queue?: string;
+  batchSize?: number;
+  // email
+  mailFrom?: string;
+  rcptTo?: string;
+  rawSize?: number;
+  // rpc
+  rpcMethod?: string;
+  // hibernatable WebSocket
+  webSocketEventType?: string;
+  webSocketCode?: number;
+  webSocketClean?: boolean;
+  // hibernate
+  hibernateReason?: string;
+  // tail
+  tailScripts?: (string | null)[];
+}
+
+interface RecordBase extends InvocationContext {
+  /** `<invocationId>-<position>`: stable, so at-least-once duplicates can be spotted. */
+  id: string;
+  type: RecordType;
+  /** Epoch ms from the runtime. */
+  timestamp: number;
+  level: Level;
+  /** Human-readable line. */
+  message: string;
+}
+
+export interface InvocationRecord extends RecordBase {
+  type: "invocation";
+  /** The event exactly as the runtime sent it (headers, cf, ...), as JSON. */
+  event: Json;
+  logCount: number;
+  exceptionCount: number;
+  diagnosticCount: number;
+  tailAttributes?: { [key: string]: Json };
+  preview?: Json;
+  /** TraceItem fields this version does not know yet, kept as they came. */
+  extra?: { [key: string]: Json };
+}
+
+export interface LogLineRecord extends RecordBase {
+  type: "log";
+  /** The console method as the runtime reported it (`log`, `info`, `debug`, `warn`, `error`, ...). */
+  logLevel: string;
+  /** The console arguments, when any was not a string (objects stay queryable). */
+  args?: Json[];
+  /** Errors passed to console.*, with name, message and stack. */
+  errors?: Json[];
+}
+
+export interface ExceptionRecord extends RecordBase {
+  type: "exception";
+  exceptionName: string;
+  stack?: string;
+}
+
+export interface DiagnosticRecord extends RecordBase {
+  type: "diagnostic";
+  channel: string;
+  data: Json;
+}
+
+export type LogRecord = InvocationRecord | LogLineRecord | ExceptionRecord | DiagnosticRecord;
+
+/** A record and its JSON line, serialized once and shared by every sink. */
+export interface SerializedRecord {
+  readonly record: LogRecord;
+  /** `JSON.stringify(record)`, no trailing newline. */
+  readonly line: string;
+  /** UTF-8 length of `line`. */
+  readonly bytes: number;
+}

@@ -1,0 +1,15 @@
+/** Starts the local HTTP receiver for the workers test project and hands its URL to the tests. */
+import type { TestProject } from "vitest/node";
+import { startReceiver } from "./receiver";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    receiverUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const receiver = await startReceiver();
+  project.provide("receiverUrl", receiver.url);
+  return () => receiver.close();
+}
