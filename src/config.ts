@@ -116,19 +116,30 @@ function messageOf(issue: v.BaseIssue<unknown>, knownKeys?: readonly string[]): 
   if (issue.kind === "schema" && issue.type !== "picklist" && issue.type !== "union") {
     return `expected ${issue.expected}, got ${typeName(issue.input)}`;
   }
-  if (issue.type === "union" && issue.issues?.[0]) {
-    // Report the most specific branch.
-    return messageOf(issue.issues[issue.issues.length - 1] as v.BaseIssue<unknown>, knownKeys);
-  }
   return issue.message.replace(/:?\s*(but )?received .*$/i, "").trim() || `invalid value, expected ${issue.expected}`;
 }
 
+/**
+ * A union (`"x"` or `["x", "y"]`) fails with one issue per branch; the
+ * deepest ones come from the branch the input was meant for.
+ */
+function specific(issue: v.BaseIssue<unknown>): v.BaseIssue<unknown>[] {
+  const branches = issue.type === "union" ? issue.issues : undefined;
+  if (!branches || branches.length === 0) return [issue];
+  // Branch issues carry paths relative to the union.
+  const depth = (i: v.BaseIssue<unknown>) => i.path?.length ?? 0;
+  const deepest = Math.max(...branches.map(depth));
+  const chosen = deepest === 0 ? [branches[branches.length - 1] as v.BaseIssue<unknown>] : branches.filter((b) => depth(b) === deepest);
+  return chosen.flatMap((b) => specific({ ...b, path: [...(issue.path ?? []), ...(b.path ?? [])] } as v.BaseIssue<unknown>));
+}
+
 function issuesToErrors(variable: string, prefix: string, issues: readonly v.BaseIssue<unknown>[], knownKeys?: readonly string[]): ConfigError[] {
-  return issues.map((issue) => ({ variable, path: pathOf(issue, prefix), message: messageOf(issue, knownKeys) }));
+  return issues.flatMap(specific).map((issue) => ({ variable, path: pathOf(issue, prefix), message: messageOf(issue, knownKeys) }));
 }
 
 /** Reads a list-valued var: a TOML array (the runtime hands an array) or a JSON string. */
 function readList(variable: string, raw: unknown, errors: ConfigError[]): unknown[] | null {
+  if (raw === undefined || raw === null) return null;
   let value = raw;
   if (typeof raw === "string") {
     if (raw.trim() === "") return null;

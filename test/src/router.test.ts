@@ -1,0 +1,129 @@
+import { describe, expect, it } from "vitest";
+import { normalizeTraceItems } from "../../src/normalize";
+import type { LogRecord } from "../../src/record";
+import { compileFilter, globToRegExp, type RoutingTable, routeRecord, sampled } from "../../src/router";
+
+function item(over: Record<string, unknown> = {}, status: number | null = 200) {
+  return {
+    event: {
+      request: { url: "https://shop.example/cart", method: "GET", headers: {}, cf: { colo: "AMS", country: "NL" } },
+      ...(status === null ? {} : { response: { status } }),
+    },
+    eventTimestamp: 1_700_000_000_000,
+    logs: [
+      { level: "debug", message: ["d"], timestamp: 1_700_000_000_001 },
+      { level: "log", message: ["l"], timestamp: 1_700_000_000_002 },
+      { level: "warn", message: ["w"], timestamp: 1_700_000_000_003 },
+    ],
+    exceptions: [],
+    diagnosticsChannelEvents: [],
+    scriptName: "shop-api",
+    outcome: "ok",
+    executionModel: "stateless",
+    truncated: false,
+    cpuTime: 1,
+    wallTime: 3,
+    ...over,
+  };
+}
+
+const records = (over?: Record<string, unknown>, status?: number | null) => normalizeTraceItems([item(over, status)]);
+const byType = (rs: LogRecord[], type: string) => rs.filter((r) => r.type === type);
+
+describe("filters", () => {
+  it("an empty filter matches everything", () => {
+    const match = compileFilter({});
+    expect(records().every(match)).toBe(true);
+  });
+
+  it("minimum level orders debug < info = log < warn < error", () => {
+    const rs = records();
+    expect(rs.filter(compileFilter({ level: "warn" })).map((r) => r.message)).toEqual(["w"]);
+    // `log` ranks with `info`, so an info minimum keeps log lines and the (info) invocation.
+    expect(rs.filter(compileFilter({ level: "info" })).map((r) => r.level)).toEqual(["info", "log", "warn"]);
+    expect(rs.filter(compileFilter({ level: "debug" }))).toHaveLength(4);
+    expect(rs.filter(compileFilter({ level: "error" }))).toHaveLength(0);
+  });
+
+  it("outcomes, event types and record types", () => {
+    const ex = records({ outcome: "exception", exceptions: [{ name: "Error", message: "boom", timestamp: 1 }] }, null);
+    expect(ex.filter(compileFilter({ outcomes: ["exception"] }))).toHaveLength(ex.length);
+    expect(records().filter(compileFilter({ outcomes: ["exception", "exceededCpu"] }))).toHaveLength(0);
+    expect(byType(ex, "exception")).toHaveLength(1);
+    expect(ex.filter(compileFilter({ types: ["exception"] })).map((r) => r.message)).toEqual(["boom"]);
+    expect(records().filter(compileFilter({ eventTypes: ["scheduled"] }))).toHaveLength(0);
+    expect(records().filter(compileFilter({ eventTypes: ["scheduled", "fetch"] }))).toHaveLength(4);
+  });
+
+  it("status classes and codes; records without a status never match", () => {
+    expect(records({}, 503).every(compileFilter({ status: ["5xx"] }))).toBe(true);
+    expect(records({}, 404).some(compileFilter({ status: ["5xx"] }))).toBe(false);
+    expect(records({}, 404).every(compileFilter({ status: ["5xx", "404"] }))).toBe(true);
+    expect(records({}, 499).some(compileFilter({ status: ["4xx"] }))).toBe(true);
+    expect(records({}, null).some(compileFilter({ status: ["5xx"] }))).toBe(false);
+  });
+
+  it("script globs match whole names; null script names never match", () => {
+    expect(globToRegExp("api-*").test("api-users")).toBe(true);
+    expect(globToRegExp("api-*").test("my-api-users")).toBe(false);
+    expect(globToRegExp("a?c.d").test("abc.d")).toBe(true);
+    expect(globToRegExp("a?c.d").test("abcxd")).toBe(false);
+    expect(records().every(compileFilter({ scripts: ["shop-*"] }))).toBe(true);
+    expect(records().some(compileFilter({ scripts: ["auth-*", "billing"] }))).toBe(false);
+    expect(records({ scriptName: null }).some(compileFilter({ scripts: ["*"] }))).toBe(false);
+  });
+
+  it("every field must match (AND)", () => {
+    const f = compileFilter({ level: "warn", scripts: ["shop-*"], status: ["2xx"] });
+    expect(records().filter(f).map((r) => r.message)).toEqual(["w"]);
+    expect(records({ scriptName: "other" }).filter(f)).toHaveLength(0);
+  });
+
+  it("samples whole invocations, deterministically, near the rate", () => {
+    let kept = 0;
+    for (let i = 0; i < 4000; i++) if (sampled(`inv-${i}`, 0.25)) kept++;
+    expect(kept / 4000).toBeGreaterThan(0.22);
+    expect(kept / 4000).toBeLessThan(0.28);
+    expect(sampled("inv-1", 0.25)).toBe(sampled("inv-1", 0.25));
+    expect(sampled("x", 0)).toBe(false);
+    expect(sampled("x", 1)).toBe(true);
+    // All records of one invocation share the decision.
+    const decisions = new Set(records().map(compileFilter({ sample: 0.5 })));
+    expect(decisions.size).toBe(1);
+  });
+});
+
+describe("routeRecord", () => {
+  const sinks = [
+    { name: "all", accepts: compileFilter({}) },
+    { name: "problems", accepts: compileFilter({ level: "warn" }) },
+    { name: "exceptions", accepts: compileFilter({ types: ["exception"] }) },
+  ];
+
+  it("without ROUTES, each sink's inline filter decides; a record may go to several sinks", () => {
+    const table: RoutingTable = { sinks, routes: null };
+    const ex = records({ outcome: "exception", exceptions: [{ name: "Error", message: "boom", timestamp: 1 }] }, null);
+    expect(ex.map((r) => [r.type, r.level, routeRecord(r, table)])).toEqual([
+      ["invocation", "error", ["all", "problems"]],
+      ["log", "debug", ["all"]],
+      ["log", "log", ["all"]],
+      ["log", "warn", ["all", "problems"]],
+      ["exception", "error", ["all", "problems", "exceptions"]],
+    ]);
+  });
+
+  it("with ROUTES, a sink gets only what a matching route sends it, and its inline filter still applies", () => {
+    const table: RoutingTable = {
+      sinks,
+      routes: [
+        { sinks: ["exceptions", "problems"], matches: compileFilter({ outcomes: ["exception"] }) },
+        { sinks: ["problems"], matches: compileFilter({ status: ["5xx"] }) },
+      ],
+    };
+    const ex = records({ outcome: "exception", exceptions: [{ name: "Error", message: "boom", timestamp: 1 }] }, null);
+    expect(ex.map((r) => routeRecord(r, table))).toEqual([["problems"], [], [], ["problems"], ["problems", "exceptions"]]);
+    // "all" is named by no route: it gets nothing.
+    expect(records({}, 200).flatMap((r) => routeRecord(r, table))).toEqual([]);
+    expect(records({}, 502).flatMap((r) => routeRecord(r, table))).toEqual(["problems", "problems"]);
+  });
+});
