@@ -26,7 +26,13 @@ export function createApp() {
     const result = loadConfig(c.env);
     if (!result.ok) {
       return c.json(
-        { name: "tailfan", version: VERSION, ok: false, errors: result.errors, message: formatConfigErrors(result.errors) },
+        {
+          name: "tailfan",
+          version: VERSION,
+          ok: false,
+          errors: result.errors,
+          message: formatConfigErrors(result.errors),
+        },
         503,
       );
     }

@@ -72,10 +72,7 @@ const filterEntries = {
 };
 
 const sinkHead = v.looseObject({
-  name: v.pipe(
-    v.string(),
-    v.regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1 to 64 letters, digits, '_', '.' or '-'"),
-  ),
+  name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1 to 64 letters, digits, '_', '.' or '-'")),
   type: v.string(),
   ...filterEntries,
 });
@@ -91,7 +88,12 @@ function pathOf(issue: v.BaseIssue<unknown>, prefix = ""): string {
   let out = prefix;
   for (const item of issue.path ?? []) {
     const key = (item as { key: unknown }).key;
-    out += typeof key === "number" ? `[${key}]` : /^[A-Za-z_$][\w$]*$/.test(String(key)) ? `.${String(key)}` : `[${JSON.stringify(key)}]`;
+    out +=
+      typeof key === "number"
+        ? `[${key}]`
+        : /^[A-Za-z_$][\w$]*$/.test(String(key))
+          ? `.${String(key)}`
+          : `[${JSON.stringify(key)}]`;
   }
   return out;
 }
@@ -129,12 +131,24 @@ function specific(issue: v.BaseIssue<unknown>): v.BaseIssue<unknown>[] {
   // Branch issues carry paths relative to the union.
   const depth = (i: v.BaseIssue<unknown>) => i.path?.length ?? 0;
   const deepest = Math.max(...branches.map(depth));
-  const chosen = deepest === 0 ? [branches[branches.length - 1] as v.BaseIssue<unknown>] : branches.filter((b) => depth(b) === deepest);
-  return chosen.flatMap((b) => specific({ ...b, path: [...(issue.path ?? []), ...(b.path ?? [])] } as v.BaseIssue<unknown>));
+  const chosen =
+    deepest === 0
+      ? [branches[branches.length - 1] as v.BaseIssue<unknown>]
+      : branches.filter((b) => depth(b) === deepest);
+  return chosen.flatMap((b) =>
+    specific({ ...b, path: [...(issue.path ?? []), ...(b.path ?? [])] } as v.BaseIssue<unknown>),
+  );
 }
 
-function issuesToErrors(variable: string, prefix: string, issues: readonly v.BaseIssue<unknown>[], knownKeys?: readonly string[]): ConfigError[] {
-  return issues.flatMap(specific).map((issue) => ({ variable, path: pathOf(issue, prefix), message: messageOf(issue, knownKeys) }));
+function issuesToErrors(
+  variable: string,
+  prefix: string,
+  issues: readonly v.BaseIssue<unknown>[],
+  knownKeys?: readonly string[],
+): ConfigError[] {
+  return issues
+    .flatMap(specific)
+    .map((issue) => ({ variable, path: pathOf(issue, prefix), message: messageOf(issue, knownKeys) }));
 }
 
 /** Reads a list-valued var: a TOML array (the runtime hands an array) or a JSON string. */
@@ -165,7 +179,13 @@ function readList(variable: string, raw: unknown, errors: ConfigError[]): unknow
 const SECRET_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** Replaces `${NAME}` in every string with the secret or var NAME. */
-function resolveSecrets(value: unknown, env: Record<string, unknown>, at: string, missing: ConfigError[], variable: string): unknown {
+function resolveSecrets(
+  value: unknown,
+  env: Record<string, unknown>,
+  at: string,
+  missing: ConfigError[],
+  variable: string,
+): unknown {
   if (typeof value === "string") {
     return value.replace(SECRET_REF, (ref, name: string) => {
       const secret = env[name];
@@ -233,13 +253,21 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
     const { name, type } = head.output;
     const prior = seen.get(name);
     if (prior !== undefined) {
-      errors.push({ variable: "SINKS", path: `${at}.name`, message: `duplicate sink name "${name}" (also SINKS[${prior}].name); names must be unique` });
+      errors.push({
+        variable: "SINKS",
+        path: `${at}.name`,
+        message: `duplicate sink name "${name}" (also SINKS[${prior}].name); names must be unique`,
+      });
       continue;
     }
     seen.set(name, i);
     const definition = SINK_TYPES[type];
     if (!definition) {
-      errors.push({ variable: "SINKS", path: `${at}.type`, message: `unknown sink type "${type}"; known types: ${Object.keys(SINK_TYPES).join(", ")}` });
+      errors.push({
+        variable: "SINKS",
+        path: `${at}.type`,
+        message: `unknown sink type "${type}"; known types: ${Object.keys(SINK_TYPES).join(", ")}`,
+      });
       continue;
     }
     const publicOptions: Record<string, unknown> = {};
@@ -299,7 +327,8 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
       });
       routes.push({ sinks: names, filter, matches: compileFilter(filter) });
     }
-    for (const s of sinks) if (!routed.has(s.name)) warnings.push(`sink "${s.name}" is named by no route, so it receives nothing`);
+    for (const s of sinks)
+      if (!routed.has(s.name)) warnings.push(`sink "${s.name}" is named by no route, so it receives nothing`);
   }
 
   if (errors.length > 0) return { ok: false, errors };
@@ -325,7 +354,7 @@ function optionKeys(definition: AnySinkDefinition): string[] | undefined {
 let cache: { key: string; result: ConfigResult } | undefined;
 
 function cacheKey(env: Record<string, unknown>): string {
-  const part = (x: unknown) => (typeof x === "string" ? x : JSON.stringify(x) ?? "");
+  const part = (x: unknown) => (typeof x === "string" ? x : (JSON.stringify(x) ?? ""));
   return `${part(env.SINKS)}\u0000${part(env.ROUTES)}`;
 }
 

@@ -182,9 +182,7 @@ function eventFields(ctx: InvocationContext, event: unknown): void {
       return;
     }
     case "tail": {
-      ctx.tailScripts = arr(get(event, "consumedEvents")).map((c) =>
-        isObj(c) ? str(get(c, "scriptName")) : null,
-      );
+      ctx.tailScripts = arr(get(event, "consumedEvents")).map((c) => (isObj(c) ? str(get(c, "scriptName")) : null));
       return;
     }
     default:
@@ -429,7 +427,9 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
 
 /** A TraceItem that is not an object still becomes a record, so nothing vanishes. */
 function malformedRecord(item: unknown, index: number, now: number): InvocationRecord {
-  const id = hash53(`malformed|${index}|${renderPart(item)}`).toString(36).padStart(11, "0");
+  const id = hash53(`malformed|${index}|${renderPart(item)}`)
+    .toString(36)
+    .padStart(11, "0");
   return {
     id: `${id}-0`,
     type: "invocation",

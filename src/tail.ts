@@ -1,5 +1,11 @@
 import { formatConfigErrors, loadConfig, type ResolvedConfig } from "./config";
-import { DEFAULT_DELIVERY, type DeliveryOptions, deliverAll, type SinkReport, type SinkTarget } from "./delivery/deliver";
+import {
+  DEFAULT_DELIVERY,
+  type DeliveryOptions,
+  deliverAll,
+  type SinkReport,
+  type SinkTarget,
+} from "./delivery/deliver";
 import { serializeRecord } from "./json";
 import { normalizeTraceItems } from "./normalize";
 import type { LogRecord, SerializedRecord } from "./record";
@@ -9,7 +15,11 @@ import { routeRecord } from "./router";
  * Routes records to sinks and serializes each routed record exactly once;
  * every sink that takes it shares the same line.
  */
-export function planDelivery(records: readonly LogRecord[], config: ResolvedConfig, env: Record<string, unknown>): SinkTarget[] {
+export function planDelivery(
+  records: readonly LogRecord[],
+  config: ResolvedConfig,
+  env: Record<string, unknown>,
+): SinkTarget[] {
   const perSink = new Map<string, SerializedRecord[]>();
   for (const s of config.sinks) perSink.set(s.name, []);
   for (const record of records) {

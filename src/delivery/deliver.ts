@@ -145,7 +145,10 @@ export async function deliverToSink(
 }
 
 /** Delivers to every sink side by side; one sink's failure never affects another's. */
-export async function deliverAll(targets: readonly SinkTarget[], options: DeliveryOptions = DEFAULT_DELIVERY): Promise<SinkReport[]> {
+export async function deliverAll(
+  targets: readonly SinkTarget[],
+  options: DeliveryOptions = DEFAULT_DELIVERY,
+): Promise<SinkReport[]> {
   const limiter = new Limiter(options.maxConnections);
   const settled = await Promise.allSettled(targets.map((t) => deliverToSink(t, limiter, options)));
   return settled.map((s, i) =>

@@ -26,7 +26,9 @@ describe("config: SINKS", () => {
   });
 
   it("accepts a JSON string and applies option defaults", () => {
-    const result = buildConfig(withVars({ SINKS: JSON.stringify([{ name: "h", type: "http", url: "https://logs.example.com/in" }]) }));
+    const result = buildConfig(
+      withVars({ SINKS: JSON.stringify([{ name: "h", type: "http", url: "https://logs.example.com/in" }]) }),
+    );
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     const [sink] = result.config.sinks;
@@ -43,7 +45,9 @@ describe("config: SINKS", () => {
   });
 
   it("accepts a single table as a one-sink list, and inline filters in short form", () => {
-    const result = buildConfig(withVars({ SINKS: { name: "k", type: "kv", binding: "LOGS_KV", level: "warn", scripts: "api-*", status: 500 } }));
+    const result = buildConfig(
+      withVars({ SINKS: { name: "k", type: "kv", binding: "LOGS_KV", level: "warn", scripts: "api-*", status: 500 } }),
+    );
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(result.config.sinks[0]?.filter).toEqual({ level: "warn", scripts: ["api-*"], status: ["500"] });
@@ -83,7 +87,9 @@ describe("config: SINKS", () => {
 
   it("says which binding is missing and how to declare it", () => {
     const msg = errorsOf(buildConfig(withVars({ SINKS: [{ name: "a", type: "kv", binding: "NOPE" }] })));
-    expect(msg).toBe('SINKS[0].binding: no binding named "NOPE"; add [[kv_namespaces]] binding = "NOPE" to wrangler.toml');
+    expect(msg).toBe(
+      'SINKS[0].binding: no binding named "NOPE"; add [[kv_namespaces]] binding = "NOPE" to wrangler.toml',
+    );
   });
 
   it("says when a binding is of the wrong kind", () => {
@@ -95,20 +101,34 @@ describe("config: SINKS", () => {
     const result = buildConfig(
       withVars({
         COLLECTOR_TOKEN: "s3cr3t-value",
-        SINKS: [{ name: "h", type: "http", url: "https://x.example/in", headers: { authorization: "Bearer ${COLLECTOR_TOKEN}" } }],
+        SINKS: [
+          {
+            name: "h",
+            type: "http",
+            url: "https://x.example/in",
+            headers: { authorization: "Bearer ${COLLECTOR_TOKEN}" },
+          },
+        ],
       }),
     );
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     const sink = result.config.sinks[0];
-    expect((sink?.options as { headers: Record<string, string> }).headers.authorization).toBe("Bearer s3cr3t-value");
+    const options = sink?.options as { headers: Record<string, string> } | undefined;
+    expect(options?.headers.authorization).toBe("Bearer s3cr3t-value");
     expect(JSON.stringify(sink?.publicOptions)).not.toContain("s3cr3t-value");
     expect(JSON.stringify(sink?.publicOptions)).toContain("${COLLECTOR_TOKEN}");
   });
 
   it("names a missing secret, where it is referenced and how to set it", () => {
     const msg = errorsOf(
-      buildConfig(withVars({ SINKS: [{ name: "h", type: "http", url: "https://x.example/in", headers: { authorization: "Bearer ${TOKEN}" } }] })),
+      buildConfig(
+        withVars({
+          SINKS: [
+            { name: "h", type: "http", url: "https://x.example/in", headers: { authorization: "Bearer ${TOKEN}" } },
+          ],
+        }),
+      ),
     );
     expect(msg).toBe(
       "SINKS[0].headers.authorization: secret TOKEN is not set (referenced as ${TOKEN}); set it with `npx wrangler secret put TOKEN`, or in .dev.vars for local dev",
@@ -116,7 +136,11 @@ describe("config: SINKS", () => {
   });
 
   it("never echoes a secret value in an error", () => {
-    const msg = errorsOf(buildConfig(withVars({ URL_SECRET: "not a url at all 9f8e7d", SINKS: [{ name: "h", type: "http", url: "${URL_SECRET}" }] })));
+    const msg = errorsOf(
+      buildConfig(
+        withVars({ URL_SECRET: "not a url at all 9f8e7d", SINKS: [{ name: "h", type: "http", url: "${URL_SECRET}" }] }),
+      ),
+    );
     expect(msg).toBe("SINKS[0].url: must be an absolute http(s) URL");
     expect(msg).not.toContain("9f8e7d");
   });
@@ -124,7 +148,9 @@ describe("config: SINKS", () => {
   it("names an unknown option and lists the known ones", () => {
     const msg = errorsOf(buildConfig(withVars({ SINKS: [{ name: "h", type: "http", urll: "https://x.example" }] })));
     expect(msg).toContain("SINKS[0].url: is required");
-    expect(msg).toContain("SINKS[0].urll: unknown option; known options: url, method, headers, format, gzip, maxRecords, maxBytes");
+    expect(msg).toContain(
+      "SINKS[0].urll: unknown option; known options: url, method, headers, format, gzip, maxRecords, maxBytes",
+    );
   });
 
   it("explains wrong types and bad filter values with their path", () => {
@@ -150,7 +176,11 @@ describe("config: SINKS", () => {
     );
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.errors.map((e) => `${e.variable}${e.path}`)).toEqual(["SINKS[0].type", "SINKS[1].binding", "SINKS[2].name"]);
+    expect(result.errors.map((e) => `${e.variable}${e.path}`)).toEqual([
+      "SINKS[0].type",
+      "SINKS[1].binding",
+      "SINKS[2].name",
+    ]);
   });
 });
 
@@ -161,7 +191,9 @@ describe("config: ROUTES", () => {
   ];
 
   it("accepts routes and warns about a sink no route names", () => {
-    const result = buildConfig(withVars({ SINKS: sinks, ROUTES: JSON.stringify([{ sinks: ["problems"], level: "warn" }]) }));
+    const result = buildConfig(
+      withVars({ SINKS: sinks, ROUTES: JSON.stringify([{ sinks: ["problems"], level: "warn" }]) }),
+    );
     expect(result.ok).toBe(true);
     if (!result.ok) return;
     expect(result.config.routes).toHaveLength(1);

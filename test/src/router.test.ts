@@ -75,7 +75,11 @@ describe("filters", () => {
 
   it("every field must match (AND)", () => {
     const f = compileFilter({ level: "warn", scripts: ["shop-*"], status: ["2xx"] });
-    expect(records().filter(f).map((r) => r.message)).toEqual(["w"]);
+    expect(
+      records()
+        .filter(f)
+        .map((r) => r.message),
+    ).toEqual(["w"]);
     expect(records({ scriptName: "other" }).filter(f)).toHaveLength(0);
   });
 
@@ -121,7 +125,13 @@ describe("routeRecord", () => {
       ],
     };
     const ex = records({ outcome: "exception", exceptions: [{ name: "Error", message: "boom", timestamp: 1 }] }, null);
-    expect(ex.map((r) => routeRecord(r, table))).toEqual([["problems"], [], [], ["problems"], ["problems", "exceptions"]]);
+    expect(ex.map((r) => routeRecord(r, table))).toEqual([
+      ["problems"],
+      [],
+      [],
+      ["problems"],
+      ["problems", "exceptions"],
+    ]);
     // "all" is named by no route: it gets nothing.
     expect(records({}, 200).flatMap((r) => routeRecord(r, table))).toEqual([]);
     expect(records({}, 502).flatMap((r) => routeRecord(r, table))).toEqual(["problems", "problems"]);

@@ -2,11 +2,7 @@
 import type { TestProject } from "vitest/node";
 import { startReceiver } from "./receiver";
 
-declare module "vitest" {
-  export interface ProvidedContext {
-    receiverUrl: string;
-  }
-}
+import "./received";
 
 export default async function setup(project: TestProject) {
   const receiver = await startReceiver();

@@ -12,17 +12,9 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
+import type { ReceivedRequest } from "./received";
 
-export interface ReceivedRequest {
-  label: string;
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  /** Body as text, gunzipped when Content-Encoding was gzip. */
-  body: string;
-  /** Raw body size on the wire. */
-  wireBytes: number;
-}
+export type { ReceivedRequest };
 
 export interface Receiver {
   url: string;
