@@ -25,7 +25,14 @@ const SINKS = [
   { name: "archive", type: "r2", binding: "LOGS_R2", prefix: "e2e" },
   { name: "problems", type: "kv", binding: "LOGS_KV", key: "e2e/{script}/{ts}-{id}" },
   { name: "exceptions", type: "queue", binding: "LOGS_QUEUE" },
-  { name: "hook", type: "http", url: "", format: "ndjson", gzip: true, headers: { authorization: "Bearer ${HOOK_TOKEN}" } },
+  {
+    name: "hook",
+    type: "http",
+    url: "",
+    format: "ndjson",
+    gzip: true,
+    headers: { authorization: "Bearer ${HOOK_TOKEN}" },
+  },
 ];
 const ROUTES = [
   { sinks: ["exceptions"], types: ["exception"] },
@@ -67,6 +74,15 @@ beforeAll(async () => {
           queueConsumers: { jobs: { maxBatchTimeout: 0.05 } },
         },
         {
+          // A raw TCP `connect` handler: its event can only be told apart by the runtime's class.
+          name: "tcp-producer",
+          modules: true,
+          script: `export default { async connect(socket) { console.log("tcp client"); const w = socket.writable.getWriter(); await w.write(new TextEncoder().encode("hi")); await w.close(); } };`,
+          compatibilityDate: "2025-11-01",
+          tails: ["tailfan"],
+          connectHandlers: [{ protocol: "tcp", port: 0 }],
+        },
+        {
           name: "tailfan",
           modules: true,
           scriptPath: join(outDir, "tailfan.js"),
@@ -104,7 +120,9 @@ afterAll(async () => {
 });
 
 async function hit(path: string) {
-  const res = await mf.dispatchFetch(`http://localhost${path}`, { headers: { authorization: "Bearer producer-secret" } });
+  const res = await mf.dispatchFetch(`http://localhost${path}`, {
+    headers: { authorization: "Bearer producer-secret" },
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -140,7 +158,12 @@ async function inKv(): Promise<{ records: LogRecord[]; keys: { name: string; met
 function atHook(): LogRecord[] {
   return receiver.received
     .filter((r) => r.label === "e2e")
-    .flatMap((r) => r.body.split("\n").filter(Boolean).map((l) => JSON.parse(l) as LogRecord));
+    .flatMap((r) =>
+      r.body
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as LogRecord),
+    );
 }
 
 async function until<T>(what: string, read: () => Promise<T> | T, done: (v: T) => boolean, ms = 15_000): Promise<T> {
@@ -169,8 +192,8 @@ describe("producer → workerd → tailfan → R2, KV, Queue, HTTP", () => {
     ["/enqueue?n=5", 1], // the queue consumer's invocation below
   ];
   // rpc callee (invocation + info) + DO fetch (invocation + log) + DO alarm (invocation + warn)
-  // + queue consumer (invocation + log) + scheduled (invocation + log)
-  const background = 2 + 2 + 2 + 2 + 2;
+  // + queue consumer (invocation + log) + scheduled (invocation + log) + TCP connect (invocation + log)
+  const background = 2 + 2 + 2 + 2 + 2 + 2;
   const expected = traffic.reduce((n, [, c]) => n + c, 0) + background;
   let all: LogRecord[] = [];
 
@@ -178,9 +201,16 @@ describe("producer → workerd → tailfan → R2, KV, Queue, HTTP", () => {
     for (const [path] of traffic) await hit(path);
     const producer = await mf.getWorker("producer");
     await producer.scheduled({ cron: "0 3 * * *" });
+    const socket = await mf.dispatchConnect({ workerName: "tcp-producer", protocol: "tcp" });
+    socket.resume();
+    await new Promise((resolve, reject) => socket.on("close", resolve).on("error", reject));
     all = await until("every record in the R2 archive", archived, (rs) => rs.length >= expected);
     // Give the other sinks the same chance, then read them all.
-    await until("the exception in the queue", () => queued, (q) => q.length >= 1);
+    await until(
+      "the exception in the queue",
+      () => queued,
+      (q) => q.length >= 1,
+    );
     await new Promise((r) => setTimeout(r, 500));
     all = await archived();
   });
@@ -203,9 +233,18 @@ describe("producer → workerd → tailfan → R2, KV, Queue, HTTP", () => {
   });
 
   it("sends exceptions, and only exceptions, to the Queue", async () => {
-    await until("queue drain", () => queued, (q) => q.length >= all.filter(expectExceptions).length);
+    await until(
+      "queue drain",
+      () => queued,
+      (q) => q.length >= all.filter(expectExceptions).length,
+    );
     expect(ids(queued)).toEqual(ids(all.filter(expectExceptions)));
-    expect(queued[0]).toMatchObject({ type: "exception", exceptionName: "Error", message: "checkout failed for 7", outcome: "exception" });
+    expect(queued[0]).toMatchObject({
+      type: "exception",
+      exceptionName: "Error",
+      message: "checkout failed for 7",
+      outcome: "exception",
+    });
     expect(queued[0]?.type === "exception" && queued[0].stack).toContain("producer.js");
   });
 
@@ -224,12 +263,24 @@ describe("producer → workerd → tailfan → R2, KV, Queue, HTTP", () => {
   it("keeps every event type's fields", () => {
     const inv = (pred: (r: LogRecord) => boolean) => all.filter((r) => r.type === "invocation" && pred(r));
     const [ok] = inv((r) => r.url?.endsWith("/ok?n=1") === true);
-    expect(ok).toMatchObject({ eventType: "fetch", method: "GET", status: 200, outcome: "ok", level: "info", executionModel: "stateless" });
+    expect(ok).toMatchObject({
+      eventType: "fetch",
+      method: "GET",
+      status: 200,
+      outcome: "ok",
+      level: "info",
+      executionModel: "stateless",
+    });
     expect(ok?.colo).toMatch(/^[A-Z]{3}$/);
-    expect(ok?.type === "invocation" && (ok.event as { request: { headers: Record<string, string> } }).request.headers.authorization).toBe(
-      "REDACTED",
-    );
-    expect(inv((r) => r.url?.endsWith("/500") === true)[0]).toMatchObject({ status: 500, level: "error", outcome: "ok" });
+    expect(
+      ok?.type === "invocation" &&
+        (ok.event as { request: { headers: Record<string, string> } }).request.headers.authorization,
+    ).toBe("REDACTED");
+    expect(inv((r) => r.url?.endsWith("/500") === true)[0]).toMatchObject({
+      status: 500,
+      level: "error",
+      outcome: "ok",
+    });
     expect(inv((r) => r.url?.endsWith("/404") === true)[0]).toMatchObject({ status: 404, level: "warn" });
     const [thrown] = inv((r) => r.outcome === "exception");
     expect(thrown).toMatchObject({ eventType: "fetch", level: "error", exceptionCount: 1, logCount: 1 });
@@ -242,16 +293,29 @@ describe("producer → workerd → tailfan → R2, KV, Queue, HTTP", () => {
     expect(alarm).toMatchObject({ executionModel: "durableObject", entrypoint: "Clock", level: "info" });
     expect(alarm?.durableObjectId).toMatch(/^[0-9a-f]{64}$/);
     expect(alarm?.scheduledTime).toEqual(expect.any(Number));
+    expect(inv((r) => r.eventType === "connect")[0]).toMatchObject({ outcome: "ok", logCount: 1 });
     // Every record of an invocation carries its context.
     const warnLine = all.find((r) => r.type === "log" && r.message === "clock rang");
-    expect(warnLine).toMatchObject({ eventType: "alarm", executionModel: "durableObject", invocationId: alarm?.invocationId, level: "warn" });
+    expect(warnLine).toMatchObject({
+      eventType: "alarm",
+      executionModel: "durableObject",
+      invocationId: alarm?.invocationId,
+      level: "warn",
+    });
   });
 
   it("keeps console arguments and errors", () => {
     const served = all.find((r) => r.type === "log" && r.url?.endsWith("/ok?n=2"));
-    expect(served).toMatchObject({ message: 'served {"path":"/ok","n":2}', level: "log", args: ["served", { path: "/ok", n: 2 }] });
+    expect(served).toMatchObject({
+      message: 'served {"path":"/ok","n":2}',
+      level: "log",
+      args: ["served", { path: "/ok", n: 2 }],
+    });
     const dbDown = all.find((r) => r.type === "log" && r.level === "error");
     expect(dbDown?.message).toMatch(/^db down /);
-    expect(dbDown?.type === "log" && dbDown.errors?.[0]).toMatchObject({ name: "Error", message: "connection refused" });
+    expect(dbDown?.type === "log" && dbDown.errors?.[0]).toMatchObject({
+      name: "Error",
+      message: "connection refused",
+    });
   });
 });
