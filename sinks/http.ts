@@ -1,6 +1,15 @@
 import * as v from "valibot";
-import { gzip, jsonArray, ndjson, sendHttp } from "./shared";
+import { describeError, gzip, jsonArray, ndjson, sendHttp } from "./shared";
 import { defineSink } from "./types";
+
+/** Header values must not smuggle line breaks or other control characters (tab is fine). */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
 
 /** A request body ready to send: the encoded records, before optional gzip. */
 export interface HttpPayload {
@@ -18,7 +27,16 @@ export const httpSink = defineSink({
     /** HTTP method. Default `POST`. */
     method: v.optional(v.picklist(["POST", "PUT"]), "POST"),
     /** Extra request headers; values may reference secrets as `${NAME}`. Default none. */
-    headers: v.optional(v.record(v.string(), v.string()), {}),
+    headers: v.optional(
+      v.record(
+        v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a valid HTTP header name")),
+        v.pipe(
+          v.string(),
+          v.check((value) => !hasControlCharacter(value), "must not contain control characters or line breaks"),
+        ),
+      ),
+      {},
+    ),
     /** `json` (one array per request) or `ndjson` (one record per line). Default `json`. */
     format: v.optional(v.picklist(["json", "ndjson"]), "json"),
     /** Gzip the body and send `Content-Encoding: gzip`. Default `false`. */
@@ -37,14 +55,20 @@ export const httpSink = defineSink({
           : { body: jsonArray(batch), contentType: "application/json", records: batch.length };
       },
       async send(payload, signal) {
-        const headers = new Headers(o.headers);
-        headers.set("content-type", payload.contentType);
-        let body: string | Uint8Array = payload.body;
-        if (o.gzip) {
-          body = await gzip(payload.body);
-          headers.set("content-encoding", "gzip");
+        let request: Request;
+        try {
+          const headers = new Headers(o.headers);
+          headers.set("content-type", payload.contentType);
+          let body: string | Uint8Array = payload.body;
+          if (o.gzip) {
+            body = await gzip(payload.body);
+            headers.set("content-encoding", "gzip");
+          }
+          request = new Request(o.url, { method: o.method, headers, body });
+        } catch (err) {
+          return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
         }
-        return sendHttp(new Request(o.url, { method: o.method, headers, body }), signal);
+        return sendHttp(request, signal);
       },
     };
   },

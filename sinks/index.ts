@@ -12,4 +12,4 @@ export const SINK_TYPES: Readonly<Record<string, AnySinkDefinition>> = {
   queue: queueSink,
 };
 
-export type { AnySinkDefinition, BatchLimits, BindingKind, Sink, SendResult } from "./types";
+export type { AnySinkDefinition, BatchLimits, BindingKind, SendResult, Sink } from "./types";

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { levelRank } from "../src/record";
-import { dateParts, describeError, keySegment, ndjson } from "./shared";
+import { dateParts, describeError, keySegment, ndjson, truncateUtf8 } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** One KV write: the NDJSON of one invocation's records in this batch. */
@@ -20,7 +20,29 @@ export interface KvMetadata {
   ts: number;
 }
 
-const TEMPLATE_VARS = ["script", "date", "yyyy", "mm", "dd", "hh", "invocation", "id", "level", "outcome", "eventType", "ts"];
+const TEMPLATE_VARS = [
+  "script",
+  "date",
+  "yyyy",
+  "mm",
+  "dd",
+  "hh",
+  "invocation",
+  "id",
+  "level",
+  "outcome",
+  "eventType",
+  "ts",
+];
+
+/** KV's key limit. */
+const KV_MAX_KEY_BYTES = 512;
+
+/** Keeps a key within KV's limit without losing the record id that makes it unique. */
+function fitKey(key: string, id: string): string {
+  if (truncateUtf8(key, KV_MAX_KEY_BYTES) === key) return key;
+  return `${truncateUtf8(key, KV_MAX_KEY_BYTES - id.length - 1)}~${id}`;
+}
 
 export const kvSink = defineSink({
   type: "kv",
@@ -77,7 +99,10 @@ export const kvSink = defineSink({
             eventType: first.eventType,
             ts: String(ts),
           };
-          const key = o.key.replace(/\{([^}]*)\}/g, (_, name: string) => vars[name] ?? "").slice(0, 512);
+          const key = fitKey(
+            o.key.replace(/\{([^}]*)\}/g, (_, name: string) => vars[name] ?? ""),
+            first.id,
+          );
           entries.push({
             key,
             value: ndjson(items),
@@ -97,7 +122,11 @@ export const kvSink = defineSink({
         try {
           await Promise.all(
             entries.map((e) =>
-              kv.put(e.key, e.value, o.ttl === undefined ? { metadata: e.metadata } : { metadata: e.metadata, expirationTtl: o.ttl }),
+              kv.put(
+                e.key,
+                e.value,
+                o.ttl === undefined ? { metadata: e.metadata } : { metadata: e.metadata, expirationTtl: o.ttl },
+              ),
             ),
           );
           return { outcome: "ok" };

@@ -14,14 +14,19 @@ export type QueuePayload = MessageSendRequest<LogRecord>[][];
 
 export const queueSink = defineSink({
   type: "queue",
-  description: "Sends each record as one JSON message to a Cloudflare Queue, in sendBatch calls within the Queue limits.",
+  description:
+    "Sends each record as one JSON message to a Cloudflare Queue, in sendBatch calls within the Queue limits.",
   options: v.strictObject({
     /** Name of the Queue producer binding in wrangler.toml. Required. */
     binding: v.string(),
     /** Seconds before the messages become visible to consumers (0 to 43200). Default 0. */
     delaySeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(43_200)), 0),
   }),
-  batch: () => ({ maxRecords: 1000, maxBytes: 2 * 1024 * 1024, maxRecordBytes: QUEUE_MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD }),
+  batch: () => ({
+    maxRecords: 1000,
+    maxBytes: 2 * 1024 * 1024,
+    maxRecordBytes: QUEUE_MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD,
+  }),
   bindings: (o) => [{ option: "binding", name: o.binding, kind: "queue" }],
   create(o, ctx) {
     const queue = ctx.env[o.binding] as Queue<LogRecord>;
@@ -45,9 +50,13 @@ export const queueSink = defineSink({
         if (chunk.length > 0) chunks.push(chunk);
         return chunks;
       },
-      async send(chunks) {
+      async send(chunks, signal) {
         try {
-          for (const chunk of chunks) await queue.sendBatch(chunk);
+          for (const chunk of chunks) {
+            // After a timeout, stop: the retry sends the whole payload again.
+            if (signal.aborted) return { outcome: "retry", reason: "timed out between sendBatch calls" };
+            await queue.sendBatch(chunk);
+          }
           return { outcome: "ok" };
         } catch (err) {
           return { outcome: "retry", reason: `Queue sendBatch failed: ${describeError(err)}` };

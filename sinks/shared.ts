@@ -69,7 +69,13 @@ export function describeError(err: unknown, signal?: AbortSignal): string {
  * Sends one HTTP request and classifies the answer; a network error or
  * timeout is `retry`. Reads at most a short snippet of an error body.
  */
-export async function sendHttp(request: Request, signal: AbortSignal, fetcher: typeof fetch = fetch): Promise<SendResult> {
+export async function sendHttp(
+  request: Request,
+  signal: AbortSignal,
+  fetcher: typeof fetch = fetch,
+): Promise<SendResult> {
+  // workerd cannot catch the rejection of a fetch started with an aborted signal.
+  if (signal.aborted) return { outcome: "retry", reason: `network error: ${describeError(signal.reason, signal)}` };
   let response: Response;
   try {
     response = await fetcher(request, { signal });
@@ -107,4 +113,18 @@ export function keySegment(value: string | null | undefined, fallback = "unknown
   if (!value) return fallback;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point.
   return value.replace(/[\u0000-\u001f\u007f/\\]+/g, "_").slice(0, 128);
+}
+
+/** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  let bytes = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const pair = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length;
+    const size = c < 0x80 ? 1 : c < 0x800 ? 2 : pair ? 4 : 3;
+    if (bytes + size > maxBytes) return s.slice(0, i);
+    bytes += size;
+    if (pair) i++;
+  }
+  return s;
 }

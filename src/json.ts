@@ -1,4 +1,4 @@
-import type { Json, LogRecord, SerializedRecord } from "./record";
+import type { InvocationContext, Json, LogRecord, RecordType, SerializedRecord } from "./record";
 
 /** How deep a nested value is copied before it is replaced by a marker. */
 export const MAX_DEPTH = 16;
@@ -60,35 +60,153 @@ export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
   }
 }
 
-/** UTF-8 byte length of a JS string, without encoding it. */
+const encoder = new TextEncoder();
+let scratch = new Uint8Array(64 * 1024);
+
+/** UTF-8 byte length of a JS string (lone surrogates count as U+FFFD, as they are sent). */
 export function utf8Length(s: string): number {
-  let bytes = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) bytes += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const next = s.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        // A surrogate pair: 4 bytes for 2 UTF-16 units.
-        bytes += 2;
-        i++;
-      } else bytes += 2;
-    } else bytes += 2;
-  }
-  return bytes;
+  // encodeInto into a reused buffer is several times faster than counting in JS.
+  if (s.length * 3 > scratch.length) scratch = new Uint8Array(Math.max(s.length * 3, scratch.length * 2));
+  return encoder.encodeInto(s, scratch).written;
 }
 
-/** Serializes a record once; the line is then shared by every sink and format. */
-export function serializeRecord(record: LogRecord): SerializedRecord {
-  let line: string;
-  try {
-    line = JSON.stringify(record);
-  } catch {
-    // Records are built from JSON values, so this is a last line of defence.
-    line = JSON.stringify(toJson(record));
+/**
+ * Whether a value is already plain JSON (plain objects and arrays of
+ * strings, finite numbers, booleans and null, not too deep), so it can be
+ * kept by reference instead of copied. Never throws.
+ */
+export function isPlainJson(value: unknown, depth = 0): boolean {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return true;
+    case "number":
+      return Number.isFinite(value);
+    case "object":
+      break;
+    default:
+      return false;
   }
-  return { record, line, bytes: utf8Length(line) };
+  if (value === null) return true;
+  if (depth >= MAX_DEPTH) return false;
+  try {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth + 1)) return false;
+      return true;
+    }
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return false;
+    for (const key in value) {
+      if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Keeps plain JSON by reference and copies anything else into JSON. */
+export function asJson(value: unknown): Json {
+  return isPlainJson(value) ? (value as Json) : toJson(value);
+}
+
+/** Fields of the invocation context, shared by every record of an invocation. */
+const CONTEXT_KEYS: readonly (keyof InvocationContext)[] = [
+  "invocationId",
+  "scriptName",
+  "scriptVersion",
+  "entrypoint",
+  "executionModel",
+  "dispatchNamespace",
+  "scriptTags",
+  "durableObjectId",
+  "outcome",
+  "eventType",
+  "eventTimestamp",
+  "cpuTime",
+  "wallTime",
+  "truncated",
+  "method",
+  "url",
+  "status",
+  "colo",
+  "country",
+  "cron",
+  "scheduledTime",
+  "queue",
+  "batchSize",
+  "mailFrom",
+  "rcptTo",
+  "rawSize",
+  "rpcMethod",
+  "webSocketEventType",
+  "webSocketCode",
+  "webSocketClean",
+  "hibernateReason",
+  "tailScripts",
+];
+
+/** Fields of each record type that are not context. */
+const OWN_KEYS: Record<RecordType, readonly string[]> = {
+  invocation: [
+    "id",
+    "type",
+    "timestamp",
+    "level",
+    "message",
+    "event",
+    "logCount",
+    "exceptionCount",
+    "diagnosticCount",
+    "tailAttributes",
+    "preview",
+    "extra",
+  ],
+  log: ["id", "type", "timestamp", "level", "message", "logLevel", "args", "errors"],
+  exception: ["id", "type", "timestamp", "level", "message", "exceptionName", "stack"],
+  diagnostic: ["id", "type", "timestamp", "level", "message", "channel", "data"],
+};
+
+function pick(record: object, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const r = record as Record<string, unknown>;
+  for (const key of keys) {
+    const value = r[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * Serializes records, once each. The invocation context, the same for every
+ * record of an invocation, becomes JSON once per invocation and is spliced
+ * into each of its lines, so a log line costs little more than its message.
+ */
+export class RecordSerializer {
+  private readonly contexts = new Map<string, string>();
+
+  serialize(record: LogRecord): SerializedRecord {
+    let line: string;
+    try {
+      let context = this.contexts.get(record.invocationId);
+      if (context === undefined) {
+        context = JSON.stringify(pick(record, CONTEXT_KEYS)).slice(1, -1);
+        this.contexts.set(record.invocationId, context);
+      }
+      const own = OWN_KEYS[record.type];
+      const head = JSON.stringify(own ? pick(record, own) : record);
+      line = `${head.slice(0, -1)},${context}}`;
+    } catch {
+      // Records are built from JSON values, so this is a last line of defence.
+      line = JSON.stringify(toJson(record));
+    }
+    return { record, line, bytes: utf8Length(line) };
+  }
+}
+
+/** Serializes one record on its own. */
+export function serializeRecord(record: LogRecord): SerializedRecord {
+  return new RecordSerializer().serialize(record);
 }
 
 /**

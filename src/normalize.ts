@@ -1,4 +1,4 @@
-import { hash53, toJson } from "./json";
+import { asJson, hash53, toJson } from "./json";
 import type {
   EventType,
   ExceptionRecord,
@@ -73,6 +73,13 @@ function get(o: Obj, key: string): unknown {
 }
 function arr(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
+}
+
+/** An event info object made by the runtime (its class name is known), not user data. */
+function isRuntimeEvent(event: unknown): boolean {
+  if (!isObj(event)) return false;
+  const name = (Object.getPrototypeOf(event) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+  return typeof name === "string" && name in EVENT_CLASS;
 }
 
 /** Recognises the event type from the runtime class name or, for JSON input, the event's shape. */
@@ -349,15 +356,16 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
     level: invocationLevel(ctx.outcome, ctx.status),
     message: invocationSummary(ctx),
     ...ctx,
-    event: toJson(event),
+    // The runtime's event objects are plain data behind getters: kept by reference, like plain JSON input.
+    event: isRuntimeEvent(event) ? (event as Json) : asJson(event),
     logCount: logs.length,
     exceptionCount: exceptions.length,
     diagnosticCount: diagnostics.length,
   };
   const tailAttributes = get(item, "tailAttributes");
-  if (isObj(tailAttributes)) invocation.tailAttributes = toJson(tailAttributes) as { [key: string]: Json };
+  if (isObj(tailAttributes)) invocation.tailAttributes = asJson(tailAttributes) as { [key: string]: Json };
   const preview = get(item, "preview");
-  if (preview !== undefined) invocation.preview = toJson(preview);
+  if (preview !== undefined) invocation.preview = asJson(preview);
   let extra: { [key: string]: Json } | undefined;
   for (const key of Object.keys(item)) {
     if (KNOWN_FIELDS.has(key)) continue;
@@ -384,7 +392,7 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
       logLevel: raw,
     };
     if (Array.isArray(message) && message.some((p) => typeof p !== "string")) {
-      rec.args = toJson(message) as Json[];
+      rec.args = asJson(message) as Json[];
     } else if (!Array.isArray(message) && typeof message !== "string" && message !== undefined) {
       rec.args = [toJson(message)];
     }

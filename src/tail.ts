@@ -6,7 +6,7 @@ import {
   type SinkReport,
   type SinkTarget,
 } from "./delivery/deliver";
-import { serializeRecord } from "./json";
+import { RecordSerializer } from "./json";
 import { normalizeTraceItems } from "./normalize";
 import type { LogRecord, SerializedRecord } from "./record";
 import { routeRecord } from "./router";
@@ -22,10 +22,11 @@ export function planDelivery(
 ): SinkTarget[] {
   const perSink = new Map<string, SerializedRecord[]>();
   for (const s of config.sinks) perSink.set(s.name, []);
+  const serializer = new RecordSerializer();
   for (const record of records) {
     const names = routeRecord(record, config.table);
     if (names.length === 0) continue;
-    const item = serializeRecord(record);
+    const item = serializer.serialize(record);
     for (const name of names) perSink.get(name)?.push(item);
   }
   const targets: SinkTarget[] = [];

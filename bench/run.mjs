@@ -1,0 +1,250 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: the tailfan pipeline against Cloudflare's example tail
+ * worker (`JSON.stringify(events)`), timed inside workerd via Miniflare, plus
+ * the deployed bundle size from `wrangler deploy --dry-run`.
+ *
+ * Options: --items N (1000), --rounds N (15), --warmup N (3),
+ *          --min-sample-ms N (50), --node (also time in Node), --no-size,
+ *          --json (print the raw results too).
+ * A benchmark, not a test: it prints the targets and whether they were met,
+ * and exits 0 either way (non-zero only when it could not run).
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { gzipSync } from "node:zlib";
+import { build } from "esbuild";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const TARGET_RATIO = 1.5;
+const TARGET_GZIP_KIB = 40;
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(`--${name}`);
+const opt = (name, d) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : d;
+};
+const params = {
+  items: opt("items", 1000),
+  rounds: opt("rounds", 15),
+  warmup: opt("warmup", 3),
+  minSampleMs: opt("min-sample-ms", 50),
+};
+
+const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+const mib = (n) => `${(n / 1024 / 1024).toFixed(2)} MiB`;
+const met = (ok) => (ok ? "MET" : "NOT MET");
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+
+function versionOf(pkg) {
+  try {
+    const require = createRequire(join(ROOT, "package.json"));
+    return JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), "utf8")).version;
+  } catch {
+    return "?";
+  }
+}
+
+/** Bundles the bench Worker the way wrangler bundles a Worker. */
+async function bundleWorker(outdir) {
+  const outfile = join(outdir, "pipeline-worker.mjs");
+  await build({
+    entryPoints: [join(ROOT, "bench/pipeline-worker.ts")],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    conditions: ["workerd", "worker", "browser"],
+    outfile,
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
+/** Miniflare 5 takes a new option shape; v4-style options go through convertV4MiniflareOptions. */
+async function startMiniflare(script) {
+  const v4 = {
+    modules: true,
+    script,
+    compatibilityDate: "2025-11-01",
+    kvNamespaces: ["LOGS_KV"],
+    r2Buckets: ["LOGS_R2"],
+    queueProducers: { LOGS_QUEUE: { queueName: "tailfan-bench" } },
+  };
+  let mf;
+  try {
+    mf = new Miniflare(v4);
+    await mf.ready;
+  } catch {
+    await mf?.dispose().catch(() => {});
+    mf = new Miniflare(convertV4MiniflareOptions(v4));
+    await mf.ready;
+  }
+  return mf;
+}
+
+async function call(target, path) {
+  const res = await target(`http://bench.local${path}`);
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${path} failed (${res.status}): ${text}`);
+  return JSON.parse(text);
+}
+
+/** Stand-ins that pass the config's binding checks; the benchmark never sends. */
+const stubEnv = () => ({
+  LOGS_KV: { get() {}, put() {}, list() {} },
+  LOGS_R2: { get() {}, put() {}, head() {} },
+  LOGS_QUEUE: { send() {}, sendBatch() {} },
+});
+
+function report(label, r) {
+  const m = r.medians;
+  const rows = [
+    ["baseline", "baseline: JSON.stringify(events)"],
+    ["normalize", "normalize"],
+    ["serialize", "normalize + route + serialize"],
+    ["pipeline", "pipeline: + planDelivery, split, encode x4"],
+  ];
+  console.log(
+    `\n${label}: median of ${r.params.rounds} rounds after ${r.params.warmup} warm-up, interleaved; each sample = ${r.reps} pass(es) over the set`,
+  );
+  console.log(`  ${pad("stage", 44)}${lpad("ms / 1000 inv", 14)}${lpad("min..max", 18)}${lpad("x baseline", 12)}`);
+  for (const [key, name] of rows) {
+    const v = m[key];
+    const [lo, hi] = r.spread[key];
+    console.log(
+      `  ${pad(name, 44)}${lpad(v.toFixed(2), 14)}${lpad(`${lo.toFixed(2)}..${hi.toFixed(2)}`, 18)}${lpad((v / m.baseline).toFixed(2), 12)}`,
+    );
+  }
+  const ratio = m.pipeline / m.baseline;
+  console.log(
+    `  ratio = pipeline / baseline = ${ratio.toFixed(2)}   target <= ${TARGET_RATIO}: ${met(ratio <= TARGET_RATIO)}`,
+  );
+  return ratio;
+}
+
+function printSizes(r) {
+  const ev = Object.entries(r.events)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  const rec = Object.entries(r.records)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  const total = Object.values(r.records).reduce((a, b) => a + b, 0);
+  console.log(
+    `\nitems: ${r.params.items} TraceItems in ${r.params.items} tail() calls of 1 item (${ev}); ${r.logs} console logs, ${r.exceptions} exceptions`,
+  );
+  console.log(`records produced: ${total} (${rec}); routed to >= 1 sink: ${r.routed}`);
+  console.log(`bytes, before gzip:`);
+  console.log(`  baseline JSON.stringify(events):    ${mib(r.baselineBytes)}`);
+  console.log(
+    `  pipeline, each record once:         ${mib(r.lineBytes)}  (${(r.lineBytes / r.baselineBytes).toFixed(2)}x baseline)`,
+  );
+  console.log(
+    `  pipeline, all sink payloads:        ${mib(r.payloadBytes)}  (${(r.payloadBytes / r.baselineBytes).toFixed(2)}x baseline)`,
+  );
+  for (const [name, s] of Object.entries(r.perSink)) {
+    console.log(
+      `    ${pad(name, 18)} ${lpad(s.records, 6)} records in ${lpad(s.payloads, 5)} payload(s), ${mib(s.bytes)}`,
+    );
+  }
+}
+
+/** `wrangler deploy --dry-run`: what would be uploaded, raw and gzipped. */
+function bundleSize() {
+  const out = mkdtempSync(join(tmpdir(), "tailfan-bench-deploy-"));
+  try {
+    const wrangler = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+    // Run wrangler with this Node (the system one may be too old for it); same as `npx wrangler`.
+    const res = spawnSync(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", out], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+      timeout: 120_000,
+    });
+    if (res.status !== 0) {
+      console.log(
+        `\nbundle size: wrangler deploy --dry-run failed (exit ${res.status}):\n${(res.stderr || res.stdout || String(res.error)).trim().slice(-2000)}`,
+      );
+      return;
+    }
+    const files = readdirSync(out, { recursive: true }).filter(
+      (f) => /\.m?js$/.test(f) && statSync(join(out, f)).isFile(),
+    );
+    let raw = 0;
+    let gz = 0;
+    for (const f of files) {
+      const buf = readFileSync(join(out, f));
+      raw += buf.byteLength;
+      gz += gzipSync(buf, { level: 9 }).byteLength;
+    }
+    console.log(
+      `\nbundle (wrangler deploy --dry-run, ${files.join(", ")}): ${kib(raw)} raw, ${kib(gz)} gzip   target <= ${TARGET_GZIP_KIB} KiB gzip: ${met(gz / 1024 <= TARGET_GZIP_KIB)}`,
+    );
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const work = mkdtempSync(join(tmpdir(), "tailfan-bench-"));
+  let mf;
+  try {
+    const outfile = await bundleWorker(work);
+    const script = readFileSync(outfile, "utf8");
+    console.log(
+      `tailfan bench: Node ${process.version}, miniflare ${versionOf("miniflare")}, workerd ${versionOf("workerd")}; bench worker ${kib(script.length)}`,
+    );
+
+    mf = await startMiniflare(script);
+    const inWorkerd = (url) => mf.dispatchFetch(url);
+    const probe = await call(inWorkerd, "/probe");
+    const advances = probe.syncMs >= 10;
+    console.log(
+      `clock: performance.now() in workerd ${advances ? "ADVANCES" : "does NOT advance"} during synchronous code ` +
+        `(${probe.syncMs} ms measured over ~50 ms of busy work; step ${probe.resolutionMs ?? "n/a"} ms)`,
+    );
+
+    const q = `?items=${params.items}&rounds=${params.rounds}&warmup=${params.warmup}&minSampleMs=${params.minSampleMs}`;
+    let result;
+    let label;
+    if (advances) {
+      result = await call(inWorkerd, `/bench${q}`);
+      label = "workerd (Miniflare)";
+    }
+    let nodeResult;
+    if (!advances || flag("node")) {
+      // Same bundle, in Node: the fallback when workerd's clock is frozen in sync code, or for comparison.
+      const mod = await import(pathToFileURL(outfile).href);
+      const inNode = (url) => mod.default.fetch(new Request(url), stubEnv());
+      nodeResult = await call(inNode, `/bench${q}`);
+      if (!result) {
+        result = nodeResult;
+        label = `FALLBACK: Node ${process.version} on the same bundle (workerd's clock cannot time sync code)`;
+      }
+    }
+    await mf.dispose();
+    mf = undefined;
+
+    printSizes(result);
+    report(label, result);
+    if (nodeResult && nodeResult !== result) report(`Node ${process.version}, same bundle (comparison)`, nodeResult);
+    if (flag("json")) console.log(JSON.stringify({ result, nodeResult }, null, 2));
+    if (!flag("no-size")) bundleSize();
+  } finally {
+    await mf?.dispose().catch(() => {});
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench could not run: ${err?.stack ?? err}`);
+  process.exit(1);
+});

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { RecordSerializer, serializeRecord, utf8Length } from "../../src/json";
+import { normalizeTraceItems } from "../../src/normalize";
+import captured from "../fixtures/trace-items.json";
+import synthetic from "../fixtures/trace-items.synthetic.json";
+
+const items = Object.entries({ ...captured, ...synthetic })
+  .filter(([k]) => k !== "_comment")
+  .map(([, v]) => v);
+
+describe("RecordSerializer", () => {
+  const records = normalizeTraceItems(items);
+
+  it("each line parses back to exactly its record, for every fixture", () => {
+    const serializer = new RecordSerializer();
+    for (const record of records) {
+      const { line, bytes } = serializer.serialize(record);
+      expect(JSON.parse(line)).toEqual(JSON.parse(JSON.stringify(record)));
+      expect(bytes).toBe(new TextEncoder().encode(line).length);
+    }
+  });
+
+  it("shares one context between an invocation's records, without mixing invocations", () => {
+    const serializer = new RecordSerializer();
+    const lines = records.map((r) => JSON.parse(serializer.serialize(r).line) as Record<string, unknown>);
+    for (let i = 0; i < records.length; i++) {
+      expect(lines[i]?.invocationId).toBe(records[i]?.invocationId);
+      expect(lines[i]?.url).toBe(records[i]?.url);
+      expect(lines[i]?.outcome).toBe(records[i]?.outcome);
+    }
+  });
+
+  it("falls back to a safe copy when a record holds something JSON cannot take", () => {
+    const [record] = normalizeTraceItems([{ outcome: "ok", logs: [] }]);
+    if (!record) throw new Error("no record");
+    const hostile = { ...record, event: { big: 10n } } as unknown as typeof record;
+    const { line } = serializeRecord(hostile);
+    expect(JSON.parse(line).event).toEqual({ big: "10" });
+  });
+
+  it("counts bytes of non-ASCII lines exactly", () => {
+    const [, record] = normalizeTraceItems([
+      { outcome: "ok", logs: [{ level: "log", message: ["héllo 😀 日本"], timestamp: 1 }] },
+    ]);
+    if (!record) throw new Error("no record");
+    const { line, bytes } = serializeRecord(record);
+    expect(bytes).toBe(utf8Length(line));
+    expect(bytes).toBeGreaterThan(line.length);
+  });
+});
