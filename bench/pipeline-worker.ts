@@ -7,7 +7,7 @@
  */
 import { buildConfig, type ResolvedConfig } from "../src/config";
 import { splitBatches } from "../src/delivery/batch";
-import { serializeRecord } from "../src/json";
+import { RecordSerializer } from "../src/json";
 import { normalizeTraceItems } from "../src/normalize";
 import type { SerializedRecord } from "../src/record";
 import { routeRecord } from "../src/router";
@@ -412,8 +412,9 @@ function makeVariants(config: ResolvedConfig, env: Env): Record<string, Variant>
     serialize(batches) {
       let n = 0;
       for (const events of batches) {
+        const serializer = new RecordSerializer();
         for (const record of normalizeTraceItems(events)) {
-          if (routeRecord(record, config.table).length > 0) n += serializeRecord(record).bytes;
+          if (routeRecord(record, config.table).length > 0) n += serializer.serialize(record).line.length;
         }
       }
       return n;

@@ -97,7 +97,9 @@ export function isPlainJson(value: unknown, depth = 0): boolean {
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) return false;
     for (const key in value) {
-      if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+      const v = (value as Record<string, unknown>)[key];
+      // An undefined property is left out by JSON.stringify, as it would be by a copy.
+      if (v !== undefined && !isPlainJson(v, depth + 1)) return false;
     }
     return true;
   } catch {
@@ -177,31 +179,86 @@ function pick(record: object, keys: readonly string[]): Record<string, unknown> 
   return out;
 }
 
+const q = JSON.stringify;
+
+/**
+ * The record's own fields as an unclosed JSON object. Log and exception
+ * records, the most numerous, are written out by hand: a few string escapes
+ * instead of building and walking an object per record.
+ */
+function head(record: LogRecord): string {
+  const base = `{"id":${q(record.id)},"type":"${record.type}","timestamp":${q(record.timestamp)},"level":"${record.level}","message":${q(record.message)}`;
+  switch (record.type) {
+    case "log": {
+      let out = `${base},"logLevel":${q(record.logLevel)}`;
+      if (record.args !== undefined) out += `,"args":${q(record.args)}`;
+      if (record.errors !== undefined) out += `,"errors":${q(record.errors)}`;
+      return out;
+    }
+    case "exception": {
+      const out = `${base},"exceptionName":${q(record.exceptionName)}`;
+      return record.stack === undefined ? out : `${out},"stack":${q(record.stack)}`;
+    }
+    default:
+      return q(pick(record, OWN_KEYS[record.type])).slice(0, -1);
+  }
+}
+
 /**
  * Serializes records, once each. The invocation context, the same for every
  * record of an invocation, becomes JSON once per invocation and is spliced
  * into each of its lines, so a log line costs little more than its message.
  */
 export class RecordSerializer {
-  private readonly contexts = new Map<string, string>();
+  private readonly contexts = new Map<string, { of: LogRecord; json: string }>();
 
   serialize(record: LogRecord): SerializedRecord {
     let line: string;
     try {
       let context = this.contexts.get(record.invocationId);
-      if (context === undefined) {
-        context = JSON.stringify(pick(record, CONTEXT_KEYS)).slice(1, -1);
+      // Ids are hashes: make sure a cached context really is this invocation's.
+      if (context === undefined || !sameInvocation(context.of, record)) {
+        context = { of: record, json: JSON.stringify(pick(record, CONTEXT_KEYS)).slice(1, -1) };
         this.contexts.set(record.invocationId, context);
       }
-      const own = OWN_KEYS[record.type];
-      const head = JSON.stringify(own ? pick(record, own) : record);
-      line = `${head.slice(0, -1)},${context}}`;
+      line = `${head(record)},${context.json}}`;
     } catch {
       // Records are built from JSON values, so this is a last line of defence.
       line = JSON.stringify(toJson(record));
     }
-    return { record, line, bytes: utf8Length(line) };
+    return new Serialized(record, line);
   }
+}
+
+/**
+ * A serialized record. Its exact UTF-8 size is measured only when asked:
+ * most batches are far enough from their limits that the bounds
+ * `line.length <= bytes <= 3 * line.length` decide.
+ */
+class Serialized implements SerializedRecord {
+  private size = -1;
+  constructor(
+    readonly record: LogRecord,
+    readonly line: string,
+  ) {}
+  get bytes(): number {
+    if (this.size >= 0) return this.size;
+    const size = utf8Length(this.line);
+    if (!Object.isFrozen(this)) this.size = size;
+    return size;
+  }
+}
+
+function sameInvocation(a: LogRecord, b: LogRecord): boolean {
+  return (
+    a.eventTimestamp === b.eventTimestamp &&
+    a.scriptName === b.scriptName &&
+    a.url === b.url &&
+    a.outcome === b.outcome &&
+    a.status === b.status &&
+    a.durableObjectId === b.durableObjectId &&
+    a.eventType === b.eventType
+  );
 }
 
 /** Serializes one record on its own. */

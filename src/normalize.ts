@@ -290,23 +290,11 @@ function scriptVersionOf(v: unknown): ScriptVersionInfo | null {
 function invocationIdOf(ctx: InvocationContext, item: Obj, index: number, logs: unknown[]): string {
   const first = logs[0];
   const last = logs[logs.length - 1];
-  const key = [
-    ctx.scriptName,
-    ctx.entrypoint,
-    ctx.dispatchNamespace,
-    ctx.durableObjectId,
-    ctx.eventType,
-    ctx.eventTimestamp,
-    ctx.url ?? ctx.cron ?? ctx.queue ?? ctx.rpcMethod ?? "",
-    ctx.outcome,
-    ctx.cpuTime,
-    ctx.wallTime,
-    logs.length,
-    arr(get(item, "exceptions")).length,
-    isObj(first) ? get(first, "timestamp") : "",
-    isObj(last) ? get(last, "timestamp") : "",
-    index,
-  ].join("|");
+  const key = `${ctx.scriptName}|${ctx.entrypoint}|${ctx.dispatchNamespace}|${ctx.durableObjectId}|${ctx.eventType}|${
+    ctx.eventTimestamp
+  }|${ctx.url ?? ctx.cron ?? ctx.queue ?? ctx.rpcMethod ?? ""}|${ctx.status}|${ctx.outcome}|${ctx.cpuTime}|${ctx.wallTime}|${logs.length}|${
+    arr(get(item, "exceptions")).length
+  }|${isObj(first) ? get(first, "timestamp") : ""}|${isObj(last) ? get(last, "timestamp") : ""}|${index}`;
   return hash53(key).toString(36).padStart(11, "0");
 }
 
@@ -350,12 +338,12 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
   const invocationTime = ctx.eventTimestamp ?? fallbackTime ?? now;
 
   const invocation: InvocationRecord = {
+    ...ctx,
     id: `${ctx.invocationId}-0`,
     type: "invocation",
     timestamp: invocationTime,
     level: invocationLevel(ctx.outcome, ctx.status),
     message: invocationSummary(ctx),
-    ...ctx,
     // The runtime's event objects are plain data behind getters: kept by reference, like plain JSON input.
     event: isRuntimeEvent(event) ? (event as Json) : asJson(event),
     logCount: logs.length,
@@ -382,13 +370,14 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
     const l = isObj(log) ? log : { message: log };
     const raw = str(get(l, "level")) ?? "log";
     const message = get(l, "message");
+    // Spread first: the runtime copies the context's shape in one step.
     const rec: LogLineRecord = {
+      ...ctx,
       id: `${ctx.invocationId}-${seq++}`,
       type: "log",
       timestamp: num(get(l, "timestamp")) ?? invocationTime,
       level: logLevel(raw),
       message: renderMessage(message),
-      ...ctx,
       logLevel: raw,
     };
     if (Array.isArray(message) && message.some((p) => typeof p !== "string")) {
@@ -403,12 +392,12 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
   for (const ex of exceptions) {
     const e = isObj(ex) ? ex : { message: ex };
     const rec: ExceptionRecord = {
+      ...ctx,
       id: `${ctx.invocationId}-${seq++}`,
       type: "exception",
       timestamp: num(get(e, "timestamp")) ?? invocationTime,
       level: "error",
       message: str(get(e, "message")) ?? renderMessage(get(e, "message")),
-      ...ctx,
       exceptionName: str(get(e, "name")) ?? "Error",
     };
     const stack = str(get(e, "stack"));
@@ -420,12 +409,12 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
     const channel = str(get(ev, "channel")) ?? "";
     const data = toJson(get(ev, "message"));
     records.push({
+      ...ctx,
       id: `${ctx.invocationId}-${seq++}`,
       type: "diagnostic",
       timestamp: num(get(ev, "timestamp")) ?? invocationTime,
       level: "info",
       message: `${channel}: ${renderPart(data)}`,
-      ...ctx,
       channel,
       data,
     });

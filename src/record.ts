@@ -163,6 +163,6 @@ export interface SerializedRecord {
   readonly record: LogRecord;
   /** `JSON.stringify(record)`, no trailing newline. */
   readonly line: string;
-  /** UTF-8 length of `line`. */
+  /** UTF-8 length of `line` (may be measured lazily: `line.length <= bytes <= 3 * line.length`). */
   readonly bytes: number;
 }

@@ -17,21 +17,37 @@ export function splitBatches(items: readonly SerializedRecord[], limits: BatchLi
   const batches: SerializedRecord[][] = [];
   const oversized: SerializedRecord[] = [];
   const maxRecordBytes = limits.maxRecordBytes ?? Number.POSITIVE_INFINITY;
+  const { maxBytes, maxRecords } = limits;
   let current: SerializedRecord[] = [];
-  let bytes = 0;
+  // UTF-8 bytes lie between a line's length and three times it; the exact
+  // size is measured only when the bounds cannot decide.
+  let lower = 0;
+  let upper = 0;
+  let exact = -1;
   for (const item of items) {
-    if (item.bytes > maxRecordBytes) {
+    const len = item.line.length;
+    if (len > maxRecordBytes || (len * 3 > maxRecordBytes && item.bytes > maxRecordBytes)) {
       oversized.push(item);
       continue;
     }
-    const size = item.bytes + 1;
-    if (current.length > 0 && (current.length >= limits.maxRecords || bytes + size > limits.maxBytes)) {
+    let fits: boolean;
+    if (current.length === 0) fits = true;
+    else if (current.length >= maxRecords || lower + len + 1 > maxBytes) fits = false;
+    else if (exact < 0 && upper + len * 3 + 1 <= maxBytes) fits = true;
+    else {
+      if (exact < 0) exact = current.reduce((n, it) => n + it.bytes + 1, 0);
+      fits = exact + item.bytes + 1 <= maxBytes;
+    }
+    if (!fits) {
       batches.push(current);
       current = [];
-      bytes = 0;
+      lower = upper = 0;
+      exact = -1;
     }
     current.push(item);
-    bytes += size;
+    lower += len + 1;
+    upper += len * 3 + 1;
+    if (exact >= 0) exact += item.bytes + 1;
   }
   if (current.length > 0) batches.push(current);
   return { batches, oversized };
