@@ -1,0 +1,137 @@
+/**
+ * The Worker's own handlers, called as the runtime calls them: tail() with
+ * real captured TraceItems into the real local R2, KV and Queue bindings, and
+ * the Hono app's /health.
+ */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import worker from "../../src/index";
+import { handleTail } from "../../src/tail";
+import { VERSION } from "../../src/version";
+import captured from "../fixtures/trace-items.json";
+
+const vars = env as unknown as Record<string, unknown>;
+
+async function archivedLines(prefix: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  const { objects } = await env.LOGS_R2.list({ prefix });
+  for (const o of objects) {
+    const obj = await env.LOGS_R2.get(o.key);
+    if (!obj) continue;
+    const text = await new Response(obj.body.pipeThrough(new DecompressionStream("gzip"))).text();
+    for (const l of text.split("\n")) if (l) out.push(JSON.parse(l));
+  }
+  return out;
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe("tail()", () => {
+  it("delivers every record of real TraceItems through the default config inside waitUntil", async () => {
+    const items = [captured["fetch-ok"], captured["fetch-exception"], captured["fetch-500"]] as unknown as TraceItem[];
+    const ctx = createExecutionContext();
+    const returned = worker.tail(items, env as never, ctx);
+    expect(returned).toBeUndefined();
+    await waitOnExecutionContext(ctx);
+    // wrangler.toml's SINKS: everything to R2 under logs/, warn and above to KV, exceptions to the Queue.
+    const lines = await archivedLines("logs/");
+    const expected = items.reduce((n, i) => n + 1 + i.logs.length + i.exceptions.length, 0);
+    expect(lines).toHaveLength(expected);
+    const { keys } = await env.LOGS_KV.list({ prefix: "logs/" });
+    const levels = keys.map((k) => (k.metadata as { level: string }).level).sort();
+    expect(levels).toEqual(["error", "error", "warn"]);
+  });
+
+  it("with a broken config, never throws, delivers nothing and says what to fix on the console", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const ctx = createExecutionContext();
+    const reports = await handleTail([captured["fetch-ok"]], { ...vars, SINKS: '[{"name":"x","type":"nope"}]' }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(reports).toEqual([]);
+    expect(errors).toHaveBeenCalledTimes(1);
+    expect(String(errors.mock.calls[0]?.[0])).toContain('SINKS[0].type: unknown sink type "nope"');
+    expect(String(errors.mock.calls[0]?.[0])).toContain("1 TraceItem(s) not delivered");
+  });
+
+  it("a failing sink is reported with its name and reason, and does not stop the others", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const sinks = [
+      { name: "down", type: "http", url: "http://127.0.0.1:1/" },
+      { name: "archive", type: "r2", binding: "LOGS_R2", prefix: "worker-test-failing" },
+    ];
+    const ctx = createExecutionContext();
+    const reports = await handleTail([captured["fetch-ok"]], { ...vars, SINKS: JSON.stringify(sinks) }, ctx, {
+      timeoutMs: 500,
+      maxAttempts: 2,
+      backoffMs: 5,
+      budgetMs: 3000,
+      maxConnections: 6,
+    });
+    await waitOnExecutionContext(ctx);
+    const down = reports.find((r) => r.sink === "down");
+    const archive = reports.find((r) => r.sink === "archive");
+    expect(down).toMatchObject({ failed: 6, delivered: 0, requests: 2 });
+    expect(archive).toMatchObject({ failed: 0, delivered: 6 });
+    expect(await archivedLines("worker-test-failing/")).toHaveLength(6);
+    expect(String(errors.mock.calls[0]?.[0])).toMatch(
+      /^tailfan: sink "down" lost 6 of 6 record\(s\): gave up after 2 attempt\(s\): network error/,
+    );
+  });
+
+  it("never throws, whatever it is handed", async () => {
+    const ctx = createExecutionContext();
+    for (const junk of [[null], [42], ["x"], [{ logs: "no" }], []] as unknown[][]) {
+      expect(() => worker.tail(junk as TraceItem[], env as never, ctx)).not.toThrow();
+    }
+    await waitOnExecutionContext(ctx);
+  });
+});
+
+describe("GET /health", () => {
+  it("answers the version and the sinks when the config is valid, without option values", async () => {
+    const res = await exports.default.fetch("http://tailfan/health");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toEqual({
+      name: "tailfan",
+      version: VERSION,
+      ok: true,
+      sinks: [
+        { name: "archive", type: "r2" },
+        { name: "recent-problems", type: "kv" },
+        { name: "exceptions", type: "queue" },
+      ],
+      routes: null,
+      warnings: [],
+    });
+  });
+
+  it("answers 503 with every error when the config is invalid", async () => {
+    const app = (await import("../../src/app")).createApp();
+    const res = await app.request("/health", {}, { ...vars, SINKS: '[{"name":"a","type":"kv","binding":"MISSING"}]' });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { ok: boolean; version: string; errors: unknown[]; message: string };
+    expect(body).toMatchObject({ ok: false, version: VERSION });
+    expect(body.errors).toEqual([
+      {
+        variable: "SINKS",
+        path: "[0].binding",
+        message: 'no binding named "MISSING"; add [[kv_namespaces]] binding = "MISSING" to wrangler.toml',
+      },
+    ]);
+  });
+
+  it("does not leak resolved secrets", async () => {
+    const app = (await import("../../src/app")).createApp();
+    const sinks = [{ name: "h", type: "http", url: "https://x.example/", headers: { authorization: "Bearer ${TOK}" } }];
+    const res = await app.request("/health", {}, { ...vars, TOK: "very-secret-123", SINKS: JSON.stringify(sinks) });
+    expect(await res.text()).not.toContain("very-secret-123");
+  });
+
+  it("answers 404 with a hint elsewhere", async () => {
+    const res = await exports.default.fetch("http://tailfan/nope");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: "not found", hint: "GET /health" });
+  });
+});
