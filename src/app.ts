@@ -1,6 +1,17 @@
 import { Hono } from "hono";
 import { type ConfigResult, formatConfigErrors, loadConfig } from "./config";
+import { statsStub } from "./stats";
 import { VERSION } from "./version";
+
+/** Compares secrets in constant time (over their SHA-256, so lengths do not leak either). */
+async function sameSecret(a: string, b: string): Promise<boolean> {
+  const enc = new TextEncoder();
+  const [x, y] = await Promise.all([
+    crypto.subtle.digest("SHA-256", enc.encode(a)),
+    crypto.subtle.digest("SHA-256", enc.encode(b)),
+  ]);
+  return crypto.subtle.timingSafeEqual(x, y);
+}
 
 type Bindings = Record<string, unknown>;
 
@@ -44,6 +55,40 @@ export function createApp() {
       sinks: sinks.map((s) => ({ name: s.name, type: s.type })),
       routes: result.config.routes?.length ?? null,
       warnings,
+    });
+  });
+
+  // Counters per sink: closed unless ADMIN_TOKEN is set, then only with it.
+  app.get("/status", async (c) => {
+    const token = c.env.ADMIN_TOKEN;
+    if (typeof token !== "string" || token === "") {
+      return c.json(
+        {
+          error: "not found",
+          hint: "set the secret ADMIN_TOKEN to enable /status (npx wrangler secret put ADMIN_TOKEN)",
+        },
+        404,
+      );
+    }
+    const given = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+    if (!(await sameSecret(given, token)))
+      return c.json({ error: "unauthorized", hint: "send Authorization: Bearer <ADMIN_TOKEN>" }, 401);
+    const result = loadConfig(c.env);
+    if (!result.ok) return c.json({ ok: false, errors: result.errors }, 503);
+    const { delivery } = result.config;
+    const window = Math.min(Math.max(Number(c.req.query("minutes") ?? 60) || 60, 1), 7 * 24 * 60);
+    const sinks = delivery.stats === null ? null : await statsStub(c.env, delivery.stats).snapshot(window);
+    return c.json({
+      ok: true,
+      version: VERSION,
+      delivery: {
+        mode: delivery.mode,
+        durable: delivery.queue !== null,
+        retries: delivery.retries,
+        deadLetter: delivery.deadLetter !== null,
+      },
+      counters: sinks === null ? "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding" : "kept",
+      sinks,
     });
   });
 

@@ -29,7 +29,51 @@ export interface ResolvedSink {
   batch: BatchLimits;
 }
 
+/** DELIVERY as resolved: how records travel from tail() to the sinks. */
+export interface DeliveryConfig {
+  /** `direct`: tail() delivers; `buffered`: tail() only enqueues and queue() delivers in large batches. */
+  mode: "direct" | "buffered";
+  /** Per-attempt timeout, ms. */
+  timeoutMs: number;
+  /** Attempts per batch inside one invocation. */
+  attempts: number;
+  /** First backoff, ms; doubles, full jitter. */
+  backoffMs: number;
+  /** Time budget for one sink's delivery inside one invocation, ms. */
+  budgetMs: number;
+  /** Queue producer binding for buffered records and durable retries; null: best effort only. */
+  queue: string | null;
+  /** Deliveries from the queue (retries) before a batch is dead-lettered. */
+  retries: number;
+  /** Delay before the first retry from the queue, seconds; doubles each time. */
+  retryDelaySeconds: number;
+  /** R2 binding that receives dead letters; null: they are logged and counted as failed. */
+  deadLetter: string | null;
+  /** Key prefix of dead-letter objects. */
+  deadLetterPrefix: string;
+  /** Name of the queue-level dead_letter_queue that tailfan consumes into the dead-letter bucket. */
+  deadLetterQueue: string | null;
+  /** Durable Object binding of the counters; null: counters are not kept. */
+  stats: string | null;
+}
+
+export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
+  mode: "direct",
+  timeoutMs: 5_000,
+  attempts: 3,
+  backoffMs: 1_000,
+  budgetMs: 20_000,
+  queue: null,
+  retries: 5,
+  retryDelaySeconds: 30,
+  deadLetter: null,
+  deadLetterPrefix: "dead-letter",
+  deadLetterQueue: null,
+  stats: null,
+};
+
 export interface ResolvedConfig {
+  delivery: DeliveryConfig;
   sinks: ResolvedSink[];
   routes: { sinks: string[]; filter: FilterSpec; matches: RecordPredicate }[] | null;
   table: RoutingTable;
@@ -80,6 +124,30 @@ const sinkHead = v.looseObject({
 const routeSchema = v.strictObject({
   sinks: oneOrMany(v.string()),
   ...filterEntries,
+});
+
+const int = (min: number, max: number, unit: string) =>
+  v.pipe(
+    v.number(),
+    v.integer(),
+    v.minValue(min, `must be at least ${min} ${unit}`),
+    v.maxValue(max, `must be at most ${max} ${unit}`),
+  );
+const d = DEFAULT_DELIVERY_CONFIG;
+
+const deliverySchema = v.strictObject({
+  mode: v.optional(v.picklist(["direct", "buffered"], 'must be "direct" or "buffered"'), d.mode),
+  timeoutMs: v.optional(int(100, 30_000, "ms"), d.timeoutMs),
+  attempts: v.optional(int(1, 10, "attempts"), d.attempts),
+  backoffMs: v.optional(int(0, 30_000, "ms"), d.backoffMs),
+  budgetMs: v.optional(int(1_000, 28_000, "ms (waitUntil ends about 30 s after the invocation)"), d.budgetMs),
+  queue: v.optional(v.nullable(v.string()), d.queue),
+  retries: v.optional(int(0, 100, "retries"), d.retries),
+  retryDelaySeconds: v.optional(int(0, 43_200, "seconds"), d.retryDelaySeconds),
+  deadLetter: v.optional(v.nullable(v.string()), d.deadLetter),
+  deadLetterPrefix: v.optional(v.string(), d.deadLetterPrefix),
+  deadLetterQueue: v.optional(v.nullable(v.string()), d.deadLetterQueue),
+  stats: v.optional(v.nullable(v.string()), d.stats),
 });
 
 const RESERVED = new Set<string>(["name", "type", ...FILTER_KEYS]);
@@ -229,9 +297,58 @@ function checkBinding(env: Record<string, unknown>, name: string, kind: BindingK
   return null;
 }
 
+function readDelivery(env: Record<string, unknown>, errors: ConfigError[]): DeliveryConfig {
+  let raw = env.DELIVERY;
+  if (raw === undefined || raw === null || raw === "") return DEFAULT_DELIVERY_CONFIG;
+  if (typeof raw === "string") {
+    try {
+      raw = JSON.parse(raw);
+    } catch (err) {
+      errors.push({
+        variable: "DELIVERY",
+        path: "",
+        message: `is not valid JSON (${err instanceof Error ? err.message : String(err)}); write a table like { queue = "TAILFAN_QUEUE" }`,
+      });
+      return DEFAULT_DELIVERY_CONFIG;
+    }
+  }
+  const parsed = v.safeParse(deliverySchema, raw);
+  if (!parsed.success) {
+    errors.push(...issuesToErrors("DELIVERY", "", parsed.issues, Object.keys(deliverySchema.entries)));
+    return DEFAULT_DELIVERY_CONFIG;
+  }
+  const delivery = parsed.output;
+  const bind = (option: keyof DeliveryConfig, name: string | null, kind: BindingKind | "do") => {
+    if (name === null) return;
+    const problem = kind === "do" ? checkDurableObject(env, name) : checkBinding(env, name, kind);
+    if (problem) errors.push({ variable: "DELIVERY", path: `.${option}`, message: problem });
+  };
+  bind("queue", delivery.queue, "queue");
+  bind("deadLetter", delivery.deadLetter, "r2");
+  bind("stats", delivery.stats, "do");
+  if (delivery.mode === "buffered" && delivery.queue === null) {
+    errors.push({
+      variable: "DELIVERY",
+      path: ".queue",
+      message: 'buffered mode needs a queue: set queue = "<Queue producer binding>" and make tailfan its consumer',
+    });
+  }
+  return delivery;
+}
+
+function checkDurableObject(env: Record<string, unknown>, name: string): string | null {
+  const ns = env[name] as { idFromName?: unknown } | undefined;
+  if (ns === undefined || ns === null) {
+    return `no binding named "${name}"; add [[durable_objects.bindings]] name = "${name}", class_name = "TailfanStats" to wrangler.toml`;
+  }
+  if (typeof ns.idFromName !== "function") return `binding "${name}" is not a Durable Object namespace`;
+  return null;
+}
+
 /** Builds and checks the config from env. Pure apart from reading env; see `loadConfig` for the cache. */
 export function buildConfig(env: Record<string, unknown>): ConfigResult {
   const errors: ConfigError[] = [];
+  const delivery = readDelivery(env, errors);
   const sinks: ResolvedSink[] = [];
   const rawSinks = readList("SINKS", env.SINKS, errors);
   if (rawSinks === null && errors.length === 0) {
@@ -335,6 +452,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
   return {
     ok: true,
     config: {
+      delivery,
       sinks,
       routes,
       warnings,
@@ -355,7 +473,7 @@ let cache: { key: string; result: ConfigResult } | undefined;
 
 function cacheKey(env: Record<string, unknown>): string {
   const part = (x: unknown) => (typeof x === "string" ? x : (JSON.stringify(x) ?? ""));
-  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}`;
+  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}`;
 }
 
 /**

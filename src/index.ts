@@ -1,5 +1,8 @@
 import { createApp } from "./app";
+import { handleQueue } from "./queue";
 import { handleTail } from "./tail";
+
+export { TailfanStats } from "./stats";
 
 export type Env = Record<string, unknown>;
 
@@ -10,5 +13,8 @@ export default {
   tail(events, env, ctx) {
     // Delivery runs inside ctx.waitUntil; tail() itself returns at once and never throws.
     void handleTail(events, env, ctx);
+  },
+  async queue(batch, env) {
+    await handleQueue(batch, env);
   },
 } satisfies ExportedHandler<Env>;

@@ -1,63 +1,114 @@
-import { formatConfigErrors, loadConfig, type ResolvedConfig } from "./config";
-import {
-  DEFAULT_DELIVERY,
-  type DeliveryOptions,
-  deliverAll,
-  type SinkReport,
-  type SinkTarget,
-} from "./delivery/deliver";
+import { type DeliveryConfig, formatConfigErrors, loadConfig, type ResolvedConfig } from "./config";
+import { type DeliveryOptions, deliverAll, type SinkReport, type SinkTarget } from "./delivery/deliver";
+import { sendMessages, toMessages } from "./delivery/durable";
+import { settleAll } from "./delivery/settle";
 import { RecordSerializer } from "./json";
 import { normalizeTraceItems } from "./normalize";
 import type { LogRecord, SerializedRecord } from "./record";
 import { routeRecord } from "./router";
+import { flushStats, StatsBatch } from "./stats";
+
+/** The per-attempt knobs of a delivery config; the runtime allows 6 connections at once. */
+export function deliveryOptions(d: DeliveryConfig, override?: Partial<DeliveryOptions>): DeliveryOptions {
+  return {
+    timeoutMs: d.timeoutMs,
+    maxAttempts: d.attempts,
+    backoffMs: d.backoffMs,
+    budgetMs: d.budgetMs,
+    maxConnections: 6,
+    ...override,
+  };
+}
 
 /**
  * Routes records to sinks and serializes each routed record exactly once;
- * every sink that takes it shares the same line.
+ * every sink that takes it shares the same line. Counts `received` and
+ * `droppedFilter` per sink when given a stats batch.
  */
 export function planDelivery(
-  records: readonly LogRecord[],
+  records: readonly (LogRecord | SerializedRecord)[],
   config: ResolvedConfig,
   env: Record<string, unknown>,
+  stats?: StatsBatch,
 ): SinkTarget[] {
   const perSink = new Map<string, SerializedRecord[]>();
   for (const s of config.sinks) perSink.set(s.name, []);
   const serializer = new RecordSerializer();
-  for (const record of records) {
+  for (const entry of records) {
+    const record = "line" in entry ? entry.record : entry;
     const names = routeRecord(record, config.table);
     if (names.length === 0) continue;
-    const item = serializer.serialize(record);
+    const item = "line" in entry ? entry : serializer.serialize(record);
     for (const name of names) perSink.get(name)?.push(item);
   }
   const targets: SinkTarget[] = [];
   for (const s of config.sinks) {
     const items = perSink.get(s.name) ?? [];
+    if (stats) {
+      stats.add(s.name, "received", items.length);
+      stats.add(s.name, "droppedFilter", records.length - items.length);
+    }
     if (items.length === 0) continue;
     targets.push({ name: s.name, sink: s.definition.create(s.options, { name: s.name, env }), batch: s.batch, items });
   }
   return targets;
 }
 
-/** Logs what did not reach a sink, with the sink's name and the reason, for `wrangler tail` and Workers Logs. */
-export function logFailures(reports: readonly SinkReport[]): void {
-  for (const r of reports) {
-    if (r.failed === 0 && r.oversized === 0) continue;
-    console.error(
-      `tailfan: sink "${r.sink}" lost ${r.failed + r.oversized} of ${r.records} record(s): ${r.errors.join("; ")}`,
-    );
+/** Delivers directly and settles every failure (retry queue, dead letter, or counted as failed). */
+async function deliverDirect(
+  targets: SinkTarget[],
+  config: ResolvedConfig,
+  env: Record<string, unknown>,
+  stats: StatsBatch,
+  override?: Partial<DeliveryOptions>,
+): Promise<SinkReport[]> {
+  const reports = await deliverAll(targets, deliveryOptions(config.delivery, override));
+  await settleAll({ env, delivery: config.delivery, stats, fromQueue: false, queueAttempts: 0 }, reports);
+  return reports;
+}
+
+/**
+ * Buffered mode: the records (routed, serialized once) go to the work queue
+ * and queue() delivers them in large batches. If the queue refuses, this
+ * invocation falls back to direct delivery, so nothing is lost.
+ */
+async function enqueueBuffered(
+  records: readonly LogRecord[],
+  config: ResolvedConfig,
+  env: Record<string, unknown>,
+  stats: StatsBatch,
+  override?: Partial<DeliveryOptions>,
+): Promise<SinkReport[]> {
+  const targets = planDelivery(records, config, env, stats);
+  const unique = new Set<SerializedRecord>();
+  for (const t of targets) for (const item of t.items) unique.add(item);
+  const { bodies, oversized } = toMessages({ v: 1, kind: "records", at: Date.now() }, [...unique]);
+  try {
+    await sendMessages(env[config.delivery.queue as string] as Queue, bodies);
+  } catch (err) {
+    console.error(`tailfan: the buffer queue refused ${unique.size} record(s) (${String(err)}); delivering directly`);
+    return deliverDirect(targets, config, env, stats, override);
   }
+  const tooBig = new Set(oversized);
+  for (const t of targets) stats.add(t.name, "pending", t.items.filter((i) => !tooBig.has(i)).length);
+  // A record too large for a queue message is delivered directly instead.
+  if (tooBig.size === 0) return [];
+  const direct = targets
+    .map((t) => ({ ...t, items: t.items.filter((i) => tooBig.has(i)) }))
+    .filter((t) => t.items.length > 0);
+  return deliverDirect(direct, config, env, stats, override);
 }
 
 /**
  * The tail handler: config (cached per isolate), normalize, route, deliver
- * inside waitUntil. Never throws; returns the delivery promise for callers
- * that want to await it.
+ * (or enqueue, in buffered mode) inside waitUntil, one counters write at the
+ * end. Never throws; returns the delivery promise for callers that await it.
  */
 export function handleTail(
   events: readonly unknown[],
   env: Record<string, unknown>,
   ctx: Pick<ExecutionContext, "waitUntil">,
-  options: DeliveryOptions = DEFAULT_DELIVERY,
+  override?: Partial<DeliveryOptions>,
 ): Promise<SinkReport[]> {
   try {
     const loaded = loadConfig(env);
@@ -67,18 +118,22 @@ export function handleTail(
       );
       return Promise.resolve([]);
     }
+    const { config } = loaded;
+    const stats = new StatsBatch();
     const records = normalizeTraceItems(events);
-    const targets = planDelivery(records, loaded.config, env);
-    const done = deliverAll(targets, options).then(
-      (reports) => {
-        logFailures(reports);
+    const work =
+      config.delivery.mode === "buffered"
+        ? enqueueBuffered(records, config, env, stats, override)
+        : deliverDirect(planDelivery(records, config, env, stats), config, env, stats, override);
+    const done = work
+      .then(async (reports) => {
+        await flushStats(env, config.delivery.stats, stats);
         return reports;
-      },
-      (err: unknown) => {
+      })
+      .catch((err: unknown) => {
         console.error("tailfan: delivery failed unexpectedly", err);
-        return [];
-      },
-    );
+        return [] as SinkReport[];
+      });
     ctx.waitUntil(done);
     return done;
   } catch (err) {

@@ -46,8 +46,22 @@ export interface SinkReport {
   failed: number;
   /** Records larger than the sink can take. */
   oversized: number;
+  /** Send attempts made. */
   requests: number;
+  /** Bytes of record JSON in accepted batches (before compression). */
+  bytes: number;
   errors: string[];
+  /** The batches that did not get through, for the durable retry path. */
+  failures: FailedBatch[];
+}
+
+export interface FailedBatch {
+  items: SerializedRecord[];
+  /** The last answer was retryable (timeout, 429, 5xx, network), not a permanent refusal. */
+  retryable: boolean;
+  status?: number;
+  reason: string;
+  attempts: number;
 }
 
 /** A counting semaphore: at most `limit` holders at once. */
@@ -105,7 +119,9 @@ export async function deliverToSink(
     failed: 0,
     oversized: 0,
     requests: 0,
+    bytes: 0,
     errors: [],
+    failures: [],
   };
   const { batches, oversized } = splitBatches(target.items, target.batch);
   if (oversized.length > 0) {
@@ -121,8 +137,10 @@ export async function deliverToSink(
       try {
         payload = target.sink.encode(batch);
       } catch (err) {
+        const reason = `encode failed: ${err instanceof Error ? err.message : String(err)}`;
         report.failed += batch.length;
-        report.errors.push(`encode failed: ${err instanceof Error ? err.message : String(err)}`);
+        report.errors.push(reason);
+        report.failures.push({ items: batch, retryable: false, reason, attempts: 0 });
         return;
       }
       for (let n = 1; ; n++) {
@@ -132,6 +150,7 @@ export async function deliverToSink(
         });
         if (result.outcome === "ok") {
           report.delivered += batch.length;
+          for (const item of batch) report.bytes += item.bytes;
           return;
         }
         const backoff = Math.random() * options.backoffMs * 2 ** (n - 1);
@@ -140,6 +159,14 @@ export async function deliverToSink(
           report.failed += batch.length;
           const why = result.outcome === "fail" ? "failed" : `gave up after ${n} attempt(s)`;
           report.errors.push(`${why}: ${result.reason}`);
+          const failure: FailedBatch = {
+            items: batch,
+            retryable: result.outcome === "retry",
+            reason: result.reason,
+            attempts: n,
+          };
+          if (result.status !== undefined) failure.status = result.status;
+          report.failures.push(failure);
           return;
         }
         await sleep(wait);
@@ -166,7 +193,9 @@ export async function deliverAll(
           failed: (targets[i] as SinkTarget).items.length,
           oversized: 0,
           requests: 0,
+          bytes: 0,
           errors: [`delivery crashed: ${String(s.reason)}`],
+          failures: [],
         },
   );
 }

@@ -55,6 +55,7 @@ beforeAll(async () => {
     platform: "neutral",
     target: "es2022",
     conditions: ["workerd", "worker", "browser"],
+    external: ["cloudflare:*"],
     outfile: join(outDir, "tailfan.js"),
     logLevel: "error",
   });

@@ -38,8 +38,22 @@ describe("deliverAll against the receiver", () => {
       ],
       OPTS,
     );
-    expect(ok).toEqual({ sink: "good", records: 10, delivered: 10, failed: 0, oversized: 0, requests: 3, errors: [] });
+    expect(ok).toEqual({
+      sink: "good",
+      records: 10,
+      delivered: 10,
+      failed: 0,
+      oversized: 0,
+      requests: 3,
+      bytes: okItems.reduce((n, i) => n + i.bytes, 0),
+      errors: [],
+      failures: [],
+    });
     expect(bad).toMatchObject({ sink: "bad", records: 6, delivered: 0, failed: 6, oversized: 0, requests: 2 });
+    // The failed batch is handed back whole, marked retryable, for the durable path.
+    expect(must(bad).failures).toEqual([
+      { items: badItems, retryable: true, status: 500, reason: expect.stringMatching(/^HTTP 500/), attempts: 2 },
+    ]);
     expect(must(bad).errors).toHaveLength(1);
     expect(must(bad).errors[0]).toMatch(/gave up after 2 attempt\(s\): HTTP 500/);
 

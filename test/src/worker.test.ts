@@ -54,14 +54,15 @@ describe("tail()", () => {
     expect(String(errors.mock.calls[0]?.[0])).toContain("1 TraceItem(s) not delivered");
   });
 
-  it("a failing sink is reported with its name and reason, and does not stop the others", async () => {
+  it("without a retry queue, a failing sink is reported with its name and reason, and does not stop the others", async () => {
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
     const sinks = [
       { name: "down", type: "http", url: "http://127.0.0.1:1/" },
       { name: "archive", type: "r2", binding: "LOGS_R2", prefix: "worker-test-failing" },
     ];
     const ctx = createExecutionContext();
-    const reports = await handleTail([captured["fetch-ok"]], { ...vars, SINKS: JSON.stringify(sinks) }, ctx, {
+    const env = { ...vars, SINKS: JSON.stringify(sinks), DELIVERY: "{}" };
+    const reports = await handleTail([captured["fetch-ok"]], env, ctx, {
       timeoutMs: 500,
       maxAttempts: 2,
       backoffMs: 5,
@@ -75,7 +76,7 @@ describe("tail()", () => {
     expect(archive).toMatchObject({ failed: 0, delivered: 6 });
     expect(await archivedLines("worker-test-failing/")).toHaveLength(6);
     expect(String(errors.mock.calls[0]?.[0])).toMatch(
-      /^tailfan: sink "down" lost 6 of 6 record\(s\): gave up after 2 attempt\(s\): network error/,
+      /^tailfan: sink "down" lost 6 record\(s\) after 2 attempt\(s\): network error: .*\(no retry queue configured\)$/,
     );
   });
 

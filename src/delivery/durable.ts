@@ -1,0 +1,155 @@
+/**
+ * The durable path: work messages on a Queue (buffered records and retries),
+ * and the dead-letter bucket for what runs out of attempts.
+ *
+ * A message is text: one JSON header line, then the records as NDJSON, the
+ * same lines the sinks send, so nothing is serialized again.
+ */
+import type { SerializedRecord } from "../record";
+import { splitBatches } from "./batch";
+
+export type WorkHeader =
+  | { v: 1; kind: "records"; at: number }
+  | {
+      v: 1;
+      kind: "retry";
+      /** The one sink these records are for. */
+      sink: string;
+      /** Deliveries from the queue so far (1 for the first retry). */
+      attempt: number;
+      /** Send attempts so far, all deliveries together. */
+      tries: number;
+      status?: number;
+      reason: string;
+      /** When the records first failed, epoch ms. */
+      since: number;
+    };
+
+export interface WorkMessage {
+  header: WorkHeader;
+  items: SerializedRecord[];
+}
+
+/** Queue limits, with room for the header line and the runtime's overhead. */
+const MESSAGE_BYTES = 120_000;
+const SEND_BATCH_MESSAGES = 100;
+const SEND_BATCH_BYTES = 250_000;
+
+/**
+ * Cuts records into message bodies within the Queue's 128 KB message limit.
+ * A record too large for any message is returned in `oversized`.
+ */
+export function toMessages(
+  header: WorkHeader,
+  items: readonly SerializedRecord[],
+): { bodies: string[]; oversized: SerializedRecord[] } {
+  const head = JSON.stringify(header);
+  const room = MESSAGE_BYTES - head.length * 3 - 1;
+  const { batches, oversized } = splitBatches(items, { maxRecords: 10_000, maxBytes: room, maxRecordBytes: room });
+  const bodies = batches.map((batch) => {
+    let body = head;
+    for (const item of batch) body += `\n${item.line}`;
+    return body;
+  });
+  return { bodies, oversized };
+}
+
+/** Reads a message body back; throws with a reason when it is not one of ours. */
+export function fromMessage(body: unknown): WorkMessage {
+  if (typeof body !== "string") throw new Error(`expected a text message, got ${typeof body}`);
+  const lines = body.split("\n");
+  const header = JSON.parse(lines[0] ?? "") as WorkHeader;
+  if (header?.v !== 1 || (header.kind !== "records" && header.kind !== "retry")) {
+    throw new Error("not a tailfan work message");
+  }
+  const items: SerializedRecord[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line === "") continue;
+    items.push(lineItem(JSON.parse(line), line));
+  }
+  return { header, items };
+}
+
+function lineItem(record: SerializedRecord["record"], line: string): SerializedRecord {
+  let size = -1;
+  return {
+    record,
+    line,
+    get bytes() {
+      if (size < 0) size = new TextEncoder().encode(line).length;
+      return size;
+    },
+  };
+}
+
+/** Sends message bodies with sendBatch, within its 100-message and 256 KB limits. */
+export async function sendMessages(queue: Queue, bodies: readonly string[], delaySeconds = 0): Promise<void> {
+  let chunk: MessageSendRequest[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (chunk.length > 0) await queue.sendBatch(chunk);
+    chunk = [];
+    bytes = 0;
+  };
+  for (const body of bodies) {
+    const size = body.length * 3 > MESSAGE_BYTES ? new TextEncoder().encode(body).length : body.length * 3;
+    if (chunk.length >= SEND_BATCH_MESSAGES || bytes + size > SEND_BATCH_BYTES) await flush();
+    const message: MessageSendRequest = { body, contentType: "text" };
+    if (delaySeconds > 0) message.delaySeconds = delaySeconds;
+    chunk.push(message);
+    bytes += size;
+  }
+  await flush();
+}
+
+/** Delay before retry number `attempt` (1-based): the base doubling, at most 12 hours. */
+export function retryDelay(baseSeconds: number, attempt: number): number {
+  return Math.min(43_200, Math.round(baseSeconds * 2 ** Math.max(0, attempt - 1)));
+}
+
+export interface DeadLetterInfo {
+  sink: string;
+  status?: number;
+  reason: string;
+  attempts: number;
+}
+
+/**
+ * Writes records that ran out of attempts to R2 as gzip NDJSON, one line per
+ * record: `{"sink","status","reason","attempts","deadLetteredAt","record"}`.
+ */
+export async function writeDeadLetter(
+  bucket: R2Bucket,
+  prefix: string,
+  info: DeadLetterInfo,
+  items: readonly SerializedRecord[],
+  now = Date.now(),
+): Promise<void> {
+  if (items.length === 0) return;
+  const meta = JSON.stringify({
+    sink: info.sink,
+    status: info.status ?? null,
+    reason: info.reason,
+    attempts: info.attempts,
+    deadLetteredAt: now,
+  }).slice(0, -1);
+  let body = "";
+  for (const item of items) body += `${meta},"record":${item.line}}\n`;
+  const d = new Date(now);
+  const p2 = (n: number) => String(n).padStart(2, "0");
+  const sink = info.sink.replace(/[^A-Za-z0-9_.-]/g, "_");
+  const first = items[0]?.record.id ?? "none";
+  const key = `${prefix.replace(/\/+$/, "")}/${sink}/${d.getUTCFullYear()}/${p2(d.getUTCMonth() + 1)}/${p2(d.getUTCDate())}/${now}_${first}.ndjson.gz`;
+  const gz = new Response(new Blob([body]).stream().pipeThrough(new CompressionStream("gzip")));
+  await bucket.put(key, await gz.arrayBuffer(), {
+    httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
+    customMetadata: {
+      sink: info.sink,
+      count: String(items.length),
+      attempts: String(info.attempts),
+      status: String(info.status ?? ""),
+      reason: info.reason.slice(0, 500),
+    },
+  });
+}
