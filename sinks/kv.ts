@@ -65,6 +65,11 @@ export const kvSink = defineSink({
       ),
       "logs/{date}/{script}/{ts}-{id}",
     ),
+    /**
+     * `invocation`: one entry per invocation (easy to look up). `batch`: one entry per batch, the
+     * fewest writes (use with buffered delivery at high volume). Default `invocation`.
+     */
+    per: v.optional(v.picklist(["invocation", "batch"], 'must be "invocation" or "batch"'), "invocation"),
     /** Seconds until KV deletes the entry (at least 60). Default: kept forever. */
     ttl: v.optional(v.pipe(v.number(), v.integer(), v.minValue(60, "must be at least 60 seconds (a KV limit)"))),
     /** Most records per batch. Default 1000. */
@@ -77,16 +82,27 @@ export const kvSink = defineSink({
     return {
       encode(batch): KvEntry[] {
         const groups = new Map<string, SerializedRecord[]>();
-        for (const item of batch) {
-          const list = groups.get(item.record.invocationId);
-          if (list) list.push(item);
-          else groups.set(item.record.invocationId, [item]);
-        }
+        if (o.per === "batch" && batch.length > 0) groups.set("batch", [...batch]);
+        else
+          for (const item of batch) {
+            const list = groups.get(item.record.invocationId);
+            if (list) list.push(item);
+            else groups.set(item.record.invocationId, [item]);
+          }
         const entries: KvEntry[] = [];
         for (const items of groups.values()) {
           const first = (items[0] as SerializedRecord).record;
           let level = first.level;
-          for (const { record } of items) if (levelRank(record.level) > levelRank(level)) level = record.level;
+          // A batch entry can span invocations: metadata keeps a value only when all its records share it.
+          let script = first.scriptName;
+          let outcome = first.outcome;
+          let eventType: string = first.eventType;
+          for (const { record } of items) {
+            if (levelRank(record.level) > levelRank(level)) level = record.level;
+            if (record.scriptName !== script) script = null;
+            if (record.outcome !== outcome) outcome = "mixed";
+            if (record.eventType !== eventType) eventType = "mixed";
+          }
           const ts = first.eventTimestamp ?? first.timestamp;
           const parts = dateParts(ts);
           const vars: Record<string, string> = {
@@ -106,14 +122,7 @@ export const kvSink = defineSink({
           entries.push({
             key,
             value: ndjson(items),
-            metadata: {
-              script: first.scriptName,
-              level,
-              outcome: first.outcome,
-              eventType: first.eventType,
-              count: items.length,
-              ts,
-            },
+            metadata: { script, level, outcome, eventType, count: items.length, ts },
           });
         }
         return entries;

@@ -118,8 +118,9 @@ export async function handleQueue(
       if (buffered.length > 0) {
         jobs.push(
           (async () => {
-            const reports = await deliverAll(planDelivery(buffered, config, env), options);
-            await settleAll({ env, delivery: config.delivery, stats, fromQueue: true, queueAttempts: 0 }, reports);
+            // Buffered records enter the counters here, where they are first routed for delivery.
+            const reports = await deliverAll(planDelivery(buffered, config, env, stats), options);
+            await settleAll({ env, delivery: config.delivery, stats, fromQueue: false, queueAttempts: 0 }, reports);
           })(),
         );
       }

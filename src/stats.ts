@@ -76,6 +76,13 @@ export class StatsBatch {
     this.of(sink).lastError = status === undefined ? { at, message } : { at, message, status };
   }
 
+  merge(other: StatsBatch): void {
+    for (const d of other.list()) {
+      for (const [counter, n] of Object.entries(d.counts)) this.add(d.sink, counter as Counter, n);
+      if (d.lastError) this.of(d.sink).lastError = d.lastError;
+    }
+  }
+
   get size(): number {
     return this.deltas.size;
   }

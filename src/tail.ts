@@ -69,8 +69,9 @@ async function deliverDirect(
 
 /**
  * Buffered mode: the records (routed, serialized once) go to the work queue
- * and queue() delivers them in large batches. If the queue refuses, this
- * invocation falls back to direct delivery, so nothing is lost.
+ * and queue() delivers them in large batches and counts them there, so a
+ * buffered tail() makes one queue send and no counters write. If the queue
+ * refuses, this invocation falls back to direct delivery: nothing is lost.
  */
 async function enqueueBuffered(
   records: readonly LogRecord[],
@@ -79,23 +80,25 @@ async function enqueueBuffered(
   stats: StatsBatch,
   override?: Partial<DeliveryOptions>,
 ): Promise<SinkReport[]> {
-  const targets = planDelivery(records, config, env, stats);
+  const routing = new StatsBatch();
+  const targets = planDelivery(records, config, env, routing);
   const unique = new Set<SerializedRecord>();
   for (const t of targets) for (const item of t.items) unique.add(item);
   const { bodies, oversized } = toMessages({ v: 1, kind: "records", at: Date.now() }, [...unique]);
+  let direct = targets;
   try {
     await sendMessages(env[config.delivery.queue as string] as Queue, bodies);
+    // A record too large for a queue message is delivered directly instead.
+    const tooBig = new Set(oversized);
+    direct = targets
+      .map((t) => ({ ...t, items: t.items.filter((i) => tooBig.has(i)) }))
+      .filter((t) => t.items.length > 0);
+    if (direct.length === 0) return [];
+    for (const t of direct) stats.add(t.name, "received", t.items.length);
   } catch (err) {
     console.error(`tailfan: the buffer queue refused ${unique.size} record(s) (${String(err)}); delivering directly`);
-    return deliverDirect(targets, config, env, stats, override);
+    stats.merge(routing);
   }
-  const tooBig = new Set(oversized);
-  for (const t of targets) stats.add(t.name, "pending", t.items.filter((i) => !tooBig.has(i)).length);
-  // A record too large for a queue message is delivered directly instead.
-  if (tooBig.size === 0) return [];
-  const direct = targets
-    .map((t) => ({ ...t, items: t.items.filter((i) => tooBig.has(i)) }))
-    .filter((t) => t.items.length > 0);
   return deliverDirect(direct, config, env, stats, override);
 }
 

@@ -9,13 +9,14 @@ import { asJson, bindings, makeSink, must, parseNdjson, serialized, T0, traceIte
 sinkContract({
   def: kvSink,
   valid: { binding: "LOGS_KV" },
-  resolved: { binding: "LOGS_KV", key: "logs/{date}/{script}/{ts}-{id}", maxRecords: 1000 },
+  resolved: { binding: "LOGS_KV", key: "logs/{date}/{script}/{ts}-{id}", per: "invocation", maxRecords: 1000 },
   invalid: [
     { name: "a binding of the wrong type", options: { binding: 7 }, path: "binding" },
     { name: "a ttl given as a string", options: { binding: "LOGS_KV", ttl: "3600" }, path: "ttl" },
     { name: "a ttl under 60 s", options: { binding: "LOGS_KV", ttl: 30 }, path: "ttl" },
     { name: "a key that is not a string", options: { binding: "LOGS_KV", key: ["logs"] }, path: "key" },
     { name: "maxRecords 0", options: { binding: "LOGS_KV", maxRecords: 0 }, path: "maxRecords" },
+    { name: "an unknown grouping", options: { binding: "LOGS_KV", per: "day" }, path: "per" },
   ],
   rejecting: [
     { name: "the binding does not exist", options: { binding: "NO_SUCH_KV" } },
@@ -198,5 +199,24 @@ describe("kv sink: writes to the real local KV", () => {
     expect((await sink.send(entries, AbortSignal.timeout(5_000))).outcome).toBe("ok");
     // Both invocations must still be in KV.
     expect(await listAll(`${tag}/`)).toHaveLength(2);
+  });
+});
+
+describe("kv sink: per = batch", () => {
+  it("writes one entry for the whole batch, with metadata that only keeps shared values", async () => {
+    const prefix = uid("kv-batch");
+    const records = serialized([
+      traceItem({ script: "a", path: "/x", logs: [{ level: "warn", message: ["w"] }] }),
+      traceItem({ script: "b", path: "/y", logs: [{ level: "info", message: ["i"] }] }),
+    ]);
+    const { sink } = makeSink<KvEntry[]>(kvSink, { binding: "LOGS_KV", per: "batch", key: `${prefix}/{id}` });
+    const entries = sink.encode(records);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]?.metadata).toMatchObject({ script: null, level: "warn", count: records.length });
+    expect(await sink.send(entries, new AbortController().signal)).toEqual({ outcome: "ok" });
+    const { keys } = await bindings.LOGS_KV.list({ prefix });
+    expect(keys).toHaveLength(1);
+    const value = await bindings.LOGS_KV.get(must(keys[0]).name);
+    expect(parseNdjson(value ?? "").map((r) => (r as { id: string }).id)).toEqual(records.map((r) => r.record.id));
   });
 });
