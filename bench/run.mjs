@@ -4,9 +4,13 @@
  * worker (`JSON.stringify(events)`), timed inside workerd via Miniflare, plus
  * the deployed bundle size from `wrangler deploy --dry-run`.
  *
+ * Then, unless --no-requests, outbound requests per 1,000 producer
+ * invocations in direct and buffered delivery (bench/requests.mjs).
+ *
  * Options: --items N (1000), --rounds N (15), --warmup N (3),
  *          --min-sample-ms N (50), --node (also time in Node), --no-size,
- *          --json (print the raw results too).
+ *          --no-requests, --invocations N (1000), --concurrency N (20),
+ *          --warn-every N (10), --json (print the raw results too).
  * A benchmark, not a test: it prints the targets and whether they were met,
  * and exits 0 either way (non-zero only when it could not run).
  */
@@ -19,6 +23,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { measureRequests } from "./requests.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const TARGET_RATIO = 1.5;
@@ -52,10 +57,27 @@ function versionOf(pkg) {
   }
 }
 
+/**
+ * src/tail.ts imports src/stats.ts, whose TailfanStats extends `DurableObject`
+ * from "cloudflare:workers". The bench Worker never uses it, and the same
+ * bundle must also load in Node (the fallback), so that module is a stub here.
+ */
+const stubCloudflareWorkers = {
+  name: "stub-cloudflare-workers",
+  setup(b) {
+    b.onResolve({ filter: /^cloudflare:workers$/ }, () => ({ path: "cloudflare:workers", namespace: "stub" }));
+    b.onLoad({ filter: /.*/, namespace: "stub" }, () => ({
+      contents: "export class DurableObject { constructor(ctx, env) { this.ctx = ctx; this.env = env; } }",
+      loader: "js",
+    }));
+  },
+};
+
 /** Bundles the bench Worker the way wrangler bundles a Worker. */
 async function bundleWorker(outdir) {
   const outfile = join(outdir, "pipeline-worker.mjs");
   await build({
+    plugins: [stubCloudflareWorkers],
     entryPoints: [join(ROOT, "bench/pipeline-worker.ts")],
     bundle: true,
     format: "esm",
@@ -238,6 +260,14 @@ async function main() {
     if (nodeResult && nodeResult !== result) report(`Node ${process.version}, same bundle (comparison)`, nodeResult);
     if (flag("json")) console.log(JSON.stringify({ result, nodeResult }, null, 2));
     if (!flag("no-size")) bundleSize();
+    if (!flag("no-requests")) {
+      const requests = await measureRequests({
+        invocations: opt("invocations", 1000),
+        concurrency: opt("concurrency", 20),
+        warnEvery: opt("warn-every", 10),
+      });
+      if (flag("json")) console.log(JSON.stringify({ requests }, null, 2));
+    }
   } finally {
     await mf?.dispose().catch(() => {});
     rmSync(work, { recursive: true, force: true });

@@ -51,8 +51,11 @@ async function fromDeadLetterQueue(
         items,
       );
     } else {
-      for (const t of planDelivery(items, config, env))
-        await deadLetter(base, { sink: t.name, reason, attempts: 0 }, t.items);
+      // Buffered records enter the counters when queue() first routes them; these never were.
+      const fresh = { ...base, fromQueue: false };
+      for (const t of planDelivery(items, config, env, stats)) {
+        await deadLetter(fresh, { sink: t.name, reason, attempts: 0 }, t.items);
+      }
     }
   }
 }
@@ -74,6 +77,7 @@ export async function handleQueue(
   const stats = new StatsBatch();
   const options = deliveryOptions(config.delivery, override);
   const buffered: SerializedRecord[] = [];
+  let unrouted = 0;
   const retries = new Map<string, RetryGroup>();
   const all: WorkMessage[] = [];
   const settled: Message<unknown>[] = [];
@@ -91,6 +95,7 @@ export async function handleQueue(
     const { header, items } = work;
     if (header.kind === "records") {
       for (const item of items) buffered.push(item);
+      unrouted += header.unrouted ?? 0;
     } else {
       const key = `${header.sink}\u0000${header.attempt}`;
       const group = retries.get(key);
@@ -120,6 +125,7 @@ export async function handleQueue(
           (async () => {
             // Buffered records enter the counters here, where they are first routed for delivery.
             const reports = await deliverAll(planDelivery(buffered, config, env, stats), options);
+            for (const s of config.sinks) stats.add(s.name, "droppedFilter", unrouted);
             await settleAll({ env, delivery: config.delivery, stats, fromQueue: false, queueAttempts: 0 }, reports);
           })(),
         );

@@ -84,7 +84,15 @@ async function enqueueBuffered(
   const targets = planDelivery(records, config, env, routing);
   const unique = new Set<SerializedRecord>();
   for (const t of targets) for (const item of t.items) unique.add(item);
+  const unrouted = records.length - unique.size;
   const { bodies, oversized } = toMessages({ v: 1, kind: "records", at: Date.now() }, [...unique]);
+  if (unrouted > 0 && bodies.length > 0) {
+    // The first message tells queue() how many records no sink wanted, so droppedFilter stays complete.
+    const first = bodies[0] as string;
+    const nl = first.indexOf("\n");
+    const head = JSON.stringify({ v: 1, kind: "records", at: Date.now(), unrouted });
+    bodies[0] = nl < 0 ? head : head + first.slice(nl);
+  }
   let direct = targets;
   try {
     await sendMessages(env[config.delivery.queue as string] as Queue, bodies);

@@ -9,7 +9,13 @@ import type { SerializedRecord } from "../record";
 import { splitBatches } from "./batch";
 
 export type WorkHeader =
-  | { v: 1; kind: "records"; at: number }
+  | {
+      v: 1;
+      kind: "records";
+      at: number;
+      /** Records of the invocation that no sink wanted, for every sink's `droppedFilter` (first message only). */
+      unrouted?: number;
+    }
   | {
       v: 1;
       kind: "retry";

@@ -4,20 +4,16 @@
  * delivers into R2, KV, a Queue and an HTTP backend at once. The test checks,
  * per record id, that each sink got exactly what the routes say.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
-import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LogRecord } from "../../src/record";
 import { type Receiver, startReceiver } from "../support/receiver";
+import { type Bundle, bundleTailfan, readNdjsonObjects, until } from "./helpers";
 
-const root = join(import.meta.dirname, "..", "..");
 let mf: Miniflare;
 let receiver: Receiver;
-let outDir: string;
+let bundle: Bundle;
 const queued: LogRecord[] = [];
 
 /** The routes under test, written out here rather than taken from tailfan's router. */
@@ -47,18 +43,7 @@ const expectHook = (r: LogRecord) => (r.status !== undefined && r.status >= 500)
 
 beforeAll(async () => {
   receiver = await startReceiver();
-  outDir = mkdtempSync(join(tmpdir(), "tailfan-e2e-"));
-  await build({
-    entryPoints: [join(root, "src/index.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    external: ["cloudflare:*"],
-    outfile: join(outDir, "tailfan.js"),
-    logLevel: "error",
-  });
+  bundle = await bundleTailfan();
   const sinks = SINKS.map((s) => (s.name === "hook" ? { ...s, url: `${receiver.url}/ok/e2e` } : s));
   mf = new Miniflare(
     convertV4MiniflareOptions({
@@ -86,8 +71,8 @@ beforeAll(async () => {
         {
           name: "tailfan",
           modules: true,
-          scriptPath: join(outDir, "tailfan.js"),
-          modulesRoot: outDir,
+          scriptPath: bundle.script,
+          modulesRoot: bundle.dir,
           compatibilityDate: "2025-11-01",
           bindings: { SINKS: JSON.stringify(sinks), ROUTES: JSON.stringify(ROUTES), HOOK_TOKEN: "e2e-token" },
           kvNamespaces: ["LOGS_KV"],
@@ -117,7 +102,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await mf?.dispose();
   await receiver?.close();
-  if (outDir) rmSync(outDir, { recursive: true, force: true });
+  bundle?.remove();
 });
 
 async function hit(path: string) {
@@ -129,20 +114,7 @@ async function hit(path: string) {
 }
 
 async function archived(): Promise<LogRecord[]> {
-  const bucket = await mf.getR2Bucket("LOGS_R2", "tailfan");
-  const out: LogRecord[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await bucket.list({ prefix: "e2e/", cursor });
-    for (const o of page.objects) {
-      const obj = await bucket.get(o.key);
-      if (!obj) continue;
-      const text = gunzipSync(Buffer.from(await obj.arrayBuffer())).toString("utf8");
-      for (const line of text.split("\n")) if (line) out.push(JSON.parse(line) as LogRecord);
-    }
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
-  return out;
+  return readNdjsonObjects<LogRecord>(await mf.getR2Bucket("LOGS_R2", "tailfan"), "e2e/");
 }
 
 async function inKv(): Promise<{ records: LogRecord[]; keys: { name: string; metadata: unknown }[] }> {
@@ -165,16 +137,6 @@ function atHook(): LogRecord[] {
         .filter(Boolean)
         .map((l) => JSON.parse(l) as LogRecord),
     );
-}
-
-async function until<T>(what: string, read: () => Promise<T> | T, done: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (done(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const ids = (rs: LogRecord[]) => rs.map((r) => r.id).sort();

@@ -214,3 +214,124 @@ describe("config: ROUTES", () => {
     expect(errorsOf(buildConfig(withVars({ SINKS: sinks, ROUTES: "[{" })))).toMatch(/^ROUTES: is not valid JSON/);
   });
 });
+
+describe("config: DELIVERY", () => {
+  const sinks = JSON.stringify([{ name: "archive", type: "r2", binding: "LOGS_R2" }]);
+  /** SINKS plus the bindings the durable path names, and the DELIVERY under test. */
+  function delivery(value: unknown): ConfigResult {
+    return buildConfig(
+      withVars({ TAILFAN_QUEUE: env.TAILFAN_QUEUE, TAILFAN_STATS: env.TAILFAN_STATS, SINKS: sinks, DELIVERY: value }),
+    );
+  }
+  const deliveryOf = (result: ConfigResult) => (result.ok ? result.config.delivery : null);
+
+  it("applies the defaults when DELIVERY is not set, empty, or {}", () => {
+    const defaults = {
+      mode: "direct",
+      timeoutMs: 5000,
+      attempts: 3,
+      backoffMs: 1000,
+      budgetMs: 20000,
+      queue: null,
+      retries: 5,
+      retryDelaySeconds: 30,
+      deadLetter: null,
+      deadLetterPrefix: "dead-letter",
+      deadLetterQueue: null,
+      stats: null,
+    };
+    for (const value of [undefined, "", "{}", {}]) expect(deliveryOf(delivery(value))).toEqual(defaults);
+  });
+
+  it("accepts wrangler.toml's table and the same as a JSON string, defaults filled in", () => {
+    const table = {
+      mode: "buffered",
+      queue: "TAILFAN_QUEUE",
+      deadLetter: "LOGS_R2",
+      deadLetterQueue: "tailfan-dead-letter",
+      stats: "TAILFAN_STATS",
+      retries: 0,
+      retryDelaySeconds: 43_200,
+    };
+    const fromTable = deliveryOf(delivery(table));
+    expect(fromTable).toMatchObject({ ...table, timeoutMs: 5000, attempts: 3, deadLetterPrefix: "dead-letter" });
+    expect(deliveryOf(delivery(JSON.stringify(table)))).toEqual(fromTable);
+    // The shipped wrangler.toml's own DELIVERY.
+    expect(deliveryOf(buildConfig(env as unknown as Record<string, unknown>))).toMatchObject({
+      mode: "direct",
+      queue: "TAILFAN_QUEUE",
+      deadLetter: "LOGS_R2",
+      deadLetterQueue: "tailfan-dead-letter",
+      stats: "TAILFAN_STATS",
+    });
+  });
+
+  it("rejects an unknown mode", () => {
+    expect(errorsOf(delivery({ mode: "turbo" }))).toBe('DELIVERY.mode: must be "direct" or "buffered"');
+  });
+
+  it("rejects timeoutMs and budgetMs out of range, and a fractional or mistyped number", () => {
+    expect(errorsOf(delivery({ timeoutMs: 50 }))).toBe("DELIVERY.timeoutMs: must be at least 100 ms");
+    expect(errorsOf(delivery({ timeoutMs: 30_001 }))).toBe("DELIVERY.timeoutMs: must be at most 30000 ms");
+    expect(errorsOf(delivery({ budgetMs: 999 }))).toMatch(/^DELIVERY\.budgetMs: must be at least 1000 ms/);
+    expect(errorsOf(delivery({ budgetMs: 29_000 }))).toMatch(
+      /^DELIVERY\.budgetMs: must be at most 28000 ms \(waitUntil ends about 30 s after the invocation\)$/,
+    );
+    expect(errorsOf(delivery({ attempts: 1.5 }))).toMatch(/^DELIVERY\.attempts: /);
+    expect(errorsOf(delivery({ retries: "5" }))).toBe("DELIVERY.retries: expected number, got a string");
+    expect(errorsOf(delivery({ retryDelaySeconds: 43_201 }))).toBe(
+      "DELIVERY.retryDelaySeconds: must be at most 43200 seconds",
+    );
+  });
+
+  it("names an unknown key and lists the known ones", () => {
+    expect(errorsOf(delivery({ queue: "TAILFAN_QUEUE", retry: 3 }))).toBe(
+      "DELIVERY.retry: unknown option; known options: mode, timeoutMs, attempts, backoffMs, budgetMs, queue, retries, retryDelaySeconds, deadLetter, deadLetterPrefix, deadLetterQueue, stats",
+    );
+  });
+
+  it("says which queue binding is missing, or is not a queue", () => {
+    expect(errorsOf(delivery({ queue: "WORK" }))).toBe(
+      'DELIVERY.queue: no binding named "WORK"; add [[queues.producers]] binding = "WORK" to wrangler.toml',
+    );
+    expect(errorsOf(delivery({ queue: "LOGS_KV" }))).toMatch(
+      /^DELIVERY\.queue: binding "LOGS_KV" is not a queue binding/,
+    );
+  });
+
+  it("says when the dead letter is not an R2 bucket", () => {
+    expect(errorsOf(delivery({ deadLetter: "LOGS_KV" }))).toMatch(
+      /^DELIVERY\.deadLetter: binding "LOGS_KV" is not a r2 binding/,
+    );
+  });
+
+  it("says when the stats binding is missing or not a Durable Object namespace", () => {
+    expect(errorsOf(delivery({ stats: "COUNTERS" }))).toBe(
+      'DELIVERY.stats: no binding named "COUNTERS"; add [[durable_objects.bindings]] name = "COUNTERS", class_name = "TailfanStats" to wrangler.toml',
+    );
+    expect(errorsOf(delivery({ stats: "LOGS_R2" }))).toBe(
+      'DELIVERY.stats: binding "LOGS_R2" is not a Durable Object namespace',
+    );
+  });
+
+  it("refuses buffered mode without a queue", () => {
+    expect(errorsOf(delivery({ mode: "buffered" }))).toMatch(/^DELIVERY\.queue: buffered mode needs a queue/);
+  });
+
+  it("reports bad JSON, and all option mistakes at once (binding checks follow once the options are valid)", () => {
+    expect(errorsOf(delivery("{queue: TAILFAN_QUEUE}"))).toMatch(/^DELIVERY: is not valid JSON \(.+\); write a table/);
+    const result = delivery({ mode: "fast", timeoutMs: 1, deadLetter: "NOPE", stats: "LOGS_KV", extra: true });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors.map((e) => `${e.variable}${e.path}`).sort()).toEqual(
+      ["DELIVERY.extra", "DELIVERY.mode", "DELIVERY.timeoutMs"].sort(),
+    );
+  });
+
+  it("reports DELIVERY and SINKS errors together", () => {
+    const result = buildConfig(withVars({ SINKS: [{ name: "a", type: "nope" }], DELIVERY: { queue: "NOPE" } }));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors.map((e) => `${e.variable}${e.path}`)).toEqual(["DELIVERY.queue", "SINKS[0].type"]);
+  });
+});

@@ -8,6 +8,10 @@ export interface ReceivedRequest {
   body: string;
   /** Raw body size on the wire. */
   wireBytes: number;
+  /** When the body had been read, epoch ms. */
+  at: number;
+  /** What the receiver did: the status it answered, or `hang` / `drop` when it did not answer. */
+  answer: number | "hang" | "drop";
 }
 
 declare module "vitest" {

@@ -1,0 +1,219 @@
+/**
+ * The counters: StatsBatch in memory, TailfanStats as the real SQLite-backed
+ * Durable Object (through the TAILFAN_STATS binding and RPC), and flushStats.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { COUNTERS, flushStats, type SinkDelta, type SinkStats, StatsBatch, zeroCounts } from "../../src/stats";
+import { uid } from "../sinks/helpers";
+
+const vars = env as unknown as Record<string, unknown>;
+
+/** A stats object of its own for one test. */
+function freshStats() {
+  return env.TAILFAN_STATS.get(env.TAILFAN_STATS.idFromName(uid("stats")));
+}
+
+async function snapshot(stub: ReturnType<typeof freshStats>, window?: number): Promise<SinkStats[]> {
+  return (await stub.snapshot(window)) as SinkStats[];
+}
+
+const minuteOf = (ms: number) => Math.floor(ms / 60_000) * 60_000;
+
+let errors: MockInstance<typeof console.error>;
+beforeEach(() => {
+  errors = vi.spyOn(console, "error").mockImplementation(() => {});
+});
+afterEach(() => {
+  vi.useRealTimers();
+  vi.restoreAllMocks();
+});
+
+describe("StatsBatch", () => {
+  it("adds up deltas per sink and counter, ignoring zeros", () => {
+    const b = new StatsBatch();
+    b.add("a", "received", 3);
+    b.add("a", "received", 2);
+    b.add("a", "pending", 4);
+    b.add("a", "pending", -1);
+    b.add("b", "sent", 0);
+    expect(b.size).toBe(1);
+    b.add("b", "failed", 1);
+    expect(b.list()).toEqual([
+      { sink: "a", counts: { received: 5, pending: 3 } },
+      { sink: "b", counts: { failed: 1 } },
+    ]);
+    expect(b.size).toBe(2);
+  });
+
+  it("keeps the last error per sink, with its status when there is one", () => {
+    const b = new StatsBatch();
+    b.error("a", "HTTP 503: down", 503, 10);
+    b.error("a", "timed out after 5000 ms", undefined, 20);
+    b.error("b", "HTTP 400: bad", 400, 30);
+    expect(b.list()).toEqual([
+      { sink: "a", counts: {}, lastError: { at: 20, message: "timed out after 5000 ms" } },
+      { sink: "b", counts: {}, lastError: { at: 30, message: "HTTP 400: bad", status: 400 } },
+    ]);
+  });
+
+  it("zeroCounts has every counter at 0", () => {
+    expect(zeroCounts()).toEqual(Object.fromEntries(COUNTERS.map((c) => [c, 0])));
+  });
+});
+
+describe("TailfanStats (the real Durable Object, over RPC)", () => {
+  it("adds deltas up across calls and computes unaccounted per sink", async () => {
+    const stub = freshStats();
+    await stub.add([{ sink: "a", counts: { received: 5, sent: 3, bytes: 300, requests: 1 } }]);
+    await stub.add([
+      { sink: "a", counts: { sent: 1, pending: 1, droppedFilter: 7 } },
+      { sink: "b", counts: { received: 10, sent: 6, deadLettered: 1 } },
+    ]);
+    await stub.add([{ sink: "a", counts: { pending: -1, deadLettered: 1 } }]);
+    const stats = await snapshot(stub);
+    expect(stats.map((s) => s.sink)).toEqual(["a", "b"]);
+    const [a, b] = stats;
+    expect(a?.totals).toEqual({
+      ...zeroCounts(),
+      received: 5,
+      sent: 4,
+      deadLettered: 1,
+      droppedFilter: 7,
+      bytes: 300,
+      requests: 1,
+    });
+    expect(a?.unaccounted).toBe(0);
+    // received − (sent + droppedLimit + deadLettered + failed + pending) = 10 − 7
+    expect(b?.unaccounted).toBe(3);
+    expect(a?.lastError).toBeNull();
+  });
+
+  it("keeps per-minute rows: one row per minute with that minute's sums, oldest first", async () => {
+    const stub = freshStats();
+    const t0 = Date.UTC(2030, 0, 2, 3, 4, 5);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(t0);
+    await stub.add([{ sink: "m", counts: { received: 2, sent: 2 } }]);
+    await stub.add([{ sink: "m", counts: { received: 1, failed: 1 } }]);
+    vi.setSystemTime(t0 + 60_000);
+    await stub.add([{ sink: "m", counts: { received: 4, sent: 4 } }]);
+    vi.setSystemTime(t0 + 3 * 60_000);
+    await stub.add([{ sink: "m", counts: { received: 1, pending: 1 } }]);
+    const [m] = await snapshot(stub, 60);
+    expect(m?.minutes).toEqual([
+      { ...zeroCounts(), minute: minuteOf(t0), received: 3, sent: 2, failed: 1 },
+      { ...zeroCounts(), minute: minuteOf(t0) + 60_000, received: 4, sent: 4 },
+      { ...zeroCounts(), minute: minuteOf(t0) + 180_000, received: 1, pending: 1 },
+    ]);
+    expect(m?.totals).toMatchObject({ received: 8, sent: 6, failed: 1, pending: 1 });
+
+    // A shorter window leaves the older minutes out of `minutes`, never out of the totals.
+    const [recent] = await snapshot(stub, 1);
+    expect(recent?.minutes.map((x) => x.minute)).toEqual([minuteOf(t0) + 180_000]);
+    expect(recent?.totals).toEqual(m?.totals);
+  });
+
+  it("forgets per-minute rows older than 7 days, and keeps the totals", async () => {
+    const stub = freshStats();
+    const t0 = Date.UTC(2030, 5, 1, 0, 0, 0);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(t0);
+    await stub.add([{ sink: "old", counts: { received: 1, sent: 1 } }]);
+    vi.setSystemTime(t0 + 7 * 24 * 3_600_000 + 60_000);
+    await stub.add([{ sink: "old", counts: { received: 1, sent: 1 } }]);
+    const rows = await runInDurableObject(stub, (_instance, state) =>
+      state.storage.sql.exec("SELECT minute FROM minutes WHERE sink = 'old' ORDER BY minute").toArray(),
+    );
+    expect(rows.map((r) => Number(r.minute) * 60_000)).toEqual([minuteOf(t0) + 7 * 24 * 3_600_000 + 60_000]);
+    const [old] = await snapshot(stub, 7 * 24 * 60);
+    expect(old?.totals).toMatchObject({ received: 2, sent: 2 });
+  });
+
+  it("keeps each sink's last error with its time and status; a later one replaces it", async () => {
+    const stub = freshStats();
+    await stub.add([
+      { sink: "e", counts: { failed: 1 }, lastError: { at: 100, message: "HTTP 503: down", status: 503 } },
+    ]);
+    expect((await snapshot(stub))[0]?.lastError).toEqual({ at: 100, message: "HTTP 503: down", status: 503 });
+    // A delta without an error leaves the last one in place.
+    await stub.add([{ sink: "e", counts: { sent: 1 } }]);
+    expect((await snapshot(stub))[0]?.lastError).toEqual({ at: 100, message: "HTTP 503: down", status: 503 });
+    await stub.add([{ sink: "e", counts: {}, lastError: { at: 200, message: "x".repeat(5_000) } }]);
+    const lastError = (await snapshot(stub))[0]?.lastError;
+    expect(lastError).toEqual({ at: 200, message: "x".repeat(1_000), status: null });
+  });
+
+  it("an empty object answers an empty list", async () => {
+    expect(await snapshot(freshStats())).toEqual([]);
+  });
+});
+
+describe("flushStats", () => {
+  /** A namespace that counts the stubs it hands out and their add() calls, forwarding both to the real binding. */
+  function countingNamespace(real: DurableObjectNamespace) {
+    const seen = { gets: 0, adds: [] as SinkDelta[][] };
+    const ns = {
+      idFromName: (name: string) => real.idFromName(name),
+      get: (id: DurableObjectId) => {
+        seen.gets++;
+        const stub = real.get(id) as unknown as { add(d: SinkDelta[]): Promise<void> };
+        return {
+          add: (deltas: SinkDelta[]) => {
+            seen.adds.push(deltas);
+            return stub.add(deltas);
+          },
+        };
+      },
+    };
+    return { ns, seen };
+  }
+
+  it("writes a whole batch with exactly one RPC to the deployment's stats object", async () => {
+    const { ns, seen } = countingNamespace(env.TAILFAN_STATS as unknown as DurableObjectNamespace);
+    const [a, b] = [uid("flush-a"), uid("flush-b")];
+    const batch = new StatsBatch();
+    batch.add(a, "received", 3);
+    batch.add(a, "sent", 3);
+    batch.add(b, "received", 2);
+    batch.add(b, "failed", 2);
+    batch.error(b, "HTTP 500: oops", 500, 1_000);
+    await flushStats({ ...vars, COUNTING_STATS: ns }, "COUNTING_STATS", batch);
+    expect(seen.gets).toBe(1);
+    expect(seen.adds).toEqual([batch.list()]);
+    const stub = env.TAILFAN_STATS.get(env.TAILFAN_STATS.idFromName("tailfan"));
+    const all = (await stub.snapshot()) as SinkStats[];
+    expect(all.find((s) => s.sink === a)?.totals).toMatchObject({ received: 3, sent: 3 });
+    expect(all.find((s) => s.sink === b)).toMatchObject({
+      totals: { received: 2, failed: 2 },
+      lastError: { at: 1_000, message: "HTTP 500: oops", status: 500 },
+      unaccounted: 0,
+    });
+    expect(errors).not.toHaveBeenCalled();
+  });
+
+  it("makes no call without a binding or without deltas", async () => {
+    const { ns, seen } = countingNamespace(env.TAILFAN_STATS as unknown as DurableObjectNamespace);
+    const full = new StatsBatch();
+    full.add("x", "sent", 1);
+    await flushStats({ ...vars, COUNTING_STATS: ns }, null, full);
+    await flushStats({ ...vars, COUNTING_STATS: ns }, "COUNTING_STATS", new StatsBatch());
+    expect(seen).toEqual({ gets: 0, adds: [] });
+  });
+
+  it("swallows a failure and logs it: the binding is missing", async () => {
+    const batch = new StatsBatch();
+    batch.add("f", "sent", 1);
+    await expect(flushStats(vars, "NO_SUCH_STATS", batch)).resolves.toBeUndefined();
+    expect(errors).toHaveBeenCalledTimes(1);
+    expect(String(errors.mock.calls[0]?.[0])).toMatch(/^tailfan: could not write counters to NO_SUCH_STATS: .+/);
+  });
+
+  it("swallows a failure and logs it: the binding is not a Durable Object namespace", async () => {
+    const batch = new StatsBatch();
+    batch.add("g", "sent", 1);
+    await expect(flushStats(vars, "LOGS_KV", batch)).resolves.toBeUndefined();
+    expect(String(errors.mock.calls[0]?.[0])).toMatch(/^tailfan: could not write counters to LOGS_KV: /);
+  });
+});
