@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { describeError, gzip, jsonArray, ndjson, sendHttp } from "./shared";
+import { jsonArray, ndjson, postPayload } from "./shared";
 import { defineSink } from "./types";
 
 /** Header values must not smuggle line breaks or other control characters (tab is fine). */
@@ -54,21 +54,9 @@ export const httpSink = defineSink({
           ? { body: ndjson(batch), contentType: "application/x-ndjson", records: batch.length }
           : { body: jsonArray(batch), contentType: "application/json", records: batch.length };
       },
-      async send(payload, signal) {
-        let request: Request;
-        try {
-          const headers = new Headers(o.headers);
-          headers.set("content-type", payload.contentType);
-          let body: string | Uint8Array = payload.body;
-          if (o.gzip) {
-            body = await gzip(payload.body);
-            headers.set("content-encoding", "gzip");
-          }
-          request = new Request(o.url, { method: o.method, headers, body });
-        } catch (err) {
-          return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
-        }
-        return sendHttp(request, signal);
+      send(payload, signal) {
+        const post = { url: o.url, method: o.method, headers: o.headers, gzip: o.gzip };
+        return postPayload({ ...post, body: payload.body, contentType: payload.contentType }, signal);
       },
     };
   },

@@ -96,6 +96,38 @@ export async function sendHttp(
   return classifyStatus(response.status, response.headers.get("retry-after"), detail);
 }
 
+export interface HttpPost {
+  url: string;
+  body: string;
+  contentType: string;
+  /** Extra headers (auth, tenant, ...). */
+  headers?: Record<string, string>;
+  /** Gzip the body and send `Content-Encoding: gzip`. */
+  gzip?: boolean;
+  method?: string;
+}
+
+/**
+ * The one way sinks POST a payload: builds the request (gzip with
+ * CompressionStream when asked), sends it, classifies the answer. Never throws.
+ */
+export async function postPayload(post: HttpPost, signal: AbortSignal): Promise<SendResult> {
+  let request: Request;
+  try {
+    const headers = new Headers(post.headers);
+    headers.set("content-type", post.contentType);
+    let body: string | Uint8Array = post.body;
+    if (post.gzip) {
+      body = await gzip(post.body);
+      headers.set("content-encoding", "gzip");
+    }
+    request = new Request(post.url, { method: post.method ?? "POST", headers, body });
+  } catch (err) {
+    return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
+  }
+  return sendHttp(request, signal);
+}
+
 const pad2 = (n: number) => (n < 10 ? `0${n}` : String(n));
 
 /** UTC date parts of an epoch-ms time, for object keys. */

@@ -16,7 +16,20 @@ export type { LogRecord, SerializedRecord };
 export type SendResult =
   | { outcome: "ok"; status?: number }
   | { outcome: "retry"; reason: string; status?: number; retryAfterMs?: number }
-  | { outcome: "fail"; reason: string; status?: number };
+  | { outcome: "fail"; reason: string; status?: number }
+  | {
+      /**
+       * Some records were taken and some not (an Elasticsearch bulk answer with
+       * `errors: true`): indices into the batch of those worth retrying and of
+       * those refused for good. Every other record counts as delivered.
+       */
+      outcome: "partial";
+      retry: readonly number[];
+      fail: readonly number[];
+      reason: string;
+      status?: number;
+      retryAfterMs?: number;
+    };
 
 /** How the core cuts a sink's records into payloads. */
 export interface BatchLimits {
@@ -65,6 +78,12 @@ export interface SinkDefinition<O = unknown, P = unknown> {
   options: v.GenericSchema<unknown, O>;
   /** Batch limits, from the resolved options where the user may tune them. */
   batch: (options: O) => BatchLimits;
+  /**
+   * Options that hold credentials, with the secret each one reads when the
+   * user does not set it (`{ apiKey: "DD_API_KEY" }`): the option defaults
+   * to `"${DD_API_KEY}"`, resolved like any other secret reference.
+   */
+  defaultSecrets?: Record<string, string>;
   /** Bindings the options name, checked when the config is loaded. */
   bindings?: (options: O) => BindingRef[];
   create(options: O, ctx: SinkContext): Sink<P>;

@@ -389,6 +389,10 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
     }
     const publicOptions: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(raw as Record<string, unknown>)) if (!RESERVED.has(k)) publicOptions[k] = x;
+    // A credential the user did not set reads the sink type's usual secret (DD_API_KEY, ...).
+    for (const [option, secret] of Object.entries(definition.defaultSecrets ?? {})) {
+      if (publicOptions[option] === undefined) publicOptions[option] = `\${${secret}}`;
+    }
     const before = errors.length;
     const resolved = resolveSecrets(publicOptions, env, at, errors, "SINKS");
     if (errors.length > before) continue;

@@ -132,7 +132,8 @@ export async function deliverToSink(
   }
   const deadline = Date.now() + options.budgetMs;
   await Promise.all(
-    batches.map(async (batch) => {
+    batches.map(async (first) => {
+      let batch = first;
       let payload: unknown;
       try {
         payload = target.sink.encode(batch);
@@ -153,20 +154,46 @@ export async function deliverToSink(
           for (const item of batch) report.bytes += item.bytes;
           return;
         }
-        const backoff = Math.random() * options.backoffMs * 2 ** (n - 1);
-        const wait = Math.max(backoff, result.outcome === "retry" ? (result.retryAfterMs ?? 0) : 0);
-        if (result.outcome === "fail" || n >= options.maxAttempts || Date.now() + wait >= deadline) {
-          report.failed += batch.length;
-          const why = result.outcome === "fail" ? "failed" : `gave up after ${n} attempt(s)`;
+        const fail = (items: SerializedRecord[], retryable: boolean, why: string) => {
+          if (items.length === 0) return;
+          report.failed += items.length;
           report.errors.push(`${why}: ${result.reason}`);
-          const failure: FailedBatch = {
-            items: batch,
-            retryable: result.outcome === "retry",
-            reason: result.reason,
-            attempts: n,
-          };
+          const failure: FailedBatch = { items, retryable, reason: result.reason, attempts: n };
           if (result.status !== undefined) failure.status = result.status;
           report.failures.push(failure);
+        };
+        if (result.outcome === "partial") {
+          // The backend took part of the batch: count it, set aside what it refused, go on with the rest.
+          const retry = new Set(result.retry);
+          const refused = new Set(result.fail);
+          const next: SerializedRecord[] = [];
+          const failed: SerializedRecord[] = [];
+          batch.forEach((item, i) => {
+            if (refused.has(i)) failed.push(item);
+            else if (retry.has(i)) next.push(item);
+            else {
+              report.delivered++;
+              report.bytes += item.bytes;
+            }
+          });
+          fail(failed, false, "refused");
+          batch = next;
+          if (batch.length === 0) return;
+          try {
+            payload = target.sink.encode(batch);
+          } catch (err) {
+            fail(batch, false, `encode failed: ${err instanceof Error ? err.message : String(err)}`);
+            return;
+          }
+        }
+        const backoff = Math.random() * options.backoffMs * 2 ** (n - 1);
+        const wait = Math.max(backoff, result.outcome === "fail" ? 0 : (result.retryAfterMs ?? 0));
+        if (result.outcome === "fail") {
+          fail(batch, false, "failed");
+          return;
+        }
+        if (n >= options.maxAttempts || Date.now() + wait >= deadline) {
+          fail(batch, true, `gave up after ${n} attempt(s)`);
           return;
         }
         await sleep(wait);

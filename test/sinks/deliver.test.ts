@@ -3,8 +3,8 @@ import { httpSink } from "../../sinks/http";
 import { kvSink } from "../../sinks/kv";
 import { queueSink } from "../../sinks/queue";
 import { r2Sink } from "../../sinks/r2";
-import type { AnySinkDefinition } from "../../sinks/types";
-import { type DeliveryOptions, deliverAll, Limiter, type SinkTarget } from "../../src/delivery/deliver";
+import type { AnySinkDefinition, SendResult, Sink } from "../../sinks/types";
+import { type DeliveryOptions, deliverAll, deliverToSink, Limiter, type SinkTarget } from "../../src/delivery/deliver";
 import type { SerializedRecord } from "../../src/record";
 import { bigRecords, bindings, makeSink, must, received, receiverUrl, someRecords, uid } from "./helpers";
 
@@ -273,5 +273,32 @@ describe("Limiter", () => {
       worst = Math.max(worst, peak);
     }
     expect(worst).toBe(1);
+  });
+});
+
+describe("deliverToSink: partial answers", () => {
+  it("counts what the backend took, sets aside what it refused for good, and retries only the rest", async () => {
+    const items = someRecords(5, "partial").slice(0, 5);
+    const sent: string[][] = [];
+    // A sink whose backend takes records 0 and 1, refuses 2 for good and asks for 3 and 4 again, then takes them.
+    const sink = {
+      encode: (batch: readonly SerializedRecord[]) => batch.map((i) => i.record.id),
+      async send(ids: string[]): Promise<SendResult> {
+        sent.push(ids);
+        if (sent.length === 1)
+          return { outcome: "partial", retry: [3, 4], fail: [2], reason: "2 item(s) failed", status: 200 };
+        return { outcome: "ok" };
+      },
+    };
+    const report = await deliverToSink(
+      { name: "partial", sink: sink as Sink<unknown>, batch: { maxRecords: 100, maxBytes: 1 << 20 }, items },
+      new Limiter(6),
+      OPTS,
+    );
+    expect(sent).toEqual([items.map((i) => i.record.id), [items[3], items[4]].map((i) => must(i).record.id)]);
+    expect(report).toMatchObject({ delivered: 4, failed: 1, requests: 2 });
+    expect(report.failures).toEqual([
+      { items: [items[2]], retryable: false, reason: "2 item(s) failed", status: 200, attempts: 1 },
+    ]);
   });
 });

@@ -335,3 +335,31 @@ describe("config: DELIVERY", () => {
     expect(result.errors.map((e) => `${e.variable}${e.path}`)).toEqual(["DELIVERY.queue", "SINKS[0].type"]);
   });
 });
+
+describe("config: default secrets of a sink type", () => {
+  it("a credential left out reads the type's usual secret, shown by name only", async () => {
+    const { SINK_TYPES } = await import("../../sinks/index");
+    const { defineSink } = await import("../../sinks/types");
+    const v = await import("valibot");
+    const fake = defineSink({
+      type: "vendor-test",
+      description: "test vendor",
+      options: v.strictObject({ apiKey: v.string() }),
+      defaultSecrets: { apiKey: "VENDOR_TEST_KEY" },
+      batch: () => ({ maxRecords: 1, maxBytes: 1024 }),
+      create: () => ({ encode: () => null, send: async () => ({ outcome: "ok" as const }) }),
+    });
+    (SINK_TYPES as Record<string, unknown>)["vendor-test"] = fake;
+    try {
+      const ok = buildConfig(withVars({ VENDOR_TEST_KEY: "k-123", SINKS: [{ name: "v", type: "vendor-test" }] }));
+      expect(ok.ok).toBe(true);
+      if (!ok.ok) return;
+      expect(ok.config.sinks[0]?.options).toEqual({ apiKey: "k-123" });
+      expect(ok.config.sinks[0]?.publicOptions).toEqual({ apiKey: "${VENDOR_TEST_KEY}" });
+      const missing = errorsOf(buildConfig(withVars({ SINKS: [{ name: "v", type: "vendor-test" }] })));
+      expect(missing).toMatch(/^SINKS\[0\]\.apiKey: secret VENDOR_TEST_KEY is not set/);
+    } finally {
+      delete (SINK_TYPES as Record<string, unknown>)["vendor-test"];
+    }
+  });
+});
