@@ -282,6 +282,11 @@ const BINDING_SHAPE: Record<BindingKind, { methods: string[]; toml: (name: strin
   kv: { methods: ["get", "put", "list"], toml: (n) => `[[kv_namespaces]] binding = "${n}"` },
   r2: { methods: ["get", "put", "head"], toml: (n) => `[[r2_buckets]] binding = "${n}"` },
   queue: { methods: ["send", "sendBatch"], toml: (n) => `[[queues.producers]] binding = "${n}"` },
+  d1: { methods: ["prepare", "batch", "exec"], toml: (n) => `[[d1_databases]] binding = "${n}"` },
+  analytics_engine: {
+    methods: ["writeDataPoint"],
+    toml: (n) => `[[analytics_engine_datasets]] binding = "${n}"`,
+  },
 };
 
 function checkBinding(env: Record<string, unknown>, name: string, kind: BindingKind): string | null {

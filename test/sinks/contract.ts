@@ -43,12 +43,19 @@ export interface ContractCase {
 export function expectSendResult(result: unknown): asserts result is SendResult {
   expect(result).toBeTypeOf("object");
   const r = result as SendResult;
-  expect(["ok", "retry", "fail"]).toContain(r.outcome);
+  expect(["ok", "retry", "fail", "partial"]).toContain(r.outcome);
   if (r.outcome !== "ok") {
     expect(r.reason).toBeTypeOf("string");
     expect(r.reason.length).toBeGreaterThan(0);
   }
-  if (r.outcome === "retry" && r.retryAfterMs !== undefined) expect(r.retryAfterMs).toBeGreaterThanOrEqual(0);
+  if ((r.outcome === "retry" || r.outcome === "partial") && r.retryAfterMs !== undefined) {
+    expect(r.retryAfterMs).toBeGreaterThanOrEqual(0);
+  }
+  if (r.outcome === "partial") {
+    // Indices into the batch, none both retried and refused.
+    for (const i of [...r.retry, ...r.fail]) expect(Number.isInteger(i) && i >= 0).toBe(true);
+    expect(r.retry.filter((i) => r.fail.includes(i))).toEqual([]);
+  }
 }
 
 /** Calls `send` and captures a throw or rejection as a value, so a broken sink fails the assertion instead of the runner. */
@@ -93,7 +100,7 @@ export function sinkContract(c: ContractCase): void {
     });
 
     it("has a type, a description and sane batch limits", () => {
-      expect(c.def.type).toMatch(/^[a-z][a-z0-9]*$/);
+      expect(c.def.type).toMatch(/^[a-z][a-z0-9_]*$/);
       expect(c.def.description.length).toBeGreaterThan(10);
       const limits = c.def.batch(v.parse(c.def.options, c.valid));
       expect(limits.maxRecords).toBeGreaterThanOrEqual(1);

@@ -1,0 +1,313 @@
+import * as v from "valibot";
+import { utf8Length } from "../src/json";
+import type { Level } from "../src/record";
+import { postPayload, truncateUtf8 } from "./shared";
+import { defineSink, type SendResult, type SerializedRecord } from "./types";
+
+// ---------------------------------------------------------------------------
+// Helpers for vendor sinks whose requests have hard size limits (also used by
+// splunk.ts and newrelic.ts): entries are packed into as many bodies as the
+// vendor's per-request limits need, and sent one after the other.
+// ---------------------------------------------------------------------------
+
+/** One encoded entry (one record) and its exact UTF-8 size. */
+export interface Entry {
+  text: string;
+  bytes: number;
+}
+
+/** One request body and the positions `[first, first + count)` of its records in the batch. */
+export interface Body {
+  body: string;
+  first: number;
+  count: number;
+}
+
+/** A payload of one or more request bodies (more only when one would break the vendor's limits). */
+export interface MultiPayload {
+  bodies: Body[];
+  records: number;
+}
+
+/** How entries are framed into one body: `open + e1 + sep + e2 + ... + close`. */
+export interface Frame {
+  open: string;
+  sep: string;
+  close: string;
+}
+
+/** UTF-8 size of a record's line; works on copies of a record that lost the lazy `bytes` getter. */
+export function lineBytes(item: SerializedRecord): number {
+  const b = (item as { bytes?: unknown }).bytes;
+  return typeof b === "number" ? b : utf8Length(item.line);
+}
+
+/** Control characters (and line breaks) in a header value would break or smuggle headers. */
+export const noControlCharacters = v.check(
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+  (s: string) => !/[\u0000-\u001f\u007f]/.test(s),
+  "must not contain control characters or line breaks",
+);
+
+/**
+ * `s` as a JSON string literal of at most `maxBytes` UTF-8 bytes, cut (at a
+ * character boundary) when needed; null when not even `""` fits.
+ */
+export function jsonStringWithin(s: string, maxBytes: number): string | null {
+  if (maxBytes < 2) return null;
+  let budget = maxBytes - 2;
+  let cut = truncateUtf8(s, budget);
+  let json = JSON.stringify(cut);
+  let size = utf8Length(json);
+  while (size > maxBytes) {
+    // Escapes made it longer than the raw text: shrink in proportion and try again.
+    budget = Math.floor((budget * maxBytes) / size) - 1;
+    cut = truncateUtf8(cut, Math.max(0, budget));
+    json = JSON.stringify(cut);
+    size = utf8Length(json);
+  }
+  return json;
+}
+
+/**
+ * Packs entries, in order, into bodies of at most `maxEntries` entries and
+ * `maxBytes` bytes (UTF-8, framing included). An entry that alone exceeds
+ * `maxBytes` goes in a body of its own.
+ */
+export function packBodies(
+  entries: readonly Entry[],
+  limits: { maxEntries: number; maxBytes: number },
+  frame: Frame,
+): Body[] {
+  const frameBytes = utf8Length(frame.open) + utf8Length(frame.close);
+  const sepBytes = utf8Length(frame.sep);
+  const bodies: Body[] = [];
+  let parts: string[] = [];
+  let first = 0;
+  let bytes = frameBytes;
+  const flush = (next: number) => {
+    if (parts.length > 0)
+      bodies.push({ body: frame.open + parts.join(frame.sep) + frame.close, first, count: parts.length });
+    parts = [];
+    first = next;
+    bytes = frameBytes;
+  };
+  entries.forEach((entry, i) => {
+    const add = entry.bytes + (parts.length > 0 ? sepBytes : 0);
+    if (parts.length > 0 && (parts.length >= limits.maxEntries || bytes + add > limits.maxBytes)) flush(i);
+    bytes += entry.bytes + (parts.length > 0 ? sepBytes : 0);
+    parts.push(entry.text);
+  });
+  flush(entries.length);
+  return bodies;
+}
+
+/**
+ * Sends the bodies one after the other. One body: its result as is. Several:
+ * when one fails, the records of the bodies already sent count as delivered
+ * (`partial`), those of the failed body are retried or refused as its answer
+ * says, and those of the bodies not yet sent are retried.
+ */
+export async function sendBodies(
+  payload: MultiPayload,
+  post: (body: string) => Promise<SendResult>,
+): Promise<SendResult> {
+  const { bodies } = payload;
+  let last: SendResult = { outcome: "ok" };
+  for (let k = 0; k < bodies.length; k++) {
+    const b = bodies[k] as Body;
+    const result = await post(b.body);
+    if (result.outcome === "ok") {
+      last = result;
+      continue;
+    }
+    if (bodies.length === 1 || (k === 0 && result.outcome === "retry")) return result;
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+    const here = range(b.first, b.first + b.count);
+    const later = range(b.first + b.count, payload.records);
+    const reason = `request ${k + 1} of ${bodies.length}: ${result.reason}`;
+    const partial: SendResult = {
+      outcome: "partial",
+      retry: result.outcome === "fail" ? later : [...here, ...later],
+      fail: result.outcome === "fail" ? here : [],
+      reason,
+    };
+    if (result.status !== undefined) partial.status = result.status;
+    if (result.outcome === "retry" && result.retryAfterMs !== undefined) partial.retryAfterMs = result.retryAfterMs;
+    return partial;
+  }
+  return last;
+}
+
+// ---------------------------------------------------------------------------
+// Datadog
+// ---------------------------------------------------------------------------
+
+/** Datadog Logs API limits per request: 5 MB uncompressed, 1000 entries, 1 MB per log (taken as 10^6 bytes). */
+export const DATADOG_MAX_REQUEST_BYTES = 5_000_000;
+export const DATADOG_MAX_ENTRIES = 1000;
+export const DATADOG_MAX_ENTRY_BYTES = 1_000_000;
+/** Room kept in an entry for the fields around the record (tags, service, status, ...). */
+const DATADOG_ENTRY_ROOM = 24 * 1024;
+
+/** Datadog `status` for each record level. */
+export const DATADOG_STATUS: Record<Level, string> = {
+  debug: "debug",
+  info: "info",
+  log: "info",
+  warn: "warning",
+  error: "error",
+};
+
+/** One tag of the comma-separated `ddtags`: no comma, at most 200 characters (Datadog's tag limit). */
+const tagSchema = v.pipe(
+  v.string(),
+  v.minLength(1, "a tag must not be empty"),
+  v.maxLength(200, "a tag is at most 200 characters"),
+  v.check((t) => !t.includes(","), "a tag must not contain a comma"),
+);
+
+/** `"env:prod,team:web"` or a list, as a list of trimmed tags. */
+function tagList(input: string | string[]): string[] {
+  const raw = typeof input === "string" ? input.split(",") : input;
+  return raw.map((t) => t.trim()).filter((t) => t !== "");
+}
+
+/** A value usable inside `ddtags`: no commas or whitespace, within the tag length limit. */
+function tagValue(key: string, value: string): string {
+  return `${key}:${value.replace(/[,\s]+/g, "_")}`.slice(0, 200);
+}
+
+export const datadogSink = defineSink({
+  type: "datadog",
+  description: "Sends records to the Datadog Logs API (v2) as JSON log entries with status, service and tags.",
+  options: v.strictObject({
+    /** Datadog API key, sent as `DD-API-KEY`. Default: the secret `DD_API_KEY`. */
+    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), noControlCharacters),
+    /**
+     * Datadog site: `datadoghq.com` (US1), `us3.datadoghq.com`, `us5.datadoghq.com`, `datadoghq.eu`,
+     * `ap1.datadoghq.com`, `ap2.datadoghq.com`, `ddog-gov.com`, ... Default `datadoghq.com`.
+     */
+    site: v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(/^[a-z0-9-]+(\.[a-z0-9-]+)+$/, "must be a Datadog site such as datadoghq.com or datadoghq.eu"),
+        v.check((s) => !s.startsWith("app."), 'is the site without "app." (datadoghq.eu, not app.datadoghq.eu)'),
+      ),
+      "datadoghq.com",
+    ),
+    /** Full intake URL, overriding `site` (proxies, tests). Default `https://http-intake.logs.<site>/api/v2/logs`. */
+    endpoint: v.optional(
+      v.pipe(v.string(), v.url("must be an absolute http(s) URL"), v.regex(/^https?:\/\//i, "must be http(s)")),
+    ),
+    /** `service` of every entry. Default: the record's script name, else `tailfan`. */
+    service: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(100, "is at most 100 characters"))),
+    /** `ddsource` of every entry. Default `cloudflare`. */
+    ddsource: v.optional(
+      v.pipe(v.string(), v.minLength(1), v.maxLength(100, "is at most 100 characters")),
+      "cloudflare",
+    ),
+    /**
+     * Extra tags, as `"env:prod,team:web"` or `["env:prod", "team:web"]`, added after the automatic
+     * `script:`, `outcome:`, `event_type:` (and `dispatch_namespace:`) tags. Default none.
+     */
+    ddtags: v.optional(
+      v.pipe(
+        v.union([v.string(), v.array(v.string())], "must be a string or a list of strings"),
+        v.transform(tagList),
+        v.array(tagSchema),
+        v.maxLength(100, "at most 100 tags"),
+      ),
+      [],
+    ),
+    /** `hostname` of every entry. Default: not set. */
+    hostname: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(255, "is at most 255 characters"))),
+    /** Gzip request bodies (`Content-Encoding: gzip`). Default `true`. */
+    gzip: v.optional(v.boolean(), true),
+    /** Most records per batch; Datadog takes at most 1000 entries per request. Default 1000. */
+    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(DATADOG_MAX_ENTRIES)), 1000),
+    /**
+     * Most bytes of record JSON per batch. The entries are somewhat larger (message, tags); a batch whose
+     * entries would exceed Datadog's 5 MB is sent as several requests. Default 3000000.
+     */
+    maxBytes: v.optional(
+      v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(DATADOG_MAX_REQUEST_BYTES)),
+      3_000_000,
+    ),
+  }),
+  batch: (o) => ({
+    maxRecords: o.maxRecords,
+    maxBytes: o.maxBytes,
+    maxRecordBytes: DATADOG_MAX_ENTRY_BYTES - DATADOG_ENTRY_ROOM,
+  }),
+  defaultSecrets: { apiKey: "DD_API_KEY" },
+  create(o) {
+    const url = o.endpoint ?? `https://http-intake.logs.${o.site}/api/v2/logs`;
+    const source = JSON.stringify(o.ddsource);
+    const host = o.hostname === undefined ? "" : `,"hostname":${JSON.stringify(o.hostname)}`;
+    const userTags = o.ddtags;
+
+    function entry(item: SerializedRecord): Entry {
+      const r = item.record;
+      const tags: string[] = [];
+      if (r.scriptName) tags.push(tagValue("script", r.scriptName));
+      tags.push(tagValue("outcome", r.outcome), tagValue("event_type", r.eventType));
+      if (r.dispatchNamespace) tags.push(tagValue("dispatch_namespace", r.dispatchNamespace));
+      for (const t of userTags) tags.push(t);
+      const service = o.service ?? r.scriptName ?? "tailfan";
+      let head =
+        `{"ddsource":${source},"ddtags":${JSON.stringify(tags.join(","))}${host}` +
+        `,"service":${JSON.stringify(service)},"status":"${DATADOG_STATUS[r.level] ?? "info"}"`;
+      if (Number.isFinite(r.timestamp)) head += `,"timestamp":${r.timestamp}`;
+      const tail = `,"worker":${item.line}}`;
+      const fixed = utf8Length(head) + (tail.length - item.line.length) + lineBytes(item);
+      let room = DATADOG_MAX_ENTRY_BYTES - fixed;
+      // Optional copies of record fields as Datadog standard attributes, each only if the entry stays within 1 MB.
+      let extras = "";
+      const message = jsonStringWithin(r.message, room - ',"message":'.length);
+      if (message !== null) {
+        extras += `,"message":${message}`;
+        room -= ',"message":'.length + utf8Length(message);
+      }
+      const add = (text: string) => {
+        const size = utf8Length(text);
+        if (size > room) return false;
+        extras += text;
+        room -= size;
+        return true;
+      };
+      if (r.method !== undefined || r.url !== undefined || r.status !== undefined) {
+        const http: Record<string, string | number> = {};
+        if (r.method !== undefined) http.method = r.method;
+        if (r.url !== undefined) http.url = r.url;
+        if (r.status !== undefined) http.status_code = r.status;
+        add(`,"http":${JSON.stringify(http)}`);
+      }
+      if (r.type === "exception") {
+        const error = { kind: r.exceptionName, message: r.message };
+        if (r.stack === undefined || !add(`,"error":${JSON.stringify({ ...error, stack: r.stack })}`))
+          add(`,"error":${JSON.stringify(error)}`);
+      }
+      const text = head + extras + tail;
+      return { text, bytes: DATADOG_MAX_ENTRY_BYTES - room };
+    }
+
+    return {
+      encode(batch): MultiPayload {
+        const entries = batch.map(entry);
+        const bodies = packBodies(
+          entries,
+          { maxEntries: DATADOG_MAX_ENTRIES, maxBytes: DATADOG_MAX_REQUEST_BYTES },
+          { open: "[", sep: ",", close: "]" },
+        );
+        return { bodies, records: batch.length };
+      },
+      send(payload, signal) {
+        const headers = { "dd-api-key": o.apiKey };
+        return sendBodies(payload, (body) =>
+          postPayload({ url, body, contentType: "application/json", headers, gzip: o.gzip }, signal),
+        );
+      },
+    };
+  },
+});

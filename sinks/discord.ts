@@ -1,0 +1,130 @@
+/**
+ * Discord webhook: one readable alert message per batch, for the records at
+ * or above `minLevel` (error by default). Same alerts and pacing as the slack
+ * sink; Discord's own parts are the 2,000-character `content`, its markdown,
+ * and the 429 answer whose delay is in the JSON body.
+ *
+ * Execute webhook: https://discord.com/developers/docs/resources/webhook#execute-webhook
+ *   (`content` up to 2000 characters; `allowed_mentions`; `flags` may set SUPPRESS_EMBEDS = 1 << 2)
+ * Rate limits: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit
+ *   (429 body `{ message, retry_after, global }`, retry_after in seconds, possibly fractional)
+ */
+import * as v from "valibot";
+import { classifyStatus, describeError } from "./shared";
+import {
+  ALERT_LEVELS,
+  type AlertStyle,
+  noteRetryAfter,
+  renderAlerts,
+  selectAlerts,
+  type WebhookPayload,
+  waitForSlot,
+} from "./slack";
+import { defineSink, type SendResult } from "./types";
+
+export const DISCORD_CONTENT_LIMIT = 2000;
+const SUPPRESS_EMBEDS = 1 << 2;
+
+export const DISCORD_STYLE: AlertStyle = {
+  limit: DISCORD_CONTENT_LIMIT,
+  listed: 5,
+  // Markdown characters are backslash-escaped; mentions are disarmed by `allowed_mentions` instead.
+  escape: (s) => s.replace(/[\\*_~`|>[\]]/g, (c) => `\\${c}`),
+  bold: (s) => `**${s}**`,
+  code: (s) => `\`${s.replace(/`/g, "'")}\``,
+};
+
+export const discordSink = defineSink({
+  type: "discord",
+  description: "Posts one readable alert per batch of error records to a Discord webhook.",
+  options: v.strictObject({
+    /** The webhook URL (`https://discord.com/api/webhooks/<id>/<token>`); it holds the secret. Default: the secret `DISCORD_WEBHOOK_URL`. */
+    webhook: v.pipe(v.string(), v.url("must be an absolute https URL (the webhook URL)")),
+    /** Lowest level that produces an alert: `debug`, `info`, `log`, `warn` or `error`. Default `error`. */
+    minLevel: v.optional(v.picklist(ALERT_LEVELS), "error"),
+  }),
+  batch: () => ({ maxRecords: 1000, maxBytes: 1024 * 1024 }),
+  defaultSecrets: { webhook: "DISCORD_WEBHOOK_URL" },
+  create(o) {
+    return {
+      encode(batch): WebhookPayload {
+        const alerts = selectAlerts(batch, o.minLevel);
+        if (alerts.length === 0) return { body: null, alerts: 0 };
+        const content = renderAlerts(alerts, DISCORD_STYLE);
+        // No pings from user text (@everyone, <@id>), no link previews of producer URLs.
+        const body = { content, allowed_mentions: { parse: [] }, flags: SUPPRESS_EMBEDS };
+        return { body: JSON.stringify(body), alerts: alerts.length };
+      },
+      async send(payload, signal) {
+        if (payload.body === null) return { outcome: "ok" };
+        const slot = await waitForSlot(o.webhook, signal);
+        if (slot) return slot;
+        const result = await postDiscord(o.webhook, payload.body, signal);
+        noteRetryAfter(o.webhook, result);
+        return result;
+      },
+    };
+  },
+});
+
+/**
+ * POSTs a webhook body and classifies the answer like postPayload does, but
+ * reads a 429's JSON body for `retry_after`. Never throws.
+ */
+export async function postDiscord(url: string, body: string, signal: AbortSignal): Promise<SendResult> {
+  // workerd cannot catch the rejection of a fetch started with an aborted signal.
+  if (signal.aborted) return { outcome: "retry", reason: `network error: ${describeError(signal.reason, signal)}` };
+  let request: Request;
+  try {
+    request = new Request(url, { method: "POST", headers: { "content-type": "application/json" }, body });
+  } catch (err) {
+    return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
+  }
+  let response: Response;
+  try {
+    response = await fetch(request, { signal });
+  } catch (err) {
+    return { outcome: "retry", reason: `network error: ${describeError(err, signal)}` };
+  }
+  return discordResult(response);
+}
+
+/** Classifies Discord's answer; a 429 takes its delay from the body's `retry_after`. */
+export async function discordResult(response: Response): Promise<SendResult> {
+  if (response.status >= 200 && response.status < 300) {
+    await response.body?.cancel().catch(() => {});
+    return { outcome: "ok", status: response.status };
+  }
+  let text = "";
+  try {
+    text = await response.text();
+  } catch {
+    text = "";
+  }
+  const retryAfterHeader = response.headers.get("retry-after");
+  const result = classifyStatus(response.status, retryAfterHeader, text.slice(0, 200).replace(/\s+/g, " ").trim());
+  if (response.status === 429 && result.outcome === "retry") {
+    const fromBody = retryAfterFromBody(text, retryAfterHeader);
+    if (fromBody !== undefined) result.retryAfterMs = fromBody;
+  }
+  return result;
+}
+
+/**
+ * `retry_after` of a 429 body in milliseconds. The current API documents it
+ * in seconds (fractional); unversioned webhook URLs have been seen answering
+ * in milliseconds (discord-api-docs#4722), which shows as a value far above
+ * the `Retry-After` header's seconds: then it is read as milliseconds.
+ */
+export function retryAfterFromBody(text: string, retryAfterHeader: string | null): number | undefined {
+  let value: unknown;
+  try {
+    value = (JSON.parse(text) as { retry_after?: unknown } | null)?.retry_after;
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) return undefined;
+  const header = retryAfterHeader === null ? Number.NaN : Number(retryAfterHeader.trim());
+  if (Number.isFinite(header) && value > Math.max(header, 1) * 100) return Math.ceil(value);
+  return Math.ceil(value * 1000);
+}

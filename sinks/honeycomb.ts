@@ -1,0 +1,170 @@
+/**
+ * Honeycomb Events API: `POST https://api.honeycomb.io/1/batch/<dataset>`,
+ * `X-Honeycomb-Team: <key>`, body `[{"time": RFC 3339, "data": {...record}}]`.
+ * The answer to a batch is 200 with one `{"status": 202}` (or an error status)
+ * per event, in order; events refused that way become a `partial` result.
+ */
+import * as v from "valibot";
+import { classifyStatus, describeError, gzip } from "./shared";
+import { defineSink, type SendResult, type SerializedRecord } from "./types";
+
+/** A batch body ready to send, before optional gzip. */
+export interface HoneycombPayload {
+  body: string;
+  records: number;
+}
+
+/**
+ * Honeycomb's limits: an event at most 1 MB (older libhoney versions used 100 KB),
+ * a batch request at most 5 MB (libhoney's apiMaxBatchSize): see the maxBytes option.
+ */
+const HONEYCOMB_MAX_EVENT_BYTES = 1_000_000;
+/** Room for `{"time":"...","data":}` around each record. */
+const WRAPPER_BYTES = 48;
+
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
+function isoTime(ms: number): string {
+  const t = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 253_402_300_799_999) : 0;
+  return new Date(t).toISOString();
+}
+
+/**
+ * Reads Honeycomb's per-event answer to a batch of `count` events: ok when every
+ * event got 202; otherwise the indices to retry (408, 429, 5xx but 501) and to
+ * drop (any other status). An answer that is not such an array says nothing about
+ * single events, so the 2xx of the request stands.
+ */
+export function batchResult(answer: unknown, count: number, status: number): SendResult {
+  if (!Array.isArray(answer) || answer.length !== count) return { outcome: "ok", status };
+  const retry: number[] = [];
+  const fail: number[] = [];
+  const reasons = new Map<string, number>();
+  answer.forEach((entry, i) => {
+    const s = typeof entry === "object" && entry !== null ? (entry as { status?: unknown }).status : undefined;
+    if (typeof s !== "number" || (s >= 200 && s < 300)) return;
+    const verdict = classifyStatus(s, null);
+    if (verdict.outcome === "retry") retry.push(i);
+    else fail.push(i);
+    const error = (entry as { error?: unknown }).error;
+    const why = `${s}${typeof error === "string" && error ? ` ${error.slice(0, 100)}` : ""}`;
+    reasons.set(why, (reasons.get(why) ?? 0) + 1);
+  });
+  if (retry.length === 0 && fail.length === 0) return { outcome: "ok", status };
+  const summary = [...reasons].map(([why, n]) => `${n}× ${why}`).join("; ");
+  const reason = `Honeycomb refused ${retry.length + fail.length} of ${count} event(s): ${summary}`.slice(0, 300);
+  if (fail.length === 0 && retry.length === count) return { outcome: "retry", reason, status };
+  if (retry.length === 0 && fail.length === count) return { outcome: "fail", reason, status };
+  return { outcome: "partial", retry, fail, reason, status };
+}
+
+/** `<endpoint>/1/batch/<dataset>`, keeping the endpoint's own path and query. */
+function batchUrl(endpoint: string, dataset: string): string {
+  const url = new URL(endpoint);
+  url.pathname = `${url.pathname.replace(/\/+$/, "")}/1/batch/${encodeURIComponent(dataset)}`;
+  return url.toString();
+}
+
+export const honeycombSink = defineSink({
+  type: "honeycomb",
+  description: "Sends records to a Honeycomb dataset through the batch Events API, one event per record.",
+  options: v.strictObject({
+    /** The dataset (case-insensitive on Honeycomb's side). Required. */
+    dataset: v.pipe(
+      v.string(),
+      v.minLength(1, "must not be empty"),
+      v.check((s) => !s.includes("/") && !hasControlCharacter(s), "must not contain slashes or control characters"),
+    ),
+    /** Ingest API key, sent as `X-Honeycomb-Team`. Default: the secret `HONEYCOMB_API_KEY`. */
+    apiKey: v.pipe(
+      v.string(),
+      v.minLength(1, "must not be empty"),
+      v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
+    ),
+    /** API base URL. Default `https://api.honeycomb.io`; EU: `https://api.eu1.honeycomb.io`. */
+    endpoint: v.optional(
+      v.pipe(
+        v.string(),
+        v.url("must be an absolute http(s) URL"),
+        v.regex(/^https?:\/\//i, "must be an absolute http(s) URL"),
+      ),
+      "https://api.honeycomb.io",
+    ),
+    /** Gzip the body (`Content-Encoding: gzip`). Default `true`. */
+    gzip: v.optional(v.boolean(), true),
+    /** Most records per request, at most 10,000. Default 1000. */
+    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1000),
+    /**
+     * Most bytes of record JSON per request, before gzip. Default 4 MiB, at most 4.5 MB: with the
+     * `time`/`data` wrapper of up to 10,000 events a request stays under the API's 5 MB.
+     */
+    maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(4_500_000)), 4 * 1024 * 1024),
+  }),
+  batch: (o) => ({
+    maxRecords: o.maxRecords,
+    maxBytes: o.maxBytes,
+    maxRecordBytes: HONEYCOMB_MAX_EVENT_BYTES - WRAPPER_BYTES,
+  }),
+  defaultSecrets: { apiKey: "HONEYCOMB_API_KEY" },
+  create(o) {
+    const url = batchUrl(o.endpoint, o.dataset);
+    return {
+      encode(batch: readonly SerializedRecord[]): HoneycombPayload {
+        let body = "[";
+        batch.forEach((item, i) => {
+          body += `${i > 0 ? "," : ""}{"time":"${isoTime(item.record.timestamp)}","data":${item.line}}`;
+        });
+        return { body: `${body}]`, records: batch.length };
+      },
+      async send(payload, signal) {
+        // postPayload drains 2xx bodies, and this answer's body says which events were taken,
+        // so the request is built and classified here, the same way.
+        let request: Request;
+        try {
+          const headers = new Headers({ "x-honeycomb-team": o.apiKey, "content-type": "application/json" });
+          let body: string | Uint8Array = payload.body;
+          if (o.gzip) {
+            body = await gzip(payload.body);
+            headers.set("content-encoding", "gzip");
+          }
+          request = new Request(url, { method: "POST", headers, body });
+        } catch (err) {
+          return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
+        }
+        // workerd cannot catch the rejection of a fetch started with an aborted signal.
+        if (signal.aborted)
+          return { outcome: "retry", reason: `network error: ${describeError(signal.reason, signal)}` };
+        let response: Response;
+        try {
+          response = await fetch(request, { signal });
+        } catch (err) {
+          return { outcome: "retry", reason: `network error: ${describeError(err, signal)}` };
+        }
+        if (response.status < 200 || response.status >= 300) {
+          let detail = "";
+          try {
+            detail = (await response.text()).slice(0, 200).replace(/\s+/g, " ").trim();
+          } catch {
+            detail = "";
+          }
+          return classifyStatus(response.status, response.headers.get("retry-after"), detail);
+        }
+        let answer: unknown;
+        try {
+          answer = JSON.parse(await response.text());
+        } catch {
+          // Taken (2xx), but the per-event answer is unreadable: nothing says an event was refused.
+          return { outcome: "ok", status: response.status };
+        }
+        return batchResult(answer, payload.records, response.status);
+      },
+    };
+  },
+});

@@ -1,0 +1,108 @@
+import * as v from "valibot";
+import { utf8Length } from "../src/json";
+import {
+  type Entry,
+  jsonStringWithin,
+  lineBytes,
+  type MultiPayload,
+  noControlCharacters,
+  packBodies,
+  sendBodies,
+} from "./datadog";
+import { postPayload } from "./shared";
+import { defineSink, type SerializedRecord } from "./types";
+
+/** New Relic Log API: "Payload total size: 1MB (10^6 bytes) maximum per POST" (whether before or after gzip is not stated: we keep the uncompressed body within it). */
+export const NEWRELIC_MAX_REQUEST_BYTES = 1_000_000;
+/** Most bytes of JSON the `common` block may take, so a record always fits in a request with it. */
+const NEWRELIC_COMMON_MAX_BYTES = 4096;
+/** Room per log for `timestamp`, the framing and the request's `common` block. */
+const NEWRELIC_RECORD_ROOM = NEWRELIC_COMMON_MAX_BYTES + 1024;
+
+export const NEWRELIC_ENDPOINTS = {
+  US: "https://log-api.newrelic.com/log/v1",
+  EU: "https://log-api.eu.newrelic.com/log/v1",
+} as const;
+
+export const newrelicSink = defineSink({
+  type: "newrelic",
+  description: "Sends records to the New Relic Log API, each record's fields as the log's attributes.",
+  options: v.strictObject({
+    /** License key (or Insert key), sent as `Api-Key`. Default: the secret `NEW_RELIC_LICENSE_KEY`. */
+    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), noControlCharacters),
+    /** Data center of the account: `US` or `EU`. Default `US`. */
+    region: v.optional(v.picklist(["US", "EU"], 'must be "US" or "EU"'), "US"),
+    /** Full Log API URL, overriding `region` (FedRAMP, proxies, tests). Default: the region's endpoint. */
+    endpoint: v.optional(
+      v.pipe(v.string(), v.url("must be an absolute http(s) URL"), v.regex(/^https?:\/\//i, "must be http(s)")),
+    ),
+    /** `logtype` attribute of every log (New Relic's handle for parsing rules and queries). Default `cloudflare-workers`. */
+    logtype: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(255)), "cloudflare-workers"),
+    /** Extra attributes shared by every log of a request (sent in `common`), such as `{ environment = "prod" }`. Default none. */
+    attributes: v.optional(
+      v.pipe(
+        v.record(
+          v.pipe(v.string(), v.minLength(1), v.maxLength(255, "attribute names are at most 255 characters")),
+          v.union([v.string(), v.number(), v.boolean()], "must be a string, number or boolean"),
+        ),
+        v.check(
+          (a) => utf8Length(JSON.stringify(a)) <= NEWRELIC_COMMON_MAX_BYTES - 300,
+          `must be at most ${NEWRELIC_COMMON_MAX_BYTES - 300} bytes of JSON`,
+        ),
+      ),
+      {},
+    ),
+    /** Gzip request bodies (`Content-Encoding: gzip`). Default `true`. */
+    gzip: v.optional(v.boolean(), true),
+    /** Most records per batch. Default 1000. */
+    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1000),
+    /**
+     * Most bytes of record JSON per batch, before gzip. Logs are larger than their records (the message is
+     * repeated), and a batch whose body would pass 1 MB is sent as several requests. Default 500000.
+     */
+    maxBytes: v.optional(
+      v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(NEWRELIC_MAX_REQUEST_BYTES)),
+      500_000,
+    ),
+  }),
+  batch: (o) => ({
+    maxRecords: o.maxRecords,
+    maxBytes: o.maxBytes,
+    maxRecordBytes: NEWRELIC_MAX_REQUEST_BYTES - NEWRELIC_RECORD_ROOM,
+  }),
+  defaultSecrets: { apiKey: "NEW_RELIC_LICENSE_KEY" },
+  create(o) {
+    const url = o.endpoint ?? NEWRELIC_ENDPOINTS[o.region];
+    const common = JSON.stringify({ attributes: { logtype: o.logtype, ...o.attributes } });
+    const open = `[{"common":${common},"logs":[`;
+    const close = "]}]";
+    const maxLogBytes = NEWRELIC_MAX_REQUEST_BYTES - utf8Length(open) - close.length;
+
+    function entry(item: SerializedRecord): Entry {
+      const r = item.record;
+      const head = Number.isFinite(r.timestamp) ? `{"timestamp":${Math.round(r.timestamp)},"message":` : `{"message":`;
+      const tail = `,"attributes":${item.line}}`;
+      const fixed = utf8Length(head) + (tail.length - item.line.length) + lineBytes(item);
+      // The message is also in the attributes; its copy is cut if the log would not fit in one request.
+      const message = jsonStringWithin(r.message, maxLogBytes - fixed) ?? '""';
+      return { text: head + message + tail, bytes: fixed + utf8Length(message) };
+    }
+
+    return {
+      encode(batch): MultiPayload {
+        const bodies = packBodies(
+          batch.map(entry),
+          { maxEntries: Number.POSITIVE_INFINITY, maxBytes: NEWRELIC_MAX_REQUEST_BYTES },
+          { open, sep: ",", close },
+        );
+        return { bodies, records: batch.length };
+      },
+      send(payload, signal) {
+        const headers = { "api-key": o.apiKey };
+        return sendBodies(payload, (body) =>
+          postPayload({ url, body, contentType: "application/json", headers, gzip: o.gzip }, signal),
+        );
+      },
+    };
+  },
+});

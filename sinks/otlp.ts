@@ -1,0 +1,319 @@
+import * as v from "valibot";
+import type { Json, Level, LogRecord } from "../src/record";
+import { VERSION } from "../src/version";
+import { classifyStatus, describeError, gzip } from "./shared";
+import { defineSink, type SendResult, type SerializedRecord } from "./types";
+
+/**
+ * OTLP/HTTP logs in the JSON encoding (opentelemetry-proto
+ * `ExportLogsServiceRequest`, proto3 JSON mapping with OTLP's exceptions):
+ * field names lowerCamelCase, enums as integers, 64-bit integers as decimal
+ * strings, trace and span ids as hex. Pure TypeScript apart from `fetch`, so
+ * Node can import it (the wire test decodes its output with the official
+ * protobuf types).
+ */
+
+/** An OTLP `AnyValue`: exactly one of these keys, or none for an empty value. */
+export type AnyValue =
+  | { stringValue: string }
+  | { boolValue: boolean }
+  | { intValue: string }
+  | { doubleValue: number }
+  | { arrayValue: { values: AnyValue[] } }
+  | { kvlistValue: { values: KeyValue[] } }
+  | Record<string, never>;
+
+export interface KeyValue {
+  key: string;
+  value: AnyValue;
+}
+
+export interface OtlpLogRecord {
+  timeUnixNano: string;
+  observedTimeUnixNano: string;
+  severityNumber: number;
+  severityText: string;
+  body: AnyValue;
+  attributes: KeyValue[];
+}
+
+export interface OtlpRequest {
+  resourceLogs: {
+    resource: { attributes: KeyValue[] };
+    scopeLogs: { scope: { name: string; version: string }; logRecords: OtlpLogRecord[] }[];
+  }[];
+}
+
+/** A request body ready to send, before optional gzip. */
+export interface OtlpPayload {
+  body: string;
+  records: number;
+}
+
+/** OpenTelemetry `SeverityNumber`: DEBUG 5, INFO 9, WARN 13, ERROR 17. */
+export const SEVERITY_NUMBER: Readonly<Record<Level, number>> = { debug: 5, info: 9, log: 9, warn: 13, error: 17 };
+
+/** `faas.trigger` (semantic conventions: http, pubsub, timer, datasource, other) by event type. */
+const FAAS_TRIGGER: Readonly<Record<string, string>> = {
+  fetch: "http",
+  scheduled: "timer",
+  alarm: "timer",
+  queue: "pubsub",
+};
+
+/**
+ * Record fields with an OpenTelemetry semantic-convention name. Every other
+ * field becomes `cloudflare.<snake_case>`. `timestamp`, `level` and `message`
+ * are the log record's time, severity and body; `scriptName` is the resource.
+ */
+const SEMCONV: Readonly<Record<string, string>> = {
+  id: "log.record.uid",
+  invocationId: "faas.invocation_id",
+  method: "http.request.method",
+  url: "url.full",
+  status: "http.response.status_code",
+  colo: "cloud.region",
+  country: "geo.country.iso_code",
+  cron: "faas.cron",
+  queue: "messaging.destination.name",
+  batchSize: "messaging.batch.message_count",
+  rpcMethod: "rpc.method",
+  exceptionName: "exception.type",
+  stack: "exception.stacktrace",
+};
+
+/** Fields carried elsewhere in the log record or the resource. */
+const NOT_ATTRIBUTES = new Set(["timestamp", "level", "message", "scriptName"]);
+
+/** Units in the name where the record's field has one. */
+const RENAMED: Readonly<Record<string, string>> = {
+  type: "cloudflare.record_type",
+  cpuTime: "cloudflare.cpu_time_ms",
+  wallTime: "cloudflare.wall_time_ms",
+  eventTimestamp: "cloudflare.event_timestamp_ms",
+  scheduledTime: "cloudflare.scheduled_time_ms",
+};
+
+const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** The attribute name of a record field. */
+export function attributeName(field: string): string {
+  return SEMCONV[field] ?? RENAMED[field] ?? `cloudflare.${snake(field)}`;
+}
+
+/** A JSON value as an OTLP AnyValue: integers as intValue strings, other numbers as doubleValue, null as empty. */
+export function anyValue(value: Json | undefined): AnyValue {
+  if (value === null || value === undefined) return {};
+  switch (typeof value) {
+    case "string":
+      return { stringValue: value };
+    case "boolean":
+      return { boolValue: value };
+    case "number":
+      if (Number.isSafeInteger(value)) return { intValue: String(value) };
+      return { doubleValue: value };
+  }
+  if (Array.isArray(value)) return { arrayValue: { values: value.map(anyValue) } };
+  return { kvlistValue: { values: Object.entries(value).map(([key, x]) => ({ key, value: anyValue(x) })) } };
+}
+
+/** Epoch milliseconds (possibly fractional) as decimal nanoseconds, exact for any integer ms. */
+export function unixNano(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return "0";
+  const whole = Math.floor(ms);
+  const frac = Math.round((ms - whole) * 1e6);
+  return (BigInt(whole) * 1_000_000n + BigInt(frac)).toString();
+}
+
+/** The attributes of one record: semantic-convention names where they exist, `cloudflare.*` for the rest. */
+export function recordAttributes(record: LogRecord): KeyValue[] {
+  const out: KeyValue[] = [];
+  const fields = record as unknown as Record<string, Json | undefined>;
+  for (const field of Object.keys(fields)) {
+    if (NOT_ATTRIBUTES.has(field)) continue;
+    const value = fields[field];
+    // Absent, null and empty values are left out rather than sent empty.
+    if (value === undefined || value === null) continue;
+    if (Array.isArray(value) && value.length === 0) continue;
+    if (typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0) continue;
+    out.push({ key: attributeName(field), value: anyValue(value) });
+    if (field === "eventType")
+      out.push({ key: "faas.trigger", value: { stringValue: FAAS_TRIGGER[value as string] ?? "other" } });
+  }
+  if (record.type === "exception") out.push({ key: "exception.message", value: { stringValue: record.message } });
+  return out;
+}
+
+/** One record as an OTLP LogRecord. The runtime's time is both the event time and the observed time. */
+export function logRecord(record: LogRecord): OtlpLogRecord {
+  const time = unixNano(record.timestamp);
+  return {
+    timeUnixNano: time,
+    observedTimeUnixNano: time,
+    severityNumber: SEVERITY_NUMBER[record.level] ?? 0,
+    severityText: record.level,
+    body: { stringValue: record.message },
+    attributes: recordAttributes(record),
+  };
+}
+
+/** Resource attributes for one script's records. */
+export function resourceAttributes(script: string | null, serviceName: string | undefined): KeyValue[] {
+  const attrs: KeyValue[] = [
+    { key: "service.name", value: { stringValue: serviceName ?? script ?? "tailfan" } },
+    { key: "cloud.provider", value: { stringValue: "cloudflare" } },
+    { key: "cloud.platform", value: { stringValue: "cloudflare.workers" } },
+  ];
+  if (script !== null) attrs.push({ key: "faas.name", value: { stringValue: script } });
+  return attrs;
+}
+
+/** The request for a batch: one resourceLogs per script, in order of first appearance. */
+export function otlpRequest(batch: readonly SerializedRecord[], serviceName?: string): OtlpRequest {
+  const groups = new Map<string | null, OtlpLogRecord[]>();
+  for (const item of batch) {
+    const script = item.record.scriptName ?? null;
+    let list = groups.get(script);
+    if (!list) {
+      list = [];
+      groups.set(script, list);
+    }
+    list.push(logRecord(item.record));
+  }
+  return {
+    resourceLogs: [...groups].map(([script, logRecords]) => ({
+      resource: { attributes: resourceAttributes(script, serviceName) },
+      scopeLogs: [{ scope: { name: "tailfan", version: VERSION }, logRecords }],
+    })),
+  };
+}
+
+/**
+ * Reads an `ExportLogsServiceResponse`. `partialSuccess.rejectedLogRecords > 0`
+ * means the collector refused that many records for good (the spec forbids
+ * retrying them) without saying which; an `errorMessage` alone is a warning.
+ * Returns what to warn about, or null.
+ */
+export function partialSuccess(response: unknown): { rejected: number; message: string } | null {
+  if (!response || typeof response !== "object") return null;
+  const p = (response as { partialSuccess?: unknown }).partialSuccess;
+  if (!p || typeof p !== "object") return null;
+  const { rejectedLogRecords, errorMessage } = p as { rejectedLogRecords?: unknown; errorMessage?: unknown };
+  // int64 in proto3 JSON: a decimal string, though some servers send a number.
+  const rejected = Number(rejectedLogRecords ?? 0);
+  const message = typeof errorMessage === "string" ? errorMessage.replace(/\s+/g, " ").trim().slice(0, 200) : "";
+  if (!(rejected > 0) && !message) return null;
+  return { rejected: Number.isFinite(rejected) && rejected > 0 ? rejected : 0, message };
+}
+
+/** The warning logged for a partial success, naming the sink. */
+export function partialSuccessWarning(sink: string, p: { rejected: number; message: string }): string {
+  const what =
+    p.rejected > 0
+      ? `the collector rejected ${p.rejected} log record(s) of this batch (not retried, per the OTLP spec)`
+      : "the collector accepted the batch with a warning";
+  return `tailfan: sink "${sink}" (otlp): ${what}${p.message ? `: ${p.message}` : ""}`;
+}
+
+/** Header values must not smuggle line breaks or other control characters (tab is fine). */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** The endpoint with `path` appended to its path; a query string stays at the end. */
+function appendPath(endpoint: string, path: string): string {
+  const u = new URL(endpoint);
+  u.pathname = `${u.pathname.replace(/\/+$/, "")}${path}`;
+  return u.toString();
+}
+
+export const otlpSink = defineSink({
+  type: "otlp",
+  description: "Sends records as OTLP/HTTP JSON logs to an OpenTelemetry Collector or any OTLP backend.",
+  options: v.strictObject({
+    /** Base URL of the OTLP/HTTP receiver, e.g. `https://otel.example.com:4318`; `/v1/logs` is appended. Required. */
+    endpoint: v.pipe(
+      v.string(),
+      v.url("must be an absolute http(s) URL"),
+      v.check((u) => /^https?:\/\//i.test(u), "must be an absolute http(s) URL"),
+    ),
+    /** Extra request headers (auth, tenant); values may reference secrets as `${NAME}`. Default none. */
+    headers: v.optional(
+      v.record(
+        v.pipe(v.string(), v.regex(HEADER_NAME, "must be a valid HTTP header name")),
+        v.pipe(
+          v.string(),
+          v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
+        ),
+      ),
+      {},
+    ),
+    /** `service.name` of every record. Default: the producer's script name, else `tailfan`. */
+    serviceName: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"))),
+    /** Gzip the body and send `Content-Encoding: gzip`. Default `true`. */
+    gzip: v.optional(v.boolean(), true),
+    /** Most log records per request. Default 1000. */
+    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)), 1000),
+    /** Most bytes of record JSON per request, before encoding and gzip (OTLP JSON is about twice as long). Default 1 MiB. */
+    maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(50 * 1024 * 1024)), 1024 * 1024),
+  }),
+  batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: o.maxBytes }),
+  create(o, ctx) {
+    const url = appendPath(o.endpoint, "/v1/logs");
+    return {
+      encode(batch): OtlpPayload {
+        return { body: JSON.stringify(otlpRequest(batch, o.serviceName)), records: batch.length };
+      },
+      async send(payload, signal): Promise<SendResult> {
+        let request: Request;
+        try {
+          const headers = new Headers(o.headers);
+          headers.set("content-type", "application/json");
+          let body: string | Uint8Array = payload.body;
+          if (o.gzip) {
+            body = await gzip(payload.body);
+            headers.set("content-encoding", "gzip");
+          }
+          request = new Request(url, { method: "POST", headers, body });
+        } catch (err) {
+          return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
+        }
+        // workerd cannot catch the rejection of a fetch started with an aborted signal.
+        if (signal.aborted)
+          return { outcome: "retry", reason: `network error: ${describeError(signal.reason, signal)}` };
+        let response: Response;
+        try {
+          response = await fetch(request, { signal });
+        } catch (err) {
+          return { outcome: "retry", reason: `network error: ${describeError(err, signal)}` };
+        }
+        let text = "";
+        try {
+          text = await response.text();
+        } catch {
+          text = "";
+        }
+        if (response.status < 200 || response.status >= 300) {
+          const detail = text.slice(0, 200).replace(/\s+/g, " ").trim();
+          return classifyStatus(response.status, response.headers.get("retry-after"), detail);
+        }
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        const partial = partialSuccess(json);
+        // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.
+        if (partial) console.warn(partialSuccessWarning(ctx.name, partial));
+        return { outcome: "ok", status: response.status };
+      },
+    };
+  },
+});
