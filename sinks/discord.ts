@@ -10,7 +10,6 @@
  *   (429 body `{ message, retry_after, global }`, retry_after in seconds, possibly fractional)
  */
 import * as v from "valibot";
-import { classifyStatus, describeError } from "./shared";
 import {
   ALERT_LEVELS,
   type AlertStyle,
@@ -19,7 +18,8 @@ import {
   selectAlerts,
   type WebhookPayload,
   waitForSlot,
-} from "./slack";
+} from "./alerts";
+import { classifyStatus, describeError } from "./shared";
 import { defineSink, type SendResult } from "./types";
 
 export const DISCORD_CONTENT_LIMIT = 2000;

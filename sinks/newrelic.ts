@@ -8,7 +8,7 @@ import {
   noControlCharacters,
   packBodies,
   sendBodies,
-} from "./datadog";
+} from "./multi";
 import { postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { utf8Length } from "../src/json";
-import { type Entry, lineBytes, type MultiPayload, noControlCharacters, packBodies, sendBodies } from "./datadog";
+import { type Entry, lineBytes, type MultiPayload, noControlCharacters, packBodies, sendBodies } from "./multi";
 import { postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 

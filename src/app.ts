@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import { type ConfigResult, formatConfigErrors, loadConfig } from "./config";
 import { statsStub } from "./stats";
 import { VERSION } from "./version";

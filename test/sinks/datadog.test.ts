@@ -1,12 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import {
-  DATADOG_MAX_ENTRY_BYTES,
-  DATADOG_MAX_REQUEST_BYTES,
-  datadogSink,
-  type MultiPayload,
-  packBodies,
-  sendBodies,
-} from "../../sinks/datadog";
+import { DATADOG_MAX_ENTRY_BYTES, DATADOG_MAX_REQUEST_BYTES, datadogSink } from "../../sinks/datadog";
+import { type MultiPayload, packBodies, sendBodies } from "../../sinks/multi";
 import type { SendResult } from "../../sinks/types";
 import { splitBatches } from "../../src/delivery/batch";
 import type { SerializedRecord } from "../../src/record";

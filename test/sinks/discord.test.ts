@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { renderAlerts, selectAlerts, type WebhookPayload } from "../../sinks/alerts";
 import {
   DISCORD_CONTENT_LIMIT,
   DISCORD_STYLE,
@@ -6,7 +7,6 @@ import {
   discordSink,
   retryAfterFromBody,
 } from "../../sinks/discord";
-import { renderAlerts, selectAlerts, type WebhookPayload } from "../../sinks/slack";
 import { sinkContract } from "./contract";
 import { makeSink, must, received, receiverUrl, serialized, traceItem, uid } from "./helpers";
 import { validateDiscord } from "./wire/discord";

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { MultiPayload } from "../../sinks/datadog";
+import type { MultiPayload } from "../../sinks/multi";
 import { NEWRELIC_MAX_REQUEST_BYTES, newrelicSink } from "../../sinks/newrelic";
 import type { SerializedRecord } from "../../src/record";
 import captured from "../fixtures/trace-items.json";

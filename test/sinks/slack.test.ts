@@ -5,10 +5,10 @@ import {
   SLACK_STYLE,
   SLACK_TEXT_LIMIT,
   selectAlerts,
-  slackSink,
   type WebhookPayload,
   waitForSlot,
-} from "../../sinks/slack";
+} from "../../sinks/alerts";
+import { slackSink } from "../../sinks/slack";
 import { sinkContract } from "./contract";
 import { makeSink, must, received, receiverUrl, serialized, T0, traceItem, uid } from "./helpers";
 import { validateSlack } from "./wire/slack";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { MultiPayload } from "../../sinks/datadog";
+import type { MultiPayload } from "../../sinks/multi";
 import { hecEventUrl, hecTime, splunkSink } from "../../sinks/splunk";
 import type { SerializedRecord } from "../../src/record";
 import captured from "../fixtures/trace-items.json";
