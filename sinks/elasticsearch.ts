@@ -228,7 +228,7 @@ export const elasticsearchSink = defineSink({
           v.check((s) => !/[\r\n]/.test(s), "must not contain line breaks"),
         ),
       ),
-      /** User for basic auth; needs `password` and `apiKey = ""`. Default none. */
+      /** User for basic auth; needs `password`. Default none. */
       username: v.optional(
         v.pipe(
           v.string(),
@@ -260,7 +260,7 @@ export const elasticsearchSink = defineSink({
       v.partialCheck(
         [["apiKey"], ["username"]],
         (o) => !(o.apiKey && o.username !== undefined),
-        'use either apiKey or username and password, not both; for basic auth set apiKey = ""',
+        'use either apiKey or username and password, not both',
       ),
       ["apiKey"],
     ),

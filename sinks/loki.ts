@@ -148,12 +148,14 @@ export const lokiSink = defineSink({
       /**
        * Credential. With `username`: HTTP basic auth `username:apiKey` (Grafana Cloud: the numeric
        * user / instance id and an access policy token with `logs:write`). Without `username`:
-       * `Authorization: Bearer <apiKey>`. An empty string sends no Authorization header (a Loki
-       * without auth). Default: the secret `LOKI_API_KEY`.
+       * `Authorization: Bearer <apiKey>`. Unset or empty: no Authorization header (a Loki without
+       * auth). Default: the secret `LOKI_API_KEY` when it is set.
        */
-      apiKey: v.pipe(
-        v.string(),
-        v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
+      apiKey: v.optional(
+        v.pipe(
+          v.string(),
+          v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
+        ),
       ),
       /** Basic-auth user; when set, basic auth is used instead of a bearer token. Default none. */
       username: v.optional(
@@ -234,7 +236,7 @@ export const lokiSink = defineSink({
     const fields = o.labels as LabelField[];
     const url = endpointUrl(o.endpoint);
     const headers: Record<string, string> = {};
-    if (o.apiKey !== "") {
+    if (o.apiKey) {
       headers.authorization =
         o.username !== undefined ? `Basic ${base64Utf8(`${o.username}:${o.apiKey}`)}` : `Bearer ${o.apiKey}`;
     }

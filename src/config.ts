@@ -394,9 +394,13 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
     }
     const publicOptions: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(raw as Record<string, unknown>)) if (!RESERVED.has(k)) publicOptions[k] = x;
-    // A credential the user did not set reads the sink type's usual secret (DD_API_KEY, ...).
+    // A credential the user did not set reads the sink type's usual secret (DD_API_KEY, ...) when it exists;
+    // when it does not, the option stays unset, and a sink that needs it says which secret to put.
+    const defaulted = new Map<string, string>();
     for (const [option, secret] of Object.entries(definition.defaultSecrets ?? {})) {
-      if (publicOptions[option] === undefined) publicOptions[option] = `\${${secret}}`;
+      if (publicOptions[option] !== undefined) continue;
+      defaulted.set(option, secret);
+      if (typeof env[secret] === "string") publicOptions[option] = `\${${secret}}`;
     }
     const before = errors.length;
     const resolved = resolveSecrets(publicOptions, env, at, errors, "SINKS");
@@ -404,7 +408,13 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
     const parsed = v.safeParse(definition.options, resolved);
     if (!parsed.success) {
       const known = optionKeys(definition);
-      errors.push(...issuesToErrors("SINKS", at, parsed.issues, known));
+      for (const error of issuesToErrors("SINKS", at, parsed.issues, known)) {
+        const secret = defaulted.get(error.path.slice(at.length + 1));
+        if (secret !== undefined && error.message === "is required") {
+          error.message = `is required: set the secret ${secret} (\`npx wrangler secret put ${secret}\`, or .dev.vars for local dev), or set this option`;
+        }
+        errors.push(error);
+      }
       continue;
     }
     for (const ref of definition.bindings?.(parsed.output) ?? []) {

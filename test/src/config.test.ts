@@ -359,9 +359,34 @@ describe("config: default secrets of a sink type", () => {
       expect(ok.config.sinks[0]?.options).toEqual({ apiKey: "k-123" });
       expect(ok.config.sinks[0]?.publicOptions).toEqual({ apiKey: "${VENDOR_TEST_KEY}" });
       const missing = errorsOf(buildConfig(withVars({ SINKS: [{ name: "v", type: "vendor-test" }] })));
-      expect(missing).toMatch(/^SINKS\[0\]\.apiKey: secret VENDOR_TEST_KEY is not set/);
+      expect(missing).toBe(
+        "SINKS[0].apiKey: is required: set the secret VENDOR_TEST_KEY (`npx wrangler secret put VENDOR_TEST_KEY`, or .dev.vars for local dev), or set this option",
+      );
     } finally {
       delete (SINK_TYPES as Record<string, unknown>)["vendor-test"];
     }
+  });
+});
+
+describe("config: vendor sinks and their usual secrets", () => {
+  it('`{ type = "datadog" }` plus the DD_API_KEY secret is the whole config', () => {
+    const result = buildConfig(withVars({ DD_API_KEY: "dd-k3y", SINKS: [{ name: "dd", type: "datadog" }] }));
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect((result.config.sinks[0]?.options as { apiKey: string }).apiKey).toBe("dd-k3y");
+    expect(JSON.stringify(result.config.sinks[0]?.publicOptions)).toBe('{"apiKey":"${DD_API_KEY}"}');
+  });
+
+  it("without the secret, a required key says which secret to put", () => {
+    expect(errorsOf(buildConfig(withVars({ SINKS: [{ name: "dd", type: "datadog" }] })))).toMatch(
+      /^SINKS\[0\]\.apiKey: is required: set the secret DD_API_KEY/,
+    );
+  });
+
+  it("an optional credential whose secret is not set stays unset (a Loki without auth)", () => {
+    const result = buildConfig(withVars({ SINKS: [{ name: "l", type: "loki", endpoint: "https://loki.example.com" }] }));
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect((result.config.sinks[0]?.options as { apiKey?: string }).apiKey).toBeUndefined();
   });
 });
