@@ -10,8 +10,8 @@ import {
   packBodies,
   sendBodies,
 } from "./multi";
-import { postPayload, truncateUtf8 } from "./shared";
-import { defineSink, type SendResult, type SerializedRecord } from "./types";
+import { postPayload } from "./shared";
+import { defineSink, type SerializedRecord } from "./types";
 
 /** Datadog Logs API limits per request: 5 MB uncompressed, 1000 entries, 1 MB per log (taken as 10^6 bytes). */
 export const DATADOG_MAX_REQUEST_BYTES = 5_000_000;

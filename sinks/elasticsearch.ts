@@ -260,7 +260,7 @@ export const elasticsearchSink = defineSink({
       v.partialCheck(
         [["apiKey"], ["username"]],
         (o) => !(o.apiKey && o.username !== undefined),
-        'use either apiKey or username and password, not both',
+        "use either apiKey or username and password, not both",
       ),
       ["apiKey"],
     ),
