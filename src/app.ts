@@ -58,21 +58,28 @@ export function createApp() {
     });
   });
 
-  // Counters per sink: closed unless ADMIN_TOKEN is set, then only with it.
-  app.get("/status", async (c) => {
+  // Everything but /health is closed: unless ADMIN_TOKEN is set it does not exist, and then only with it.
+  app.use("*", async (c, next) => {
+    if (c.req.path === "/health") return next();
     const token = c.env.ADMIN_TOKEN;
     if (typeof token !== "string" || token === "") {
       return c.json(
         {
           error: "not found",
-          hint: "set the secret ADMIN_TOKEN to enable /status (npx wrangler secret put ADMIN_TOKEN)",
+          hint: "set the secret ADMIN_TOKEN to enable the API (npx wrangler secret put ADMIN_TOKEN)",
         },
         404,
       );
     }
     const given = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-    if (!(await sameSecret(given, token)))
+    if (!(await sameSecret(given, token))) {
       return c.json({ error: "unauthorized", hint: "send Authorization: Bearer <ADMIN_TOKEN>" }, 401);
+    }
+    return next();
+  });
+
+  // Counters per sink.
+  app.get("/status", async (c) => {
     const result = loadConfig(c.env);
     if (!result.ok) return c.json({ ok: false, errors: result.errors }, 503);
     const { delivery } = result.config;

@@ -27,6 +27,8 @@ export interface ResolvedSink {
   filter: FilterSpec;
   accepts: RecordPredicate;
   batch: BatchLimits;
+  /** Opted in to the runtime's unredacted request URL and headers (scrubbing still applies). */
+  unredacted: boolean;
 }
 
 /** DELIVERY as resolved: how records travel from tail() to the sinks. */
@@ -73,6 +75,8 @@ export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
 };
 
 export interface ResolvedConfig {
+  /** This Worker's own script name: TraceItems from it are dropped, so tailfan never tails itself in a loop. */
+  selfName: string;
   delivery: DeliveryConfig;
   sinks: ResolvedSink[];
   routes: { sinks: string[]; filter: FilterSpec; matches: RecordPredicate }[] | null;
@@ -116,6 +120,7 @@ const filterEntries = {
 };
 
 const sinkHead = v.looseObject({
+  unredacted: v.optional(v.boolean()),
   name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1 to 64 letters, digits, '_', '.' or '-'")),
   type: v.string(),
   ...filterEntries,
@@ -150,7 +155,8 @@ const deliverySchema = v.strictObject({
   stats: v.optional(v.nullable(v.string()), d.stats),
 });
 
-const RESERVED = new Set<string>(["name", "type", ...FILTER_KEYS]);
+/** Keys every sink takes besides its own options: identity, filters, and what it may see. */
+const RESERVED = new Set<string>(["name", "type", "unredacted", ...FILTER_KEYS]);
 
 function pathOf(issue: v.BaseIssue<unknown>, prefix = ""): string {
   let out = prefix;
@@ -435,6 +441,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
       filter,
       accepts: compileFilter(filter),
       batch: definition.batch(parsed.output),
+      unredacted: head.output.unredacted === true,
     });
   }
 
@@ -467,10 +474,22 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
       if (!routed.has(s.name)) warnings.push(`sink "${s.name}" is named by no route, so it receives nothing`);
   }
 
+  if (delivery.mode === "buffered") {
+    sinks.forEach((sink) => {
+      if (!sink.unredacted) return;
+      errors.push({
+        variable: "SINKS",
+        path: `[${seen.get(sink.name)}].unredacted`,
+        message: 'needs DELIVERY.mode = "direct": buffered messages carry the records as the runtime redacted them',
+      });
+    });
+  }
+
   if (errors.length > 0) return { ok: false, errors };
   return {
     ok: true,
     config: {
+      selfName: typeof env.SELF_NAME === "string" && env.SELF_NAME !== "" ? env.SELF_NAME : "tailfan",
       delivery,
       sinks,
       routes,
@@ -492,7 +511,7 @@ let cache: { key: string; result: ConfigResult } | undefined;
 
 function cacheKey(env: Record<string, unknown>): string {
   const part = (x: unknown) => (typeof x === "string" ? x : (JSON.stringify(x) ?? ""));
-  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}`;
+  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}`;
 }
 
 /**

@@ -28,6 +28,8 @@ export const COUNTERS = [
   "bytes",
   /** Send attempts. */
   "requests",
+  /** TraceItems of tailfan itself, dropped by the loop guard (counted under the sink name "*"). */
+  "droppedLoop",
 ] as const;
 
 export type Counter = (typeof COUNTERS)[number];

@@ -2,9 +2,9 @@ import { type DeliveryConfig, formatConfigErrors, loadConfig, type ResolvedConfi
 import { type DeliveryOptions, deliverAll, type SinkReport, type SinkTarget } from "./delivery/deliver";
 import { sendMessages, toMessages } from "./delivery/durable";
 import { settleAll } from "./delivery/settle";
-import { RecordSerializer } from "./json";
+import { RecordSerializer, toJson } from "./json";
 import { normalizeTraceItems } from "./normalize";
-import type { LogRecord, SerializedRecord } from "./record";
+import type { Json, LogRecord, SerializedRecord } from "./record";
 import { routeRecord } from "./router";
 import { flushStats, StatsBatch } from "./stats";
 
@@ -30,16 +30,35 @@ export function planDelivery(
   config: ResolvedConfig,
   env: Record<string, unknown>,
   stats?: StatsBatch,
+  views?: ReadonlyMap<string, readonly LogRecord[]>,
 ): SinkTarget[] {
   const perSink = new Map<string, SerializedRecord[]>();
   for (const s of config.sinks) perSink.set(s.name, []);
   const serializer = new RecordSerializer();
-  for (const entry of records) {
+  // A sink with its own view of the records (unredacted) gets them from that view, serialized once per view.
+  const viewSerializers = new Map<readonly LogRecord[], RecordSerializer>();
+  for (let i = 0; i < records.length; i++) {
+    const entry = records[i] as LogRecord | SerializedRecord;
     const record = "line" in entry ? entry.record : entry;
     const names = routeRecord(record, config.table);
     if (names.length === 0) continue;
-    const item = "line" in entry ? entry : serializer.serialize(record);
-    for (const name of names) perSink.get(name)?.push(item);
+    let base: SerializedRecord | undefined;
+    for (const name of names) {
+      const view = views?.get(name);
+      let item: SerializedRecord;
+      if (view && view[i] !== undefined && view[i] !== record) {
+        let vs = viewSerializers.get(view);
+        if (!vs) {
+          vs = new RecordSerializer();
+          viewSerializers.set(view, vs);
+        }
+        item = vs.serialize(view[i] as LogRecord);
+      } else {
+        base ??= "line" in entry ? entry : serializer.serialize(record);
+        item = base;
+      }
+      perSink.get(name)?.push(item);
+    }
   }
   const targets: SinkTarget[] = [];
   for (const s of config.sinks) {
@@ -52,6 +71,58 @@ export function planDelivery(
     targets.push({ name: s.name, sink: s.definition.create(s.options, { name: s.name, env }), batch: s.batch, items });
   }
   return targets;
+}
+
+/**
+ * The records as an `unredacted: true` sink sees them: the URL and request
+ * headers from the runtime's `getUnredacted()`, where the runtime offers it
+ * (live TraceItems; a replayed JSON capture has nothing more to give).
+ */
+export function unredactRecords(records: readonly LogRecord[]): readonly LogRecord[] {
+  const byInvocation = new Map<string, { url: unknown; request: unknown }>();
+  for (const r of records) {
+    if (r.type !== "invocation" || r.eventType !== "fetch") continue;
+    try {
+      const request = (r.event as { request?: { getUnredacted?: () => { url?: unknown } } } | null)?.request;
+      if (typeof request?.getUnredacted !== "function") continue;
+      const open = request.getUnredacted();
+      byInvocation.set(r.invocationId, { url: open.url, request: toJson(open) });
+    } catch {
+      // A runtime that refuses keeps the redacted view.
+    }
+  }
+  if (byInvocation.size === 0) return records;
+  return records.map((r) => {
+    const open = byInvocation.get(r.invocationId);
+    if (!open) return r;
+    const copy = { ...r, ...(typeof open.url === "string" ? { url: open.url } : {}) } as LogRecord;
+    if (copy.type === "invocation" && r.type === "invocation") {
+      copy.event = { ...(toJson(r.event) as object), request: open.request } as Json;
+    }
+    return copy;
+  });
+}
+
+/** Drops TraceItems of tailfan itself, so that naming it as its own tail consumer cannot loop. */
+export function dropOwnEvents(
+  events: readonly unknown[],
+  selfName: string,
+): { events: readonly unknown[]; dropped: number } {
+  let dropped = 0;
+  const kept = events.filter((e) => {
+    let name: unknown;
+    try {
+      name = (e as { scriptName?: unknown } | null)?.scriptName;
+    } catch {
+      name = undefined;
+    }
+    if (name === selfName) {
+      dropped++;
+      return false;
+    }
+    return true;
+  });
+  return dropped === 0 ? { events, dropped } : { events: kept, dropped };
 }
 
 /** Delivers directly and settles every failure (retry queue, dead letter, or counted as failed). */
@@ -131,11 +202,19 @@ export function handleTail(
     }
     const { config } = loaded;
     const stats = new StatsBatch();
-    const records = normalizeTraceItems(events);
+    // Loop guard: counted, never logged (a log line would itself be an event about tailfan).
+    const own = dropOwnEvents(events, config.selfName);
+    stats.add("*", "droppedLoop", own.dropped);
+    const records = normalizeTraceItems(own.events);
+    let views: Map<string, readonly LogRecord[]> | undefined;
+    if (config.sinks.some((s) => s.unredacted)) {
+      const open = unredactRecords(records);
+      views = new Map(config.sinks.filter((s) => s.unredacted).map((s) => [s.name, open]));
+    }
     const work =
       config.delivery.mode === "buffered"
         ? enqueueBuffered(records, config, env, stats, override)
-        : deliverDirect(planDelivery(records, config, env, stats), config, env, stats, override);
+        : deliverDirect(planDelivery(records, config, env, stats, views), config, env, stats, override);
     const done = work
       .then(async (reports) => {
         await flushStats(env, config.delivery.stats, stats);

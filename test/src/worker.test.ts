@@ -130,9 +130,65 @@ describe("GET /health", () => {
     expect(await res.text()).not.toContain("very-secret-123");
   });
 
-  it("answers 404 with a hint elsewhere", async () => {
+  it("keeps every other route closed: 404 with a hint without ADMIN_TOKEN, 401 without the token, 404 with it", async () => {
     const res = await exports.default.fetch("http://tailfan/nope");
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: "not found", hint: "GET /health" });
+    expect(await res.json()).toEqual({
+      error: "not found",
+      hint: "set the secret ADMIN_TOKEN to enable the API (npx wrangler secret put ADMIN_TOKEN)",
+    });
+    const app = (await import("../../src/app")).createApp();
+    const withToken = { ...vars, ADMIN_TOKEN: "t0ken-for-test" };
+    expect((await app.request("/nope", {}, withToken)).status).toBe(401);
+    expect((await app.request("/status", { headers: { authorization: "Bearer wrong" } }, withToken)).status).toBe(401);
+    const ok = await app.request("/nope", { headers: { authorization: "Bearer t0ken-for-test" } }, withToken);
+    expect(ok.status).toBe(404);
+    expect(await ok.json()).toEqual({ error: "not found", hint: "GET /health" });
+  });
+});
+
+describe("loop guard", () => {
+  it("drops tailfan's own TraceItems, counts them under *, delivers the rest, and logs nothing about it", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const warns = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const logs = vi.spyOn(console, "log").mockImplementation(() => {});
+    const prefix = `loop-${Date.now()}`;
+    const sinks = [{ name: "archive", type: "r2", binding: "LOGS_R2", prefix }];
+    const own = { ...captured["fetch-ok"], scriptName: "tailfan-prod" };
+    const other = { ...captured["fetch-ok"], scriptName: "shop-api" };
+    const env = {
+      ...vars,
+      SINKS: JSON.stringify(sinks),
+      SELF_NAME: "tailfan-prod",
+      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS" }),
+    };
+    const ctx = createExecutionContext();
+    await handleTail([own, other, own], env, ctx);
+    await waitOnExecutionContext(ctx);
+    const lines = await archivedLines(`${prefix}/`);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(new Set(lines.map((l) => l.scriptName))).toEqual(new Set(["shop-api"]));
+    const stub = vars.TAILFAN_STATS as DurableObjectNamespace;
+    const stats = await (
+      stub.get(stub.idFromName("tailfan")) as unknown as {
+        snapshot(): Promise<{ sink: string; totals: Record<string, number> }[]>;
+      }
+    ).snapshot();
+    expect(stats.find((s) => s.sink === "*")?.totals.droppedLoop).toBeGreaterThanOrEqual(2);
+    // Saying so would itself be an event about tailfan.
+    expect(errors).not.toHaveBeenCalled();
+    expect(warns).not.toHaveBeenCalled();
+    expect(logs).not.toHaveBeenCalled();
+  });
+
+  it("without SELF_NAME, guards the name tailfan", async () => {
+    const { dropOwnEvents } = await import("../../src/tail");
+    const { loadConfig } = await import("../../src/config");
+    const result = loadConfig(vars);
+    expect(result.ok && result.config.selfName).toBe("tailfan");
+    expect(dropOwnEvents([{ scriptName: "tailfan" }, { scriptName: "x" }, null, 5], "tailfan")).toEqual({
+      events: [{ scriptName: "x" }, null, 5],
+      dropped: 1,
+    });
   });
 });
