@@ -7,6 +7,7 @@ import * as v from "valibot";
 import { type AnySinkDefinition, type BatchLimits, type BindingKind, SINK_TYPES } from "../sinks/index";
 import { EVENT_TYPES, LEVELS, RECORD_TYPES } from "./record";
 import { compileFilter, FILTER_KEYS, type FilterSpec, type RecordPredicate, type RoutingTable } from "./router";
+import { compileScrubber, DEFAULT_SCRUB, parseScrubConfig, type Scrubber, type ScrubConfig } from "./scrub";
 
 export interface ConfigError {
   /** The env var: `SINKS` or `ROUTES`. */
@@ -29,6 +30,8 @@ export interface ResolvedSink {
   batch: BatchLimits;
   /** Opted in to the runtime's unredacted request URL and headers (scrubbing still applies). */
   unredacted: boolean;
+  /** This sink's own scrubbing (its `scrub` option); undefined: the global SCRUB applies. */
+  scrubber?: Scrubber | null;
 }
 
 /** DELIVERY as resolved: how records travel from tail() to the sinks. */
@@ -75,6 +78,8 @@ export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
 };
 
 export interface ResolvedConfig {
+  /** The global scrubbing (SCRUB, on by default); null when turned off. */
+  scrubber: Scrubber | null;
   /** This Worker's own script name: TraceItems from it are dropped, so tailfan never tails itself in a loop. */
   selfName: string;
   delivery: DeliveryConfig;
@@ -156,7 +161,7 @@ const deliverySchema = v.strictObject({
 });
 
 /** Keys every sink takes besides its own options: identity, filters, and what it may see. */
-const RESERVED = new Set<string>(["name", "type", "unredacted", ...FILTER_KEYS]);
+const RESERVED = new Set<string>(["name", "type", "unredacted", "scrub", ...FILTER_KEYS]);
 
 function pathOf(issue: v.BaseIssue<unknown>, prefix = ""): string {
   let out = prefix;
@@ -360,6 +365,9 @@ function checkDurableObject(env: Record<string, unknown>, name: string): string 
 export function buildConfig(env: Record<string, unknown>): ConfigResult {
   const errors: ConfigError[] = [];
   const delivery = readDelivery(env, errors);
+  const globalScrub = parseScrubConfig(env.SCRUB, env, "SCRUB");
+  errors.push(...globalScrub.errors);
+  const scrubber = scrubberOf(globalScrub.config ?? DEFAULT_SCRUB);
   const sinks: ResolvedSink[] = [];
   const rawSinks = readList("SINKS", env.SINKS, errors);
   if (rawSinks === null && errors.length === 0) {
@@ -432,10 +440,21 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
       const x = head.output[key];
       if (x !== undefined) (filter as Record<string, unknown>)[key] = x;
     }
+    let sinkScrubber: Scrubber | null | undefined;
+    const rawScrub = (raw as Record<string, unknown>).scrub;
+    if (rawScrub !== undefined) {
+      const scrub = parseScrubConfig(rawScrub, env, "SINKS");
+      if (scrub.errors.length > 0) {
+        for (const e of scrub.errors) errors.push({ ...e, path: `${at}.scrub${e.path}` });
+        continue;
+      }
+      sinkScrubber = scrubberOf(scrub.config);
+    }
     sinks.push({
       name,
       type,
       definition,
+      ...(sinkScrubber === undefined ? {} : { scrubber: sinkScrubber }),
       options: parsed.output,
       publicOptions,
       filter,
@@ -476,12 +495,21 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
 
   if (delivery.mode === "buffered") {
     sinks.forEach((sink) => {
-      if (!sink.unredacted) return;
-      errors.push({
-        variable: "SINKS",
-        path: `[${seen.get(sink.name)}].unredacted`,
-        message: 'needs DELIVERY.mode = "direct": buffered messages carry the records as the runtime redacted them',
-      });
+      const at = `[${seen.get(sink.name)}]`;
+      if (sink.unredacted) {
+        errors.push({
+          variable: "SINKS",
+          path: `${at}.unredacted`,
+          message: 'needs DELIVERY.mode = "direct": buffered messages carry the records as the runtime redacted them',
+        });
+      }
+      if (sink.scrubber !== undefined) {
+        errors.push({
+          variable: "SINKS",
+          path: `${at}.scrub`,
+          message: 'needs DELIVERY.mode = "direct": buffered messages carry the records scrubbed by the global SCRUB',
+        });
+      }
     });
   }
 
@@ -489,6 +517,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
   return {
     ok: true,
     config: {
+      scrubber,
       selfName: typeof env.SELF_NAME === "string" && env.SELF_NAME !== "" ? env.SELF_NAME : "tailfan",
       delivery,
       sinks,
@@ -507,11 +536,16 @@ function optionKeys(definition: AnySinkDefinition): string[] | undefined {
   return entries ? Object.keys(entries) : undefined;
 }
 
+function scrubberOf(config: ScrubConfig | null): Scrubber | null {
+  if (config === null || config.enabled === false) return null;
+  return compileScrubber(config);
+}
+
 let cache: { key: string; result: ConfigResult } | undefined;
 
 function cacheKey(env: Record<string, unknown>): string {
   const part = (x: unknown) => (typeof x === "string" ? x : (JSON.stringify(x) ?? ""));
-  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}`;
+  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}\u0000${part(env.SCRUB)}`;
 }
 
 /**

@@ -6,6 +6,7 @@ import { RecordSerializer, toJson } from "./json";
 import { normalizeTraceItems } from "./normalize";
 import type { Json, LogRecord, SerializedRecord } from "./record";
 import { routeRecord } from "./router";
+import { type Scrubber, scrubRecords } from "./scrub";
 import { flushStats, StatsBatch } from "./stats";
 
 /** The per-attempt knobs of a delivery config; the runtime allows 6 connections at once. */
@@ -101,6 +102,39 @@ export function unredactRecords(records: readonly LogRecord[]): readonly LogReco
     }
     return copy;
   });
+}
+
+/**
+ * Scrubs the records (global SCRUB) and builds the other views sinks asked
+ * for: unredacted, or scrubbed by their own `scrub` option. Every view starts
+ * from the normalized records, so a sink's own scrubbing replaces the global
+ * one instead of adding to it.
+ */
+export async function prepareRecords(
+  normalized: readonly LogRecord[],
+  config: ResolvedConfig,
+): Promise<{ records: readonly LogRecord[]; views: Map<string, readonly LogRecord[]> | undefined }> {
+  const scrub = async (records: readonly LogRecord[], scrubber: Scrubber | null) =>
+    scrubber === null ? records : (await scrubRecords(records, scrubber)).records;
+  const records = await scrub(normalized, config.scrubber);
+  let views: Map<string, readonly LogRecord[]> | undefined;
+  let open: readonly LogRecord[] | undefined;
+  const shared = new Map<string, readonly LogRecord[]>();
+  for (const sink of config.sinks) {
+    if (!sink.unredacted && sink.scrubber === undefined) continue;
+    const scrubber = sink.scrubber === undefined ? config.scrubber : sink.scrubber;
+    // Sinks with the same view share it, so it is serialized once.
+    const key = `${sink.unredacted}|${sink.scrubber === undefined ? "global" : sink.name}`;
+    let view = shared.get(key);
+    if (!view) {
+      const source = sink.unredacted ? (open ??= unredactRecords(normalized)) : normalized;
+      view = sink.unredacted || scrubber !== config.scrubber ? await scrub(source, scrubber) : records;
+      shared.set(key, view);
+    }
+    views ??= new Map();
+    views.set(sink.name, view);
+  }
+  return { records, views };
 }
 
 /** Drops TraceItems of tailfan itself, so that naming it as its own tail consumer cannot loop. */
@@ -205,16 +239,11 @@ export function handleTail(
     // Loop guard: counted, never logged (a log line would itself be an event about tailfan).
     const own = dropOwnEvents(events, config.selfName);
     stats.add("*", "droppedLoop", own.dropped);
-    const records = normalizeTraceItems(own.events);
-    let views: Map<string, readonly LogRecord[]> | undefined;
-    if (config.sinks.some((s) => s.unredacted)) {
-      const open = unredactRecords(records);
-      views = new Map(config.sinks.filter((s) => s.unredacted).map((s) => [s.name, open]));
-    }
-    const work =
+    const work = prepareRecords(normalizeTraceItems(own.events), config).then(({ records, views }) =>
       config.delivery.mode === "buffered"
         ? enqueueBuffered(records, config, env, stats, override)
-        : deliverDirect(planDelivery(records, config, env, stats, views), config, env, stats, override);
+        : deliverDirect(planDelivery(records, config, env, stats, views), config, env, stats, override),
+    );
     const done = work
       .then(async (reports) => {
         await flushStats(env, config.delivery.stats, stats);

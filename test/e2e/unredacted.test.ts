@@ -1,7 +1,7 @@
 /**
  * `unredacted: true` on the real runtime: only the sink that opts in sees the
- * URL and headers the runtime redacted; the sink beside it keeps the
- * runtime's redaction. Both get the same records otherwise.
+ * URL and headers the runtime redacted (still scrubbed); the sink beside it
+ * keeps the runtime's redaction. Both get the same records otherwise.
  */
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -88,7 +88,8 @@ describe("unredacted: true", () => {
     for (const r of plain) expect(JSON.stringify(r)).not.toContain(HEX_ID);
     // The opted-in sink sees them, on the invocation record and in every record's url.
     expect(headersOf(openInv)["x-api-key"]).toBe("plainvalue123");
-    expect(headersOf(openInv).cookie).toBe("session=abc");
+    // Scrubbing still applies to it: the session value is a secret-named parameter.
+    expect(headersOf(openInv).cookie).toBe("session=[REDACTED:url_param]");
     for (const r of open) expect(r.url).toBe(`http://localhost/orders?id=${HEX_ID}`);
   });
 });
