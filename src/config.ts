@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import { type AnySinkDefinition, type BatchLimits, type BindingKind, SINK_TYPES } from "../sinks/index";
+import { type LimitsConfig, parseLimitsConfig } from "./limits";
 import { EVENT_TYPES, LEVELS, RECORD_TYPES } from "./record";
 import { compileFilter, FILTER_KEYS, type FilterSpec, type RecordPredicate, type RoutingTable } from "./router";
 import { compileScrubber, DEFAULT_SCRUB, parseScrubConfig, type Scrubber, type ScrubConfig } from "./scrub";
@@ -78,6 +79,8 @@ export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
 };
 
 export interface ResolvedConfig {
+  /** Size limits per record (LIMITS). */
+  limits: LimitsConfig;
   /** The global scrubbing (SCRUB, on by default); null when turned off. */
   scrubber: Scrubber | null;
   /** This Worker's own script name: TraceItems from it are dropped, so tailfan never tails itself in a loop. */
@@ -368,6 +371,8 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
   const globalScrub = parseScrubConfig(env.SCRUB, env, "SCRUB");
   errors.push(...globalScrub.errors);
   const scrubber = scrubberOf(globalScrub.config ?? DEFAULT_SCRUB);
+  const limits = parseLimitsConfig(env.LIMITS, "LIMITS");
+  errors.push(...limits.errors);
   const sinks: ResolvedSink[] = [];
   const rawSinks = readList("SINKS", env.SINKS, errors);
   if (rawSinks === null && errors.length === 0) {
@@ -517,6 +522,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
   return {
     ok: true,
     config: {
+      limits: limits.config,
       scrubber,
       selfName: typeof env.SELF_NAME === "string" && env.SELF_NAME !== "" ? env.SELF_NAME : "tailfan",
       delivery,
@@ -545,7 +551,7 @@ let cache: { key: string; result: ConfigResult } | undefined;
 
 function cacheKey(env: Record<string, unknown>): string {
   const part = (x: unknown) => (typeof x === "string" ? x : (JSON.stringify(x) ?? ""));
-  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}\u0000${part(env.SCRUB)}`;
+  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}\u0000${part(env.SCRUB)}\u0000${part(env.LIMITS)}`;
 }
 
 /**

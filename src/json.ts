@@ -163,10 +163,12 @@ const OWN_KEYS: Record<RecordType, readonly string[]> = {
     "tailAttributes",
     "preview",
     "extra",
+    "limited",
+    "limitedFields",
   ],
-  log: ["id", "type", "timestamp", "level", "message", "logLevel", "args", "errors"],
-  exception: ["id", "type", "timestamp", "level", "message", "exceptionName", "stack"],
-  diagnostic: ["id", "type", "timestamp", "level", "message", "channel", "data"],
+  log: ["id", "type", "timestamp", "level", "message", "logLevel", "args", "errors", "limited", "limitedFields"],
+  exception: ["id", "type", "timestamp", "level", "message", "exceptionName", "stack", "limited", "limitedFields"],
+  diagnostic: ["id", "type", "timestamp", "level", "message", "channel", "data", "limited", "limitedFields"],
 };
 
 function pick(record: object, keys: readonly string[]): Record<string, unknown> {
@@ -181,6 +183,11 @@ function pick(record: object, keys: readonly string[]): Record<string, unknown> 
 
 const q = JSON.stringify;
 
+/** The marks LIMITS leaves on a record it cut. */
+function limitMarks(record: LogRecord): string {
+  return record.limited ? `,"limited":true,"limitedFields":${q(record.limitedFields ?? [])}` : "";
+}
+
 /**
  * The record's own fields as an unclosed JSON object. Log and exception
  * records, the most numerous, are written out by hand: a few string escapes
@@ -193,11 +200,11 @@ function head(record: LogRecord): string {
       let out = `${base},"logLevel":${q(record.logLevel)}`;
       if (record.args !== undefined) out += `,"args":${q(record.args)}`;
       if (record.errors !== undefined) out += `,"errors":${q(record.errors)}`;
-      return out;
+      return out + limitMarks(record);
     }
     case "exception": {
       const out = `${base},"exceptionName":${q(record.exceptionName)}`;
-      return record.stack === undefined ? out : `${out},"stack":${q(record.stack)}`;
+      return (record.stack === undefined ? out : `${out},"stack":${q(record.stack)}`) + limitMarks(record);
     }
     default:
       return q(pick(record, OWN_KEYS[record.type])).slice(0, -1);

@@ -119,6 +119,10 @@ interface RecordBase extends InvocationContext {
   level: Level;
   /** Human-readable line. */
   message: string;
+  /** tailfan cut this record to fit LIMITS; absent when nothing was cut. */
+  limited?: true;
+  /** Top-level fields that were cut, in record order. */
+  limitedFields?: string[];
 }
 
 export interface InvocationRecord extends RecordBase {

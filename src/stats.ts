@@ -28,6 +28,8 @@ export const COUNTERS = [
   "bytes",
   /** Send attempts. */
   "requests",
+  /** Records cut to fit LIMITS (a part of `received`, not in the invariant). */
+  "truncated",
   /** TraceItems of tailfan itself, dropped by the loop guard (counted under the sink name "*"). */
   "droppedLoop",
 ] as const;

@@ -3,6 +3,7 @@ import { type DeliveryOptions, deliverAll, type SinkReport, type SinkTarget } fr
 import { sendMessages, toMessages } from "./delivery/durable";
 import { settleAll } from "./delivery/settle";
 import { RecordSerializer, toJson } from "./json";
+import { isLimited, limitSerialized } from "./limits";
 import { normalizeTraceItems } from "./normalize";
 import type { Json, LogRecord, SerializedRecord } from "./record";
 import { routeRecord } from "./router";
@@ -53,12 +54,14 @@ export function planDelivery(
           vs = new RecordSerializer();
           viewSerializers.set(view, vs);
         }
-        item = vs.serialize(view[i] as LogRecord);
+        item = limitSerialized(vs.serialize(view[i] as LogRecord), config.limits);
       } else {
-        base ??= "line" in entry ? entry : serializer.serialize(record);
+        // Size limits apply after routing (which reads no field they cut) and before any sink or queue.
+        base ??= limitSerialized("line" in entry ? entry : serializer.serialize(record), config.limits);
         item = base;
       }
       perSink.get(name)?.push(item);
+      if (stats && isLimited(item.record)) stats.add(name, "truncated", 1);
     }
   }
   const targets: SinkTarget[] = [];

@@ -192,3 +192,41 @@ describe("loop guard", () => {
     });
   });
 });
+
+describe("size limits in the pipeline", () => {
+  it("cuts a huge log line to LIMITS.maxRecordBytes, marks it, counts it, and leaves the rest whole", async () => {
+    const prefix = `limits-${Date.now()}`;
+    const sinks = [{ name: "archive", type: "r2", binding: "LOGS_R2", prefix }];
+    const huge = "x".repeat(300_000);
+    const item = {
+      ...captured["fetch-ok"],
+      logs: [
+        { level: "log", message: [huge], timestamp: 1 },
+        { level: "log", message: ["small"], timestamp: 2 },
+      ],
+    };
+    const env = {
+      ...vars,
+      SINKS: JSON.stringify(sinks),
+      LIMITS: JSON.stringify({ maxRecordBytes: 32768 }),
+      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS" }),
+    };
+    const ctx = createExecutionContext();
+    await handleTail([item], env, ctx);
+    await waitOnExecutionContext(ctx);
+    const lines = await archivedLines(`${prefix}/`);
+    expect(lines).toHaveLength(3);
+    for (const l of lines) expect(new TextEncoder().encode(JSON.stringify(l)).length).toBeLessThanOrEqual(32768);
+    const cut = lines.find((l) => l.limited === true);
+    expect(cut).toMatchObject({ type: "log", limitedFields: ["message"] });
+    expect(String(cut?.message)).toMatch(/…\[truncated \d+ bytes\]$/);
+    expect(lines.find((l) => l.message === "small")?.limited).toBeUndefined();
+    const stub = vars.TAILFAN_STATS as DurableObjectNamespace;
+    const stats = await (
+      stub.get(stub.idFromName("tailfan")) as unknown as {
+        snapshot(): Promise<{ sink: string; totals: Record<string, number> }[]>;
+      }
+    ).snapshot();
+    expect(stats.find((s) => s.sink === "archive")?.totals.truncated).toBeGreaterThanOrEqual(1);
+  });
+});
