@@ -11,7 +11,7 @@ import { RecordSerializer } from "../src/json";
 import { normalizeTraceItems } from "../src/normalize";
 import type { SerializedRecord } from "../src/record";
 import { routeRecord } from "../src/router";
-import { planDelivery } from "../src/tail";
+import { planDelivery, prepareRecords } from "../src/tail";
 
 type Env = Record<string, unknown>;
 type Obj = Record<string, unknown>;
@@ -386,7 +386,7 @@ export function makeTraceItems(count: number, seed = 0x7a11fa): Obj[] {
 // ---------------------------------------------------------------------------
 // The variants, each over the whole set in per-invocation tail() batches
 
-type Variant = (batches: readonly Obj[][]) => number;
+type Variant = (batches: readonly Obj[][]) => number | Promise<number>;
 
 /** A number that depends on the payload, so the work cannot be optimised away. */
 function weigh(payload: unknown): number {
@@ -419,11 +419,15 @@ function makeVariants(config: ResolvedConfig, env: Env): Record<string, Variant>
       }
       return n;
     },
-    /** The whole pipeline up to the payloads: planDelivery, then splitBatches and encode per sink, as deliver.ts does. */
-    pipeline(batches) {
+    /**
+     * The whole pipeline up to the payloads, as tail() runs it: normalize, scrub (the default
+     * detectors), then planDelivery (route, serialize once, size limits), splitBatches and encode per sink.
+     */
+    async pipeline(batches) {
       let n = 0;
       for (const events of batches) {
-        const targets = planDelivery(normalizeTraceItems(events), config, env);
+        const { records, views } = await prepareRecords(normalizeTraceItems(events), config);
+        const targets = planDelivery(records, config, env, undefined, views);
         for (const target of targets) {
           for (const batch of splitBatches(target.items, target.batch).batches) n += weigh(target.sink.encode(batch));
         }
@@ -482,10 +486,10 @@ export interface BenchParams {
   minSampleMs: number;
 }
 
-function timeReps(fn: Variant, batches: readonly Obj[][], reps: number): { ms: number; out: number } {
+async function timeReps(fn: Variant, batches: readonly Obj[][], reps: number): Promise<{ ms: number; out: number }> {
   let out = 0;
   const t0 = performance.now();
-  for (let r = 0; r < reps; r++) out = (out + fn(batches)) | 0;
+  for (let r = 0; r < reps; r++) out = (out + (await fn(batches))) | 0;
   return { ms: performance.now() - t0, out };
 }
 
@@ -565,7 +569,7 @@ function payloadBytes(payload: unknown, batch: readonly SerializedRecord[], enc:
 }
 
 /** Runs every variant `warmup + rounds` times, interleaved and in rotating order; reports medians. */
-export function runBench(env: Env, params: BenchParams): Obj {
+export async function runBench(env: Env, params: BenchParams): Promise<Obj> {
   const built = buildConfig({ ...env, SINKS: JSON.stringify(BENCH_SINKS) });
   if (!built.ok) throw new Error(`bench config invalid: ${JSON.stringify(built.errors)}`);
   const config = built.config;
@@ -581,12 +585,12 @@ export function runBench(env: Env, params: BenchParams): Obj {
   for (let round = 0; round < params.warmup + params.rounds; round++) {
     if (round === params.warmup) {
       // Warm now: size the samples so that the coarse clock's step is a small part of the fastest one.
-      const probe = timeReps(variants.baseline as Variant, batches, 1);
+      const probe = await timeReps(variants.baseline as Variant, batches, 1);
       reps = Math.min(200, Math.max(1, Math.ceil(params.minSampleMs / Math.max(probe.ms, 0.25))));
     }
     const order = names.map((_, i) => names[(i + round) % names.length] as string);
     for (const name of order) {
-      const { ms, out } = timeReps(variants[name] as Variant, batches, round < params.warmup ? 1 : reps);
+      const { ms, out } = await timeReps(variants[name] as Variant, batches, round < params.warmup ? 1 : reps);
       checksum = (checksum + out) | 0;
       if (round >= params.warmup) (times[name] as number[]).push(ms / reps);
     }
@@ -615,7 +619,7 @@ export default {
           warmup: q("warmup", 3),
           minSampleMs: q("minSampleMs", 50),
         };
-        return Response.json(runBench(env, params));
+        return Response.json(await runBench(env, params));
       }
       if (url.pathname === "/sample") return Response.json(makeTraceItems(q("items", 3)));
       return new Response("not found", { status: 404 });

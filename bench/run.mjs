@@ -132,7 +132,7 @@ function report(label, r) {
     ["baseline", "baseline: JSON.stringify(events)"],
     ["normalize", "normalize"],
     ["serialize", "normalize + route + serialize"],
-    ["pipeline", "pipeline: + planDelivery, split, encode x4"],
+    ["pipeline", "pipeline: + scrub, plan, limits, encode x4"],
   ];
   console.log(
     `\n${label}: median of ${r.params.rounds} rounds after ${r.params.warmup} warm-up, interleaved; each sample = ${r.reps} pass(es) over the set`,
