@@ -130,7 +130,8 @@ export async function prepareRecords(
     const key = `${sink.unredacted}|${sink.scrubber === undefined ? "global" : sink.name}`;
     let view = shared.get(key);
     if (!view) {
-      const source = sink.unredacted ? (open ??= unredactRecords(normalized)) : normalized;
+      if (sink.unredacted && open === undefined) open = unredactRecords(normalized);
+      const source = sink.unredacted && open !== undefined ? open : normalized;
       view = sink.unredacted || scrubber !== config.scrubber ? await scrub(source, scrubber) : records;
       shared.set(key, view);
     }
