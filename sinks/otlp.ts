@@ -114,7 +114,12 @@ export function anyValue(value: Json | undefined): AnyValue {
       return { doubleValue: value };
   }
   if (Array.isArray(value)) return { arrayValue: { values: value.map(anyValue) } };
-  return { kvlistValue: { values: Object.entries(value).map(([key, x]) => ({ key, value: anyValue(x) })) } };
+  // OTLP keys must not be empty; an empty key from application data is kept under a visible name.
+  return {
+    kvlistValue: {
+      values: Object.entries(value).map(([key, x]) => ({ key: key === "" ? "(empty)" : key, value: anyValue(x) })),
+    },
+  };
 }
 
 /** Epoch milliseconds (possibly fractional) as decimal nanoseconds, exact for any integer ms. */

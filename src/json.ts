@@ -50,7 +50,7 @@ export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
         continue;
       }
       if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;
-      out[key] = toJson(v, depth + 1, visited);
+      setOwn(out, key, toJson(v, depth + 1, visited));
     }
     return out;
   } catch {
@@ -62,6 +62,13 @@ export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
 
 const encoder = new TextEncoder();
 let scratch = new Uint8Array(64 * 1024);
+
+/** Sets an own property, even one named `__proto__` (which plain assignment would turn into a prototype). */
+export function setOwn(out: { [key: string]: Json }, key: string, value: Json): void {
+  if (key === "__proto__")
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  else out[key] = value;
+}
 
 /** UTF-8 byte length of a JS string (lone surrogates count as U+FFFD, as they are sent). */
 export function utf8Length(s: string): number {

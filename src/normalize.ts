@@ -1,4 +1,4 @@
-import { asJson, hash53, toJson } from "./json";
+import { asJson, hash53, setOwn, toJson } from "./json";
 import type {
   EventType,
   ExceptionRecord,
@@ -64,6 +64,16 @@ function str(v: unknown): string | null {
 function num(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
+/**
+ * Times every backend can store: from September 2001 to April 2262 (int64 nanoseconds end
+ * in April 2262). Anything else from a malformed item is not a time.
+ */
+const MIN_TIME = 1_000_000_000_000;
+const MAX_TIME = 9_223_372_036_854;
+function time(v: unknown): number | null {
+  const t = num(v);
+  return t !== null && t >= MIN_TIME && t <= MAX_TIME ? t : null;
+}
 function get(o: Obj, key: string): unknown {
   try {
     return o[key];
@@ -107,13 +117,10 @@ export function detectEventType(event: unknown): EventType {
 }
 
 function timeOf(v: unknown): number | undefined {
-  if (typeof v === "number" && Number.isFinite(v)) return v;
-  if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
-  if (typeof v === "string") {
-    const t = Date.parse(v);
-    return Number.isNaN(t) ? undefined : t;
-  }
-  return undefined;
+  let t: unknown = v;
+  if (v instanceof Date) t = v.getTime();
+  else if (typeof v === "string") t = Date.parse(v);
+  return time(t) ?? undefined;
 }
 
 /** Copies the event's fields that every record of the invocation carries. */
@@ -189,7 +196,10 @@ function eventFields(ctx: InvocationContext, event: unknown): void {
       return;
     }
     case "tail": {
-      ctx.tailScripts = arr(get(event, "consumedEvents")).map((c) => (isObj(c) ? str(get(c, "scriptName")) : null));
+      // Array.from, not map: a sparse array must not leave holes in the record.
+      ctx.tailScripts = Array.from(arr(get(event, "consumedEvents")), (c) =>
+        isObj(c) ? str(get(c, "scriptName")) : null,
+      );
       return;
     }
     default:
@@ -294,7 +304,7 @@ function invocationIdOf(ctx: InvocationContext, item: Obj, index: number, logs: 
     ctx.eventTimestamp
   }|${ctx.url ?? ctx.cron ?? ctx.queue ?? ctx.rpcMethod ?? ""}|${ctx.status}|${ctx.outcome}|${ctx.cpuTime}|${ctx.wallTime}|${logs.length}|${
     arr(get(item, "exceptions")).length
-  }|${isObj(first) ? get(first, "timestamp") : ""}|${isObj(last) ? get(last, "timestamp") : ""}|${index}`;
+  }|${isObj(first) ? num(get(first, "timestamp")) : ""}|${isObj(last) ? num(get(last, "timestamp")) : ""}|${index}`;
   return hash53(key).toString(36).padStart(11, "0");
 }
 
@@ -325,7 +335,7 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
     durableObjectId: str(get(item, "durableObjectId")),
     outcome: str(get(item, "outcome")) ?? "unknown",
     eventType,
-    eventTimestamp: num(get(item, "eventTimestamp")),
+    eventTimestamp: time(get(item, "eventTimestamp")),
     cpuTime: num(get(item, "cpuTime")) ?? 0,
     wallTime: num(get(item, "wallTime")) ?? 0,
     truncated: get(item, "truncated") === true,
@@ -334,7 +344,7 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
   ctx.invocationId = invocationIdOf(ctx, item, index, logs);
 
   const firstLog = logs[0];
-  const fallbackTime = isObj(firstLog) ? num(get(firstLog, "timestamp")) : null;
+  const fallbackTime = isObj(firstLog) ? time(get(firstLog, "timestamp")) : null;
   const invocationTime = ctx.eventTimestamp ?? fallbackTime ?? now;
 
   const invocation: InvocationRecord = {
@@ -360,7 +370,7 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
     const v = get(item, key);
     if (typeof v === "function" || v === undefined) continue;
     extra ??= {};
-    extra[key] = toJson(v);
+    setOwn(extra, key, toJson(v));
   }
   if (extra) invocation.extra = extra;
 
@@ -375,7 +385,7 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
       ...ctx,
       id: `${ctx.invocationId}-${seq++}`,
       type: "log",
-      timestamp: num(get(l, "timestamp")) ?? invocationTime,
+      timestamp: time(get(l, "timestamp")) ?? invocationTime,
       level: logLevel(raw),
       message: renderMessage(message),
       logLevel: raw,
@@ -395,7 +405,7 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
       ...ctx,
       id: `${ctx.invocationId}-${seq++}`,
       type: "exception",
-      timestamp: num(get(e, "timestamp")) ?? invocationTime,
+      timestamp: time(get(e, "timestamp")) ?? invocationTime,
       level: "error",
       message: str(get(e, "message")) ?? renderMessage(get(e, "message")),
       exceptionName: str(get(e, "name")) ?? "Error",
@@ -412,7 +422,7 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): 
       ...ctx,
       id: `${ctx.invocationId}-${seq++}`,
       type: "diagnostic",
-      timestamp: num(get(ev, "timestamp")) ?? invocationTime,
+      timestamp: time(get(ev, "timestamp")) ?? invocationTime,
       level: "info",
       message: `${channel}: ${renderPart(data)}`,
       channel,

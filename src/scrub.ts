@@ -138,13 +138,13 @@ const notRedacted = (s: string) => s !== "REDACTED" && s !== "[REDACTED]";
 const DETECTORS: readonly DetectorDef[] = [
   {
     kind: "jwt",
-    source: String.raw`(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*`,
+    source: String.raw`(?:(?<![A-Za-z0-9_-])|(?<=\\[nrtbf]))eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*`,
     flags: "",
     trigger: "eyJ",
   },
   {
     kind: "aws_access_key",
-    source: "(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+    source: "(?:(?<![A-Za-z0-9])|(?<=\\\\[nrtbf]))(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])",
     flags: "",
     trigger: "AKIA|ASIA",
   },
@@ -157,19 +157,19 @@ const DETECTORS: readonly DetectorDef[] = [
   {
     kind: "github_token",
     source:
-      "(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])",
+      "(?:(?<![A-Za-z0-9_])|(?<=\\\\[nrtbf]))(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])",
     flags: "",
     trigger: "gh[pousr]_|github_pat_",
   },
   {
     kind: "stripe_key",
-    source: "(?<![A-Za-z0-9])[sr]k_(?:live|test)_[A-Za-z0-9]{10,247}(?![A-Za-z0-9])",
+    source: "(?:(?<![A-Za-z0-9])|(?<=\\\\[nrtbf]))[sr]k_(?:live|test)_[A-Za-z0-9]{10,247}(?![A-Za-z0-9])",
     flags: "",
     trigger: "[sr]k_(?:live|test)_",
   },
   {
     kind: "slack_token",
-    source: String.raw`(?<![A-Za-z0-9-])(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})`,
+    source: String.raw`(?:(?<![A-Za-z0-9-])|(?<=\\[nrtbf]))(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})`,
     flags: "",
     trigger: "xox[abposr]-|xapp-",
   },
@@ -181,13 +181,13 @@ const DETECTORS: readonly DetectorDef[] = [
   },
   {
     kind: "google_api_key",
-    source: "(?<![A-Za-z0-9_-])AIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])",
+    source: "(?:(?<![A-Za-z0-9_-])|(?<=\\\\[nrtbf]))AIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])",
     flags: "",
     trigger: "AIza",
   },
   {
     kind: "bearer",
-    source: String.raw`\bbearer\s+(?<secret>[A-Za-z0-9._~+/-]{8,}=*)`,
+    source: String.raw`(?:\b|(?<=\\[nrtbf]))bearer\s+(?<secret>[A-Za-z0-9._~+/-]{8,}=*)`,
     flags: "i",
     trigger: "bearer",
     // "Bearer authentication" in prose is not a token: one needs a digit or some length.
@@ -195,7 +195,7 @@ const DETECTORS: readonly DetectorDef[] = [
   },
   {
     kind: "bearer",
-    source: String.raw`\b(?:proxy-)?authorization\b["']?\s*[:=]\s*["']?(?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?(?<secret>[^\s"',;]{4,})`,
+    source: String.raw`(?:\b|(?<=\\[nrtbf]))(?:proxy-)?authorization\b["']?\s*[:=]\s*["']?(?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?(?<secret>[^\s"',;]{4,})`,
     flags: "i",
     trigger: "authorization",
     check: notRedacted,
@@ -217,9 +217,9 @@ const DETECTORS: readonly DetectorDef[] = [
   },
   {
     kind: "card",
-    source: String.raw`(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)`,
+    source: String.raw`(?<!\d)\d(?:(?:[ -]|%20)?\d){12,18}(?!\d)`,
     flags: "",
-    trigger: String.raw`\d(?:[ -]?\d){12}`,
+    trigger: String.raw`\d(?:(?:[ -]|%20)?\d){12}`,
   },
   {
     kind: "email",
@@ -324,6 +324,11 @@ function cardSpan(s: string, start: number, end: number): [number, number] | nul
   const ends: number[] = [];
   let digits = "";
   for (let i = start; i < end; i++) {
+    // A space in a URL is "%20": its digits are not the card's.
+    if (s.startsWith("%20", i)) {
+      i += 2;
+      continue;
+    }
     const c = s.charCodeAt(i);
     if (c >= 48 && c <= 57) {
       digits += s[i];
