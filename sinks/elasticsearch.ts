@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { classifyStatus, describeError, gzip } from "./shared";
+import { classifyStatus, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** A `_bulk` request body ready to send: action and document line pairs, before optional gzip. */
@@ -128,56 +128,27 @@ export interface BulkRequest {
  * like any HTTP sink (with a short body snippet), a 2xx body is read with
  * `bulkOutcome`. Never throws; `fetcher` is for tests.
  */
-export async function sendBulk(
-  bulk: BulkRequest,
-  signal: AbortSignal,
-  fetcher: typeof fetch = fetch,
-): Promise<SendResult> {
-  let request: Request;
-  try {
-    const headers = new Headers(bulk.headers);
-    headers.set("content-type", "application/x-ndjson");
-    let body: string | Uint8Array = bulk.body;
-    if (bulk.gzip) {
-      body = await gzip(bulk.body);
-      headers.set("content-encoding", "gzip");
-    }
-    request = new Request(bulk.url, { method: "POST", headers, body });
-  } catch (err) {
-    return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
-  }
-  // workerd cannot catch the rejection of a fetch started with an aborted signal.
-  if (signal.aborted) return { outcome: "retry", reason: `network error: ${describeError(signal.reason, signal)}` };
-  let response: Response;
-  try {
-    response = await fetcher(request, { signal });
-  } catch (err) {
-    return { outcome: "retry", reason: `network error: ${describeError(err, signal)}` };
-  }
-  let text = "";
-  try {
-    text = await response.text();
-  } catch (err) {
-    if (response.status >= 200 && response.status < 300) {
-      // The items are unknown: retry the batch; what landed answers 409 next time.
-      return {
-        outcome: "retry",
-        status: response.status,
-        reason: `reading the bulk response: ${describeError(err, signal)}`,
-      };
-    }
-  }
-  if (response.status < 200 || response.status >= 300) {
-    const detail = text.slice(0, 200).replace(/\s+/g, " ").trim();
-    return classifyStatus(response.status, response.headers.get("retry-after"), detail);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return bulkOutcome(json, bulk.records, response.status);
+export function sendBulk(bulk: BulkRequest, signal: AbortSignal, fetcher: typeof fetch = fetch): Promise<SendResult> {
+  const post = { url: bulk.url, body: bulk.body, contentType: "application/x-ndjson", gzip: bulk.gzip, fetcher };
+  return postPayload(
+    {
+      ...post,
+      headers: bulk.headers,
+      onOk(text, response) {
+        // Unreadable: the items are unknown, so the batch is retried; what landed answers 409 next time.
+        if (text === null)
+          return { outcome: "retry", status: response.status, reason: "could not read the bulk response" };
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        return bulkOutcome(json, bulk.records, response.status);
+      },
+    },
+    signal,
+  );
 }
 
 /** The endpoint with `path` appended to its path; a query string stays at the end. */

@@ -5,7 +5,7 @@
  * per event, in order; events refused that way become a `partial` result.
  */
 import * as v from "valibot";
-import { classifyStatus, describeError, gzip } from "./shared";
+import { classifyStatus, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** A batch body ready to send, before optional gzip. */
@@ -123,47 +123,27 @@ export const honeycombSink = defineSink({
         });
         return { body: `${body}]`, records: batch.length };
       },
-      async send(payload, signal) {
-        // postPayload drains 2xx bodies, and this answer's body says which events were taken,
-        // so the request is built and classified here, the same way.
-        let request: Request;
-        try {
-          const headers = new Headers({ "x-honeycomb-team": o.apiKey, "content-type": "application/json" });
-          let body: string | Uint8Array = payload.body;
-          if (o.gzip) {
-            body = await gzip(payload.body);
-            headers.set("content-encoding", "gzip");
-          }
-          request = new Request(url, { method: "POST", headers, body });
-        } catch (err) {
-          return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
-        }
-        // workerd cannot catch the rejection of a fetch started with an aborted signal.
-        if (signal.aborted)
-          return { outcome: "retry", reason: `network error: ${describeError(signal.reason, signal)}` };
-        let response: Response;
-        try {
-          response = await fetch(request, { signal });
-        } catch (err) {
-          return { outcome: "retry", reason: `network error: ${describeError(err, signal)}` };
-        }
-        if (response.status < 200 || response.status >= 300) {
-          let detail = "";
-          try {
-            detail = (await response.text()).slice(0, 200).replace(/\s+/g, " ").trim();
-          } catch {
-            detail = "";
-          }
-          return classifyStatus(response.status, response.headers.get("retry-after"), detail);
-        }
-        let answer: unknown;
-        try {
-          answer = JSON.parse(await response.text());
-        } catch {
-          // Taken (2xx), but the per-event answer is unreadable: nothing says an event was refused.
-          return { outcome: "ok", status: response.status };
-        }
-        return batchResult(answer, payload.records, response.status);
+      send(payload, signal) {
+        const post = { url, body: payload.body, contentType: "application/json", gzip: o.gzip };
+        return postPayload(
+          {
+            ...post,
+            headers: { "x-honeycomb-team": o.apiKey },
+            // The 2xx answer says, per event, which were taken.
+            onOk(text, response) {
+              let answer: unknown;
+              try {
+                answer = text === null ? undefined : JSON.parse(text);
+              } catch {
+                answer = undefined;
+              }
+              // Unreadable: taken (2xx), and nothing says an event was refused.
+              if (answer === undefined) return { outcome: "ok", status: response.status };
+              return batchResult(answer, payload.records, response.status);
+            },
+          },
+          signal,
+        );
       },
     };
   },

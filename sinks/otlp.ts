@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Json, Level, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { classifyStatus, describeError, gzip } from "./shared";
+import { postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /**
@@ -275,49 +275,29 @@ export const otlpSink = defineSink({
       encode(batch): OtlpPayload {
         return { body: JSON.stringify(otlpRequest(batch, o.serviceName)), records: batch.length };
       },
-      async send(payload, signal): Promise<SendResult> {
-        let request: Request;
-        try {
-          const headers = new Headers(o.headers);
-          headers.set("content-type", "application/json");
-          let body: string | Uint8Array = payload.body;
-          if (o.gzip) {
-            body = await gzip(payload.body);
-            headers.set("content-encoding", "gzip");
-          }
-          request = new Request(url, { method: "POST", headers, body });
-        } catch (err) {
-          return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
-        }
-        // workerd cannot catch the rejection of a fetch started with an aborted signal.
-        if (signal.aborted)
-          return { outcome: "retry", reason: `network error: ${describeError(signal.reason, signal)}` };
-        let response: Response;
-        try {
-          response = await fetch(request, { signal });
-        } catch (err) {
-          return { outcome: "retry", reason: `network error: ${describeError(err, signal)}` };
-        }
-        let text = "";
-        try {
-          text = await response.text();
-        } catch {
-          text = "";
-        }
-        if (response.status < 200 || response.status >= 300) {
-          const detail = text.slice(0, 200).replace(/\s+/g, " ").trim();
-          return classifyStatus(response.status, response.headers.get("retry-after"), detail);
-        }
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        const partial = partialSuccess(json);
-        // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.
-        if (partial) console.warn(partialSuccessWarning(ctx.name, partial));
-        return { outcome: "ok", status: response.status };
+      send(payload, signal): Promise<SendResult> {
+        return postPayload(
+          {
+            url,
+            body: payload.body,
+            contentType: "application/json",
+            headers: o.headers,
+            gzip: o.gzip,
+            onOk(text, response) {
+              let json: unknown;
+              try {
+                json = text === null ? undefined : JSON.parse(text);
+              } catch {
+                json = undefined;
+              }
+              const partial = partialSuccess(json);
+              // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.
+              if (partial) console.warn(partialSuccessWarning(ctx.name, partial));
+              return { outcome: "ok", status: response.status };
+            },
+          },
+          signal,
+        );
       },
     };
   },

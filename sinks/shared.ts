@@ -66,13 +66,22 @@ export function describeError(err: unknown, signal?: AbortSignal): string {
 }
 
 /**
+ * Reads a 2xx answer's body to decide what it means (an Elasticsearch bulk
+ * answer's items, Honeycomb's per-event statuses, OTLP's partialSuccess).
+ * `body` is null when the body could not be read.
+ */
+export type OkReader = (body: string | null, response: Response) => SendResult;
+
+/**
  * Sends one HTTP request and classifies the answer; a network error or
- * timeout is `retry`. Reads at most a short snippet of an error body.
+ * timeout is `retry`. Reads at most a short snippet of an error body; a 2xx
+ * body is drained, or handed to `onOk` when given.
  */
 export async function sendHttp(
   request: Request,
   signal: AbortSignal,
   fetcher: typeof fetch = fetch,
+  onOk?: OkReader,
 ): Promise<SendResult> {
   // workerd cannot catch the rejection of a fetch started with an aborted signal.
   if (signal.aborted) return { outcome: "retry", reason: `network error: ${describeError(signal.reason, signal)}` };
@@ -82,8 +91,18 @@ export async function sendHttp(
   } catch (err) {
     return { outcome: "retry", reason: `network error: ${describeError(err, signal)}` };
   }
+  const ok = response.status >= 200 && response.status < 300;
+  if (ok && onOk) {
+    let body: string | null;
+    try {
+      body = await response.text();
+    } catch {
+      body = null;
+    }
+    return onOk(body, response);
+  }
   let detail = "";
-  if (response.status < 200 || response.status >= 300) {
+  if (!ok) {
     try {
       detail = (await response.text()).slice(0, 200).replace(/\s+/g, " ").trim();
     } catch {
@@ -105,6 +124,10 @@ export interface HttpPost {
   /** Gzip the body and send `Content-Encoding: gzip`. */
   gzip?: boolean;
   method?: string;
+  /** Reads a 2xx answer's body; without it any 2xx is `ok`. */
+  onOk?: OkReader;
+  /** The fetch to use (tests). */
+  fetcher?: typeof fetch;
 }
 
 /**
@@ -125,7 +148,7 @@ export async function postPayload(post: HttpPost, signal: AbortSignal): Promise<
   } catch (err) {
     return { outcome: "fail", reason: `could not build the request: ${describeError(err)}` };
   }
-  return sendHttp(request, signal);
+  return sendHttp(request, signal, post.fetcher, post.onOk);
 }
 
 const pad2 = (n: number) => (n < 10 ? `0${n}` : String(n));
