@@ -24,6 +24,38 @@ export const NEWRELIC_ENDPOINTS = {
   EU: "https://log-api.eu.newrelic.com/log/v1",
 } as const;
 
+/** New Relic flattens nested attributes into dotted names of at most 255 characters. */
+const NEWRELIC_MAX_NAME = 255;
+
+/** The longest dotted name `value` flattens to under `prefix`, stopping early once past the limit. */
+function longestName(value: unknown, prefix: number): number {
+  if (value === null || typeof value !== "object") return prefix;
+  let longest = prefix;
+  for (const key of Object.keys(value)) {
+    const n = longestName((value as Record<string, unknown>)[key], prefix + (prefix > 0 ? 1 : 0) + key.length);
+    if (n > longest) longest = n;
+    if (longest > NEWRELIC_MAX_NAME) return longest;
+  }
+  return longest;
+}
+
+/**
+ * The record as attributes: its JSON line, except that a top-level field
+ * whose flattened names would pass 255 characters is sent as a JSON string.
+ */
+function withinNameLimit(item: SerializedRecord): string {
+  const record = item.record as unknown as Record<string, unknown>;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of Object.keys(record)) {
+    const value = record[key];
+    if (value === null || typeof value !== "object") continue;
+    if (longestName(value, key.length) <= NEWRELIC_MAX_NAME) continue;
+    copy ??= { ...record };
+    copy[key] = JSON.stringify(value);
+  }
+  return copy ? JSON.stringify(copy) : item.line;
+}
+
 export const newrelicSink = defineSink({
   type: "newrelic",
   description: "Sends records to the New Relic Log API, each record's fields as the log's attributes.",
@@ -81,8 +113,12 @@ export const newrelicSink = defineSink({
     function entry(item: SerializedRecord): Entry {
       const r = item.record;
       const head = Number.isFinite(r.timestamp) ? `{"timestamp":${Math.round(r.timestamp)},"message":` : `{"message":`;
-      const tail = `,"attributes":${item.line}}`;
-      const fixed = utf8Length(head) + (tail.length - item.line.length) + lineBytes(item);
+      const attributes = withinNameLimit(item);
+      const tail = `,"attributes":${attributes}}`;
+      const fixed =
+        utf8Length(head) +
+        (tail.length - attributes.length) +
+        (attributes === item.line ? lineBytes(item) : utf8Length(attributes));
       // The message is also in the attributes; its copy is cut if the log would not fit in one request.
       const message = jsonStringWithin(r.message, maxLogBytes - fixed) ?? '""';
       return { text: head + message + tail, bytes: fixed + utf8Length(message) };
