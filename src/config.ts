@@ -4,19 +4,15 @@
  * names the variable, the path inside it and what was expected.
  */
 import * as v from "valibot";
+
+export type { ConfigError } from "./issues";
+
 import { type AnySinkDefinition, type BatchLimits, type BindingKind, SINK_TYPES } from "../sinks/index";
+import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import { type LimitsConfig, parseLimitsConfig } from "./limits";
 import { EVENT_TYPES, LEVELS, RECORD_TYPES } from "./record";
 import { compileFilter, FILTER_KEYS, type FilterSpec, type RecordPredicate, type RoutingTable } from "./router";
 import { compileScrubber, DEFAULT_SCRUB, parseScrubConfig, type Scrubber, type ScrubConfig } from "./scrub";
-
-export interface ConfigError {
-  /** The env var: `SINKS` or `ROUTES`. */
-  variable: string;
-  /** Path inside it, like `[0].url`; empty for the whole variable. */
-  path: string;
-  message: string;
-}
 
 export interface ResolvedSink {
   name: string;
@@ -165,73 +161,6 @@ const deliverySchema = v.strictObject({
 
 /** Keys every sink takes besides its own options: identity, filters, and what it may see. */
 const RESERVED = new Set<string>(["name", "type", "unredacted", "scrub", ...FILTER_KEYS]);
-
-function pathOf(issue: v.BaseIssue<unknown>, prefix = ""): string {
-  let out = prefix;
-  for (const item of issue.path ?? []) {
-    const key = (item as { key: unknown }).key;
-    out +=
-      typeof key === "number"
-        ? `[${key}]`
-        : /^[A-Za-z_$][\w$]*$/.test(String(key))
-          ? `.${String(key)}`
-          : `[${JSON.stringify(key)}]`;
-  }
-  return out;
-}
-
-function typeName(input: unknown): string {
-  if (input === null) return "null";
-  if (Array.isArray(input)) return "an array";
-  if (typeof input === "object") return "an object";
-  if (input === undefined) return "nothing";
-  return `a ${typeof input}`;
-}
-
-/**
- * One message per issue, without echoing string input: option values may
- * hold resolved secrets.
- */
-function messageOf(issue: v.BaseIssue<unknown>, knownKeys?: readonly string[]): string {
-  if (issue.type === "strict_object" && issue.expected === "never") {
-    return `unknown option${knownKeys ? `; known options: ${knownKeys.join(", ")}` : ""}`;
-  }
-  if (issue.input === undefined && issue.kind === "schema") return "is required";
-  if (issue.kind === "schema" && issue.type !== "picklist" && issue.type !== "union") {
-    return `expected ${issue.expected}, got ${typeName(issue.input)}`;
-  }
-  return issue.message.replace(/:?\s*(but )?received .*$/i, "").trim() || `invalid value, expected ${issue.expected}`;
-}
-
-/**
- * A union (`"x"` or `["x", "y"]`) fails with one issue per branch; the
- * deepest ones come from the branch the input was meant for.
- */
-function specific(issue: v.BaseIssue<unknown>): v.BaseIssue<unknown>[] {
-  const branches = issue.type === "union" ? issue.issues : undefined;
-  if (!branches || branches.length === 0) return [issue];
-  // Branch issues carry paths relative to the union.
-  const depth = (i: v.BaseIssue<unknown>) => i.path?.length ?? 0;
-  const deepest = Math.max(...branches.map(depth));
-  const chosen =
-    deepest === 0
-      ? [branches[branches.length - 1] as v.BaseIssue<unknown>]
-      : branches.filter((b) => depth(b) === deepest);
-  return chosen.flatMap((b) =>
-    specific({ ...b, path: [...(issue.path ?? []), ...(b.path ?? [])] } as v.BaseIssue<unknown>),
-  );
-}
-
-function issuesToErrors(
-  variable: string,
-  prefix: string,
-  issues: readonly v.BaseIssue<unknown>[],
-  knownKeys?: readonly string[],
-): ConfigError[] {
-  return issues
-    .flatMap(specific)
-    .map((issue) => ({ variable, path: pathOf(issue, prefix), message: messageOf(issue, knownKeys) }));
-}
 
 /** Reads a list-valued var: a TOML array (the runtime hands an array) or a JSON string. */
 function readList(variable: string, raw: unknown, errors: ConfigError[]): unknown[] | null {

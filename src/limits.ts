@@ -5,7 +5,7 @@
  * `limitRecord` does the same for a bare record. See limits.md.
  */
 import * as v from "valibot";
-import type { ConfigError } from "./config";
+import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import { MAX_DEPTH, utf8Length } from "./json";
 import type { InvocationContext, Json, LogRecord, SerializedRecord } from "./record";
 
@@ -57,7 +57,7 @@ const D = DEFAULT_LIMITS;
 
 const int = (min: number, max: number, unit: string) =>
   v.pipe(
-    v.number("must be a number"),
+    v.number(),
     v.integer("must be a whole number"),
     v.minValue(min, `must be at least ${min} ${unit}`),
     v.maxValue(max, `must be at most ${max} ${unit}`),
@@ -74,32 +74,6 @@ const limitsSchema = v.strictObject({
 });
 
 const KNOWN = Object.keys(limitsSchema.entries);
-
-function typeName(input: unknown): string {
-  if (input === null) return "null";
-  if (Array.isArray(input)) return "an array";
-  if (typeof input === "object") return "an object";
-  return `a ${typeof input}`;
-}
-
-function pathOf(issue: v.BaseIssue<unknown>): string {
-  let out = "";
-  for (const item of issue.path ?? []) {
-    const key = String((item as { key: unknown }).key);
-    out += /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
-  }
-  return out;
-}
-
-/** Messages are the schema's own, never the input: nothing the user wrote is echoed. */
-function messageOf(issue: v.BaseIssue<unknown>): string {
-  if (issue.type === "strict_object" && issue.expected === "never") {
-    return `unknown option; known options: ${KNOWN.join(", ")}`;
-  }
-  if (issue.kind === "schema" && issue.type !== "number")
-    return `expected ${issue.expected}, got ${typeName(issue.input)}`;
-  return issue.message;
-}
 
 /**
  * Reads LIMITS: a TOML table in `[vars]` (the runtime hands an object) or
@@ -136,7 +110,7 @@ export function parseLimitsConfig(raw: unknown, variable: string): { config: Lim
   if (!parsed.success) {
     return {
       config: { ...D },
-      errors: parsed.issues.map((issue) => ({ variable, path: pathOf(issue), message: messageOf(issue) })),
+      errors: issuesToErrors(variable, "", parsed.issues, KNOWN),
     };
   }
   return { config: parsed.output, errors: [] };

@@ -6,6 +6,7 @@
  * the same object, so a clean batch costs a few RegExp tests per string.
  */
 import * as v from "valibot";
+import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import type { LogRecord } from "./record";
 
 export type ScrubMode = "mask" | "hash" | "drop";
@@ -83,12 +84,8 @@ export interface ScrubConfig {
   defuseTemplates: boolean;
 }
 
-export interface ScrubConfigError {
-  variable: string;
-  /** Path inside the scrub value, like `.patterns[0].pattern`; empty for the whole value. */
-  path: string;
-  message: string;
-}
+/** An error in a SCRUB value; its path is relative to that value, like `.patterns[0].pattern`. */
+export type ScrubConfigError = ConfigError;
 
 function deepFreeze<T>(x: T): T {
   if (x !== null && typeof x === "object") {
@@ -872,41 +869,12 @@ const schema = v.strictObject({
 
 const OPTION_KEYS = Object.keys(schema.entries);
 
-function pathOf(issue: v.BaseIssue<unknown>): string {
-  let out = "";
-  for (const item of issue.path ?? []) {
-    const key = (item as { key: unknown }).key;
-    out +=
-      typeof key === "number"
-        ? `[${key}]`
-        : /^[A-Za-z_$][\w$]*$/.test(String(key))
-          ? `.${String(key)}`
-          : `[${JSON.stringify(key)}]`;
-  }
-  return out;
-}
-
-function typeName(input: unknown): string {
-  if (input === null) return "null";
-  if (Array.isArray(input)) return "an array";
-  if (typeof input === "object") return "an object";
-  if (input === undefined) return "nothing";
-  return `a ${typeof input}`;
-}
-
-/** One message per issue; string input is never echoed (a hash key may be in it). */
-function messageOf(issue: v.BaseIssue<unknown>): string {
-  if (issue.type === "strict_object" && issue.expected === "never") {
-    const inDetectors = (issue.path?.length ?? 0) === 2 && (issue.path?.[0] as { key?: unknown })?.key === "detectors";
-    return inDetectors
-      ? `unknown detector; known detectors: ${DETECTOR_KINDS.join(", ")}`
-      : `unknown option${(issue.path?.length ?? 0) === 1 ? `; known options: ${OPTION_KEYS.join(", ")}` : ""}`;
-  }
-  if (issue.input === undefined && issue.kind === "schema") return "is required";
-  if (issue.kind === "schema" && issue.type !== "picklist") {
-    return `expected ${issue.expected}, got ${typeName(issue.input)}`;
-  }
-  return issue.message.replace(/:?\s*(but )?received .*$/i, "").trim() || `invalid value, expected ${issue.expected}`;
+/** "Unknown option" in SCRUB's words: a detector name under `detectors`, an option elsewhere. */
+function unknownKey(issue: v.BaseIssue<unknown>): string {
+  const inDetectors = (issue.path?.length ?? 0) === 2 && (issue.path?.[0] as { key?: unknown })?.key === "detectors";
+  return inDetectors
+    ? `unknown detector; known detectors: ${DETECTOR_KINDS.join(", ")}`
+    : `unknown option${(issue.path?.length ?? 0) === 1 ? `; known options: ${OPTION_KEYS.join(", ")}` : ""}`;
 }
 
 const SECRET_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
@@ -952,7 +920,7 @@ export function parseScrubConfig(
   }
   const parsed = v.safeParse(schema, value);
   if (!parsed.success) {
-    for (const issue of parsed.issues) errors.push({ variable, path: pathOf(issue), message: messageOf(issue) });
+    errors.push(...issuesToErrors(variable, "", parsed.issues, unknownKey));
     return { config: null, errors };
   }
   const o = parsed.output;

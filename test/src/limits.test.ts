@@ -140,7 +140,7 @@ describe("LIMITS config", () => {
       expect(text).toMatch(/^LIMITS/);
       expect(text).not.toContain("hunter2");
     }
-    expect(errors({ maxRecordBytes: "65536" })).toBe("LIMITS.maxRecordBytes: must be a number");
+    expect(errors({ maxRecordBytes: "65536" })).toBe("LIMITS.maxRecordBytes: expected number, got a string");
   });
 });
 
