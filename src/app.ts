@@ -1,4 +1,5 @@
 import { Hono } from "hono/tiny";
+import { registerApi } from "./api";
 import { type ConfigResult, formatConfigErrors, loadConfig } from "./config";
 import { statsStub } from "./stats";
 import { VERSION } from "./version";
@@ -99,6 +100,7 @@ export function createApp() {
     });
   });
 
+  registerApi(app);
   app.notFound((c) => c.json({ error: "not found", hint: "GET /health" }, 404));
   app.onError((err, c) => {
     console.error("tailfan: request failed", err);
