@@ -4,7 +4,7 @@
  * NDJSON: one event per line, the record with `_time` added.
  */
 import * as v from "valibot";
-import { postPayload } from "./shared";
+import { hasControlCharacter, headerSafe, httpUrl, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** An NDJSON body ready to send, before optional gzip. */
@@ -18,14 +18,6 @@ const AXIOM_MAX_EVENT_BYTES = 1_000_000;
 const AXIOM_MAX_EVENTS = 10_000;
 /** Room for the `"_time":"...",` that encode adds to each record. */
 const TIME_FIELD_BYTES = 40;
-
-function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
-}
 
 /** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
 export function isoTime(ms: number): string {
@@ -63,23 +55,12 @@ export const axiomSink = defineSink({
       v.check((s) => !s.includes("/") && !hasControlCharacter(s), "must not contain slashes or control characters"),
     ),
     /** API token with ingest permission. Default: the secret `AXIOM_TOKEN`. */
-    token: v.pipe(
-      v.string(),
-      v.minLength(1, "must not be empty"),
-      v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
-    ),
+    token: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
     /**
      * API base URL. Default `https://api.axiom.co`. For an edge deployment give its domain, e.g.
      * `https://eu-central-1.aws.edge.axiom.co` (the path becomes `/v1/ingest/<dataset>`).
      */
-    endpoint: v.optional(
-      v.pipe(
-        v.string(),
-        v.url("must be an absolute http(s) URL"),
-        v.regex(/^https?:\/\//i, "must be an absolute http(s) URL"),
-      ),
-      "https://api.axiom.co",
-    ),
+    endpoint: v.optional(httpUrl, "https://api.axiom.co"),
     /** Gzip the body (`Content-Encoding: gzip`). Default `true`. */
     gzip: v.optional(v.boolean(), true),
     /** Most records per request; Axiom takes at most 10,000. Default 1000. */

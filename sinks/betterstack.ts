@@ -4,7 +4,7 @@
  * with `dt` (the event time) added.
  */
 import * as v from "valibot";
-import { postPayload } from "./shared";
+import { headerSafe, httpUrl, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** An NDJSON body ready to send, before optional gzip. */
@@ -15,14 +15,6 @@ export interface BetterStackPayload {
 
 /** Better Stack answers 413 above 20 MiB per request; batches stay well under it. */
 const BETTERSTACK_MAX_REQUEST_BYTES = 20 * 1024 * 1024;
-
-function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
-}
 
 /** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
 function isoTime(ms: number): string {
@@ -55,19 +47,9 @@ export const betterstackSink = defineSink({
         ),
       ),
       /** Full ingest URL instead of `https://<host>` (proxies, tests). Default none. */
-      endpoint: v.optional(
-        v.pipe(
-          v.string(),
-          v.url("must be an absolute http(s) URL"),
-          v.regex(/^https?:\/\//i, "must be an absolute http(s) URL"),
-        ),
-      ),
+      endpoint: v.optional(httpUrl),
       /** The source token. Default: the secret `BETTERSTACK_SOURCE_TOKEN`. */
-      token: v.pipe(
-        v.string(),
-        v.minLength(1, "must not be empty"),
-        v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
-      ),
+      token: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
       /** Gzip the body (`Content-Encoding: gzip`). Default `true`. */
       gzip: v.optional(v.boolean(), true),
       /** Most records per request. Default 1000. */

@@ -1,16 +1,8 @@
 import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import type { Level } from "../src/record";
-import {
-  type Entry,
-  jsonStringWithin,
-  lineBytes,
-  type MultiPayload,
-  noControlCharacters,
-  packBodies,
-  sendBodies,
-} from "./multi";
-import { postPayload } from "./shared";
+import { type Entry, jsonStringWithin, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
+import { headerSafe, httpUrl, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** Datadog Logs API limits per request: 5 MB uncompressed, 1000 entries, 1 MB per log (taken as 10^6 bytes). */
@@ -53,7 +45,7 @@ export const datadogSink = defineSink({
   description: "Sends records to the Datadog Logs API (v2) as JSON log entries with status, service and tags.",
   options: v.strictObject({
     /** Datadog API key, sent as `DD-API-KEY`. Default: the secret `DD_API_KEY`. */
-    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), noControlCharacters),
+    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
     /**
      * Datadog site: `datadoghq.com` (US1), `us3.datadoghq.com`, `us5.datadoghq.com`, `datadoghq.eu`,
      * `ap1.datadoghq.com`, `ap2.datadoghq.com`, `ddog-gov.com`, ... Default `datadoghq.com`.
@@ -67,9 +59,7 @@ export const datadogSink = defineSink({
       "datadoghq.com",
     ),
     /** Full intake URL, overriding `site` (proxies, tests). Default `https://http-intake.logs.<site>/api/v2/logs`. */
-    endpoint: v.optional(
-      v.pipe(v.string(), v.url("must be an absolute http(s) URL"), v.regex(/^https?:\/\//i, "must be http(s)")),
-    ),
+    endpoint: v.optional(httpUrl),
     /** `service` of every entry. Default: the record's script name, else `tailfan`. */
     service: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(100, "is at most 100 characters"))),
     /** `ddsource` of every entry. Default `cloudflare`. */

@@ -5,7 +5,7 @@
  * per event, in order; events refused that way become a `partial` result.
  */
 import * as v from "valibot";
-import { classifyStatus, postPayload } from "./shared";
+import { classifyStatus, hasControlCharacter, headerSafe, httpUrl, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** A batch body ready to send, before optional gzip. */
@@ -21,14 +21,6 @@ export interface HoneycombPayload {
 const HONEYCOMB_MAX_EVENT_BYTES = 1_000_000;
 /** Room for `{"time":"...","data":}` around each record. */
 const WRAPPER_BYTES = 48;
-
-function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
-}
 
 /** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
 function isoTime(ms: number): string {
@@ -83,20 +75,9 @@ export const honeycombSink = defineSink({
       v.check((s) => !s.includes("/") && !hasControlCharacter(s), "must not contain slashes or control characters"),
     ),
     /** Ingest API key, sent as `X-Honeycomb-Team`. Default: the secret `HONEYCOMB_API_KEY`. */
-    apiKey: v.pipe(
-      v.string(),
-      v.minLength(1, "must not be empty"),
-      v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
-    ),
+    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
     /** API base URL. Default `https://api.honeycomb.io`; EU: `https://api.eu1.honeycomb.io`. */
-    endpoint: v.optional(
-      v.pipe(
-        v.string(),
-        v.url("must be an absolute http(s) URL"),
-        v.regex(/^https?:\/\//i, "must be an absolute http(s) URL"),
-      ),
-      "https://api.honeycomb.io",
-    ),
+    endpoint: v.optional(httpUrl, "https://api.honeycomb.io"),
     /** Gzip the body (`Content-Encoding: gzip`). Default `true`. */
     gzip: v.optional(v.boolean(), true),
     /** Most records per request, at most 10,000. Default 1000. */

@@ -1,15 +1,6 @@
 import * as v from "valibot";
-import { jsonArray, ndjson, postPayload } from "./shared";
+import { headerSafe, jsonArray, ndjson, postPayload } from "./shared";
 import { defineSink } from "./types";
-
-/** Header values must not smuggle line breaks or other control characters (tab is fine). */
-function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
-}
 
 /** A request body ready to send: the encoded records, before optional gzip. */
 export interface HttpPayload {
@@ -30,10 +21,7 @@ export const httpSink = defineSink({
     headers: v.optional(
       v.record(
         v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a valid HTTP header name")),
-        v.pipe(
-          v.string(),
-          v.check((value) => !hasControlCharacter(value), "must not contain control characters or line breaks"),
-        ),
+        v.pipe(v.string(), headerSafe),
       ),
       {},
     ),

@@ -4,7 +4,7 @@
  * Labels are a few low-cardinality record fields; the line is the whole record JSON.
  */
 import * as v from "valibot";
-import { postPayload, truncateUtf8 } from "./shared";
+import { headerSafe, httpUrl, postPayload, truncateUtf8 } from "./shared";
 import { defineSink, type LogRecord, type SerializedRecord } from "./types";
 
 /** A push body ready to send, before optional gzip. */
@@ -81,14 +81,6 @@ const MAX_LINE_BYTES = 256_000;
 /** Prometheus label name rule, which Loki applies; names starting with `__` are reserved. */
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
-function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
-}
-
 const labelField = v.pipe(
   v.string(),
   v.check((f) => f !== "scriptName", 'use "script" for the script name'),
@@ -140,40 +132,25 @@ export const lokiSink = defineSink({
        * Loki base URL, e.g. `https://logs-prod-012.grafana.net` (Grafana Cloud: the URL shown on the
        * stack's Loki page) or `http://loki:3100`; `/loki/api/v1/push` is appended. Required.
        */
-      endpoint: v.pipe(
-        v.string(),
-        v.url("must be an absolute http(s) URL"),
-        v.regex(/^https?:\/\//i, "must be an absolute http(s) URL"),
-      ),
+      endpoint: httpUrl,
       /**
        * Credential. With `username`: HTTP basic auth `username:apiKey` (Grafana Cloud: the numeric
        * user / instance id and an access policy token with `logs:write`). Without `username`:
        * `Authorization: Bearer <apiKey>`. Unset or empty: no Authorization header (a Loki without
        * auth). Default: the secret `LOKI_API_KEY` when it is set.
        */
-      apiKey: v.optional(
-        v.pipe(
-          v.string(),
-          v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
-        ),
-      ),
+      apiKey: v.optional(v.pipe(v.string(), headerSafe)),
       /** Basic-auth user; when set, basic auth is used instead of a bearer token. Default none. */
       username: v.optional(
         v.pipe(
           v.string(),
           v.minLength(1, "must not be empty"),
           v.check((s) => !s.includes(":"), "must not contain a colon (basic auth)"),
-          v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
+          headerSafe,
         ),
       ),
       /** Tenant id, sent as `X-Scope-OrgID` (multi-tenant Loki). Default none. */
-      tenant: v.optional(
-        v.pipe(
-          v.string(),
-          v.minLength(1, "must not be empty"),
-          v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
-        ),
-      ),
+      tenant: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe)),
       /**
        * Record fields used as stream labels. Keep them few and low-cardinality; high-cardinality
        * fields (id, invocationId, url, ...) are refused. Default `["script", "outcome", "level", "eventType"]`.

@@ -3,7 +3,6 @@
  * splunk, newrelic): entries are packed into as many bodies as the vendor's
  * per-request limits need, and sent one after the other.
  */
-import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import { truncateUtf8 } from "./shared";
 import type { SendResult, SerializedRecord } from "./types";
@@ -39,13 +38,6 @@ export function lineBytes(item: SerializedRecord): number {
   const b = (item as { bytes?: unknown }).bytes;
   return typeof b === "number" ? b : utf8Length(item.line);
 }
-
-/** Control characters (and line breaks) in a header value would break or smuggle headers. */
-export const noControlCharacters = v.check(
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
-  (s: string) => !/[\u0000-\u001f\u007f]/.test(s),
-  "must not contain control characters or line breaks",
-);
 
 /**
  * `s` as a JSON string literal of at most `maxBytes` UTF-8 bytes, cut (at a

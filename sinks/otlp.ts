@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Json, Level, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { postPayload } from "./shared";
+import { headerSafe, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /**
@@ -220,15 +220,6 @@ export function partialSuccessWarning(sink: string, p: { rejected: number; messa
   return `tailfan: sink "${sink}" (otlp): ${what}${p.message ? `: ${p.message}` : ""}`;
 }
 
-/** Header values must not smuggle line breaks or other control characters (tab is fine). */
-function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
-}
-
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** The endpoint with `path` appended to its path; a query string stays at the end. */
@@ -252,10 +243,7 @@ export const otlpSink = defineSink({
     headers: v.optional(
       v.record(
         v.pipe(v.string(), v.regex(HEADER_NAME, "must be a valid HTTP header name")),
-        v.pipe(
-          v.string(),
-          v.check((s) => !hasControlCharacter(s), "must not contain control characters or line breaks"),
-        ),
+        v.pipe(v.string(), headerSafe),
       ),
       {},
     ),

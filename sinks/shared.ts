@@ -1,5 +1,28 @@
-/** Helpers shared by sink types: HTTP classification, Retry-After, gzip, NDJSON, key parts. */
+/** Helpers shared by sink types: option schemas, HTTP classification, Retry-After, gzip, NDJSON, key parts. */
+import * as v from "valibot";
 import type { SendResult, SerializedRecord } from "./types";
+
+/** Control characters (tab excepted) would break or smuggle headers. */
+export function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/** A string safe in a header value: keys, tokens, tenants. */
+export const headerSafe = v.check(
+  (s: string) => !hasControlCharacter(s),
+  "must not contain control characters or line breaks",
+);
+
+/** An absolute http(s) URL: endpoints and webhooks. */
+export const httpUrl = v.pipe(
+  v.string(),
+  v.url("must be an absolute http(s) URL"),
+  v.regex(/^https?:\/\//i, "must be an absolute http(s) URL"),
+);
 
 /** Joins record lines as NDJSON (one object per line, trailing newline). */
 export function ndjson(batch: readonly SerializedRecord[]): string {

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { utf8Length } from "../src/json";
-import { type Entry, lineBytes, type MultiPayload, noControlCharacters, packBodies, sendBodies } from "./multi";
-import { postPayload } from "./shared";
+import { type Entry, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
+import { headerSafe, httpUrl, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** Splunk's classic HEC `max_content_length` (inputs.conf); newer Splunk Enterprise allows far more. */
@@ -39,9 +39,9 @@ export const splunkSink = defineSink({
      * HEC base URL, such as `https://hec.example.com:8088` or `https://http-inputs-<stack>.splunkcloud.com`;
      * `/services/collector/event` is appended unless the URL already ends with `/services/collector...`. Required.
      */
-    endpoint: v.pipe(v.string(), v.url("must be an absolute http(s) URL"), v.regex(/^https?:\/\//i, "must be http(s)")),
+    endpoint: httpUrl,
     /** HEC token, sent as `Authorization: Splunk <token>`. Default: the secret `SPLUNK_HEC_TOKEN`. */
-    token: v.pipe(v.string(), v.minLength(1, "must not be empty"), noControlCharacters),
+    token: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
     /** Index of every event; must be allowed for the token. Default: the token's default index. */
     index: v.optional(metaString),
     /** `source` of every event. Default: the record's script name, else `tailfan`. */
