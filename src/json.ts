@@ -1,4 +1,4 @@
-import type { InvocationContext, Json, LogRecord, RecordType, SerializedRecord } from "./record";
+import { CONTEXT_KEYS, type Json, type LogRecord, type RecordType, type SerializedRecord } from "./record";
 
 /** How deep a nested value is copied before it is replaced by a marker. */
 export const MAX_DEPTH = 16;
@@ -118,42 +118,6 @@ export function isPlainJson(value: unknown, depth = 0): boolean {
 export function asJson(value: unknown): Json {
   return isPlainJson(value) ? (value as Json) : toJson(value);
 }
-
-/** Fields of the invocation context, shared by every record of an invocation. */
-const CONTEXT_KEYS: readonly (keyof InvocationContext)[] = [
-  "invocationId",
-  "scriptName",
-  "scriptVersion",
-  "entrypoint",
-  "executionModel",
-  "dispatchNamespace",
-  "scriptTags",
-  "durableObjectId",
-  "outcome",
-  "eventType",
-  "eventTimestamp",
-  "cpuTime",
-  "wallTime",
-  "truncated",
-  "method",
-  "url",
-  "status",
-  "colo",
-  "country",
-  "cron",
-  "scheduledTime",
-  "queue",
-  "batchSize",
-  "mailFrom",
-  "rcptTo",
-  "rawSize",
-  "rpcMethod",
-  "webSocketEventType",
-  "webSocketCode",
-  "webSocketClean",
-  "hibernateReason",
-  "tailScripts",
-];
 
 /** Fields of each record type that are not context. */
 const OWN_KEYS: Record<RecordType, readonly string[]> = {

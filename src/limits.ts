@@ -7,7 +7,7 @@
 import * as v from "valibot";
 import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import { MAX_DEPTH, utf8Length } from "./json";
-import type { InvocationContext, Json, LogRecord, SerializedRecord } from "./record";
+import { CONTEXT_KEYS, type Json, type LogRecord, type SerializedRecord } from "./record";
 
 export interface LimitsConfig {
   /** Largest record line, in UTF-8 bytes of its JSON. */
@@ -119,42 +119,6 @@ export function parseLimitsConfig(raw: unknown, variable: string): { config: Lim
 // ---------------------------------------------------------------------------
 // Which fields may be cut
 
-/** Every context field, checked by the compiler: a new one must be listed here. */
-const CONTEXT: Record<keyof InvocationContext, true> = {
-  invocationId: true,
-  scriptName: true,
-  scriptVersion: true,
-  entrypoint: true,
-  executionModel: true,
-  dispatchNamespace: true,
-  scriptTags: true,
-  durableObjectId: true,
-  outcome: true,
-  eventType: true,
-  eventTimestamp: true,
-  cpuTime: true,
-  wallTime: true,
-  truncated: true,
-  method: true,
-  url: true,
-  status: true,
-  colo: true,
-  country: true,
-  cron: true,
-  scheduledTime: true,
-  queue: true,
-  batchSize: true,
-  mailFrom: true,
-  rcptTo: true,
-  rawSize: true,
-  rpcMethod: true,
-  webSocketEventType: true,
-  webSocketCode: true,
-  webSocketClean: true,
-  hibernateReason: true,
-  tailScripts: true,
-};
-
 /**
  * Never cut: the context (what a record is found and grouped by) and the
  * small fields that identify and classify it. Everything else (message,
@@ -162,7 +126,7 @@ const CONTEXT: Record<keyof InvocationContext, true> = {
  * exceptionName, channel, and any field a later version adds) may be.
  */
 const PROTECTED = new Set<string>([
-  ...Object.keys(CONTEXT),
+  ...CONTEXT_KEYS,
   "id",
   "type",
   "timestamp",

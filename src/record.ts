@@ -110,6 +110,45 @@ export interface InvocationContext {
   tailScripts?: (string | null)[];
 }
 
+/** Every context field, checked by the compiler: a new one must be listed here. */
+const CONTEXT_FIELDS: Record<keyof InvocationContext, true> = {
+  invocationId: true,
+  scriptName: true,
+  scriptVersion: true,
+  entrypoint: true,
+  executionModel: true,
+  dispatchNamespace: true,
+  scriptTags: true,
+  durableObjectId: true,
+  outcome: true,
+  eventType: true,
+  eventTimestamp: true,
+  cpuTime: true,
+  wallTime: true,
+  truncated: true,
+  method: true,
+  url: true,
+  status: true,
+  colo: true,
+  country: true,
+  cron: true,
+  scheduledTime: true,
+  queue: true,
+  batchSize: true,
+  mailFrom: true,
+  rcptTo: true,
+  rawSize: true,
+  rpcMethod: true,
+  webSocketEventType: true,
+  webSocketCode: true,
+  webSocketClean: true,
+  hibernateReason: true,
+  tailScripts: true,
+};
+
+/** The invocation context's field names, in record order: shared by every record of an invocation. */
+export const CONTEXT_KEYS = Object.keys(CONTEXT_FIELDS) as (keyof InvocationContext)[];
+
 interface RecordBase extends InvocationContext {
   /** `<invocationId>-<position>`: stable, so at-least-once duplicates can be spotted. */
   id: string;

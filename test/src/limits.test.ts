@@ -11,7 +11,7 @@ import {
   parseLimitsConfig,
 } from "../../src/limits";
 import { normalizeTraceItems } from "../../src/normalize";
-import type { InvocationContext, LogRecord, SerializedRecord } from "../../src/record";
+import { CONTEXT_KEYS, type LogRecord, type SerializedRecord } from "../../src/record";
 import captured from "../fixtures/trace-items.json";
 import synthetic from "../fixtures/trace-items.synthetic.json";
 import { deepFreeze, must, T0, traceItem, utf8 } from "../sinks/helpers";
@@ -19,28 +19,6 @@ import { deepFreeze, must, T0, traceItem, utf8 } from "../sinks/helpers";
 const L = DEFAULT_LIMITS;
 const KIB64 = 64 * 1024;
 
-/** Every context field: none of them may ever change. */
-const CONTEXT_KEYS: (keyof InvocationContext)[] = [
-  "invocationId",
-  "scriptName",
-  "scriptVersion",
-  "entrypoint",
-  "executionModel",
-  "dispatchNamespace",
-  "scriptTags",
-  "durableObjectId",
-  "outcome",
-  "eventType",
-  "eventTimestamp",
-  "cpuTime",
-  "wallTime",
-  "truncated",
-  "method",
-  "url",
-  "status",
-  "colo",
-  "country",
-];
 const IDENTITY_KEYS = ["id", "type", "timestamp", "level", "logLevel", "exceptionName", "channel"];
 
 /** A lone surrogate anywhere: a cut must never make one. */

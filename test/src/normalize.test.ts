@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { toJson, utf8Length } from "../../src/json";
 import { detectEventType, invocationLevel, normalizeTraceItem, normalizeTraceItems } from "../../src/normalize";
-import type { InvocationRecord, LogRecord } from "../../src/record";
+import { CONTEXT_KEYS, type InvocationRecord, type LogRecord } from "../../src/record";
 import captured from "../fixtures/trace-items.json";
 import synthetic from "../fixtures/trace-items.synthetic.json";
 
@@ -21,23 +21,6 @@ function normalize(label: string) {
   return { records, invocation: invocation as InvocationRecord, rest };
 }
 
-const CONTEXT_FIELDS = [
-  "invocationId",
-  "scriptName",
-  "scriptVersion",
-  "entrypoint",
-  "executionModel",
-  "dispatchNamespace",
-  "scriptTags",
-  "durableObjectId",
-  "outcome",
-  "eventType",
-  "eventTimestamp",
-  "cpuTime",
-  "wallTime",
-  "truncated",
-] as const;
-
 describe("normalize: every fixture", () => {
   for (const label of Object.keys(fixtures)) {
     it(`${label}: one invocation record, one record per log, exception and diagnostic, all plain JSON`, () => {
@@ -54,7 +37,7 @@ describe("normalize: every fixture", () => {
       expect(invocation.event).toEqual(item.event ?? null);
       // Every record carries the invocation's context, and ids are unique.
       for (const r of records) {
-        for (const f of CONTEXT_FIELDS) expect(r[f], `${r.type}.${f}`).toEqual(invocation[f]);
+        for (const f of CONTEXT_KEYS) expect(r[f], `${r.type}.${f}`).toEqual(invocation[f]);
         expect(r.id.startsWith(`${invocation.invocationId}-`)).toBe(true);
       }
       expect(new Set(records.map((r) => r.id)).size).toBe(records.length);
