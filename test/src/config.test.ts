@@ -393,3 +393,15 @@ describe("config: vendor sinks and their usual secrets", () => {
     expect((result.config.sinks[0]?.options as { apiKey?: string } | undefined)?.apiKey).toBeUndefined();
   });
 });
+
+describe("config: built once per isolate", () => {
+  it("serves the same config for the same raw values and builds a new one when they change", async () => {
+    const { loadConfig } = await import("../../src/config");
+    const sinks = JSON.stringify([{ name: "cached", type: "r2", binding: "LOGS_R2" }]);
+    const first = loadConfig(withVars({ SINKS: sinks }));
+    expect(loadConfig(withVars({ SINKS: sinks }))).toBe(first);
+    const changed = loadConfig(withVars({ SINKS: sinks.replace("cached", "other") }));
+    expect(changed).not.toBe(first);
+    expect(changed.ok && changed.config.sinks[0]?.name).toBe("other");
+  });
+});
