@@ -27,7 +27,9 @@ describe("planDelivery", () => {
     const [a, b, c] = planDelivery(records, config, vars, stats);
     expect(a?.items).toHaveLength(records.length);
     expect(b?.items).toHaveLength(records.length);
-    a?.items.forEach((item, i) => expect(b?.items[i]).toBe(item));
+    a?.items.forEach((item, i) => {
+      expect(b?.items[i]).toBe(item);
+    });
     // The warn-and-above sink holds the very same objects for the records it takes.
     expect(c?.items.length).toBeGreaterThan(0);
     for (const item of c?.items ?? []) expect(a?.items).toContain(item);
@@ -56,7 +58,9 @@ describe("planDelivery", () => {
     };
     const { records, views } = await prepareRecords(normalizeTraceItems([item]), config);
     const [a, b, raw] = planDelivery(records, config, vars, undefined, views);
-    a?.items.forEach((it, i) => expect(b?.items[i]).toBe(it));
+    a?.items.forEach((it, i) => {
+      expect(b?.items[i]).toBe(it);
+    });
     expect(raw?.items[1]).not.toBe(a?.items[1]);
     expect(a?.items[1]?.line).toContain("[REDACTED:jwt]");
     expect(raw?.items[1]?.line).toContain("eyJhbGciOiJIUzI1NiJ9");
