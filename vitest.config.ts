@@ -1,12 +1,34 @@
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+
+/**
+ * wrangler.toml as it is, copied where no .dev.vars sits beside it: wrangler
+ * loads the .dev.vars next to the config, and a developer's local secrets
+ * (ADMIN_TOKEN, which `npm run dev` writes there) must not change test results.
+ */
+function testWranglerConfig(): string {
+  const root = import.meta.dirname;
+  const text = readFileSync(path.join(root, "wrangler.toml"), "utf8");
+  const main = /^main = "([^"]+)"$/m;
+  if (!main.test(text)) throw new Error('wrangler.toml: expected a line main = "..."');
+  const dir = path.join(root, "node_modules", ".cache", "tailfan-test");
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, "wrangler.toml");
+  writeFileSync(
+    file,
+    text.replace(main, (_, entry: string) => `main = ${JSON.stringify(path.join(root, entry).replaceAll("\\", "/"))}`),
+  );
+  return file;
+}
 
 export default defineConfig({
   test: {
     projects: [
       {
         // Unit and integration tests, inside workerd with the runtime's local KV, R2 and Queues.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [cloudflareTest({ wrangler: { configPath: testWranglerConfig() } })],
         test: {
           name: "workers",
           include: ["test/**/*.test.ts"],

@@ -1,18 +1,10 @@
 import { Hono } from "hono/tiny";
 import { registerApi } from "./api";
 import { type ConfigResult, formatConfigErrors, loadConfig } from "./config";
+import { loginPage, registerDashboard, setupPage } from "./dashboard/routes";
+import { readSession, sameSecret, validSession } from "./dashboard/session";
 import { statsStub } from "./stats";
 import { VERSION } from "./version";
-
-/** Compares secrets in constant time (over their SHA-256, so lengths do not leak either). */
-async function sameSecret(a: string, b: string): Promise<boolean> {
-  const enc = new TextEncoder();
-  const [x, y] = await Promise.all([
-    crypto.subtle.digest("SHA-256", enc.encode(a)),
-    crypto.subtle.digest("SHA-256", enc.encode(b)),
-  ]);
-  return crypto.subtle.timingSafeEqual(x, y);
-}
 
 type Bindings = Record<string, unknown>;
 
@@ -59,11 +51,15 @@ export function createApp() {
     });
   });
 
-  // Everything but /health is closed: unless ADMIN_TOKEN is set it does not exist, and then only with it.
+  // Everything but /health (and the login form) is closed: unless ADMIN_TOKEN is set it does not exist, and then
+  // only with it, as a bearer token, or, for GET requests from the dashboard, as a login session cookie.
   app.use("*", async (c, next) => {
-    if (c.req.path === "/health") return next();
+    const path = c.req.path;
+    if (path === "/health" || path === "/login" || path === "/logout") return next();
+    const page = path === "/" && c.req.method === "GET";
     const token = c.env.ADMIN_TOKEN;
     if (typeof token !== "string" || token === "") {
+      if (page) return setupPage(c);
       return c.json(
         {
           error: "not found",
@@ -72,11 +68,13 @@ export function createApp() {
         404,
       );
     }
-    const given = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-    if (!(await sameSecret(given, token))) {
-      return c.json({ error: "unauthorized", hint: "send Authorization: Bearer <ADMIN_TOKEN>" }, 401);
-    }
-    return next();
+    const bearer = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
+    if (bearer !== undefined && (await sameSecret(bearer, token))) return next();
+    // The session cookie opens reads only: the API's POSTs need the bearer token, whatever the browser sends.
+    const session = c.req.method === "GET" ? readSession(c.req.header("cookie")) : null;
+    if (session !== null && (await validSession(session, token))) return next();
+    if (page) return loginPage(c, session === null ? undefined : "Your session has expired; log in again.");
+    return c.json({ error: "unauthorized", hint: "send Authorization: Bearer <ADMIN_TOKEN>" }, 401);
   });
 
   // Counters per sink.
@@ -101,6 +99,7 @@ export function createApp() {
   });
 
   registerApi(app);
+  registerDashboard(app);
   app.notFound((c) => c.json({ error: "not found", hint: "GET /health" }, 404));
   app.onError((err, c) => {
     console.error("tailfan: request failed", err);

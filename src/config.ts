@@ -57,6 +57,8 @@ export interface DeliveryConfig {
   deadLetterQueue: string | null;
   /** Durable Object binding of the counters; null: counters are not kept. */
   stats: string | null;
+  /** Latest records kept beside the counters for the dashboard; 0: none. */
+  recent: number;
 }
 
 export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
@@ -72,6 +74,7 @@ export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
   deadLetterPrefix: "dead-letter",
   deadLetterQueue: null,
   stats: null,
+  recent: 200,
 };
 
 export interface ResolvedConfig {
@@ -157,6 +160,7 @@ const deliverySchema = v.strictObject({
   deadLetterPrefix: v.optional(v.string(), d.deadLetterPrefix),
   deadLetterQueue: v.optional(v.nullable(v.string()), d.deadLetterQueue),
   stats: v.optional(v.nullable(v.string()), d.stats),
+  recent: v.optional(int(0, 1_000, "records"), d.recent),
 });
 
 /** Keys every sink takes besides its own options: identity, filters, and what it may see. */

@@ -6,6 +6,7 @@
  * Invariant, per sink: received = sent + droppedLimit + deadLettered + failed + pending.
  */
 import { DurableObject } from "cloudflare:workers";
+import { LEVELS, type Level, type LogRecord, levelRank } from "./record";
 
 export const COUNTERS = [
   /** Records routed to the sink. */
@@ -53,6 +54,76 @@ export interface SinkStats {
   unaccounted: number;
 }
 
+/** One record as the dashboard's "latest records" view keeps it. */
+export interface RecentRecord {
+  id: string;
+  /** The record's timestamp, epoch ms. */
+  at: number;
+  type: string;
+  level: string;
+  outcome: string;
+  script: string | null;
+  eventType: string;
+  status: number | null;
+  /** The first MESSAGE_CHARS characters of the message. */
+  message: string;
+  /** The sinks the routes sent it to; empty when no sink wanted it. */
+  sinks: string[];
+  /** The record's JSON as the sinks got it (scrubbed, limited), or null when over RECORD_CHARS. */
+  line: string | null;
+}
+
+export interface RecentQuery {
+  /** Minimum level, as in routes. */
+  level?: string;
+  outcome?: string;
+  /** Exact script name; "" for records without one. */
+  script?: string;
+  type?: string;
+  limit?: number;
+}
+
+export interface RecentAnswer {
+  records: RecentRecord[];
+  /** Records kept in all, before filtering. */
+  kept: number;
+  /** The values present, for filter menus. */
+  outcomes: string[];
+  scripts: (string | null)[];
+}
+
+/** A level's rank as routes use it; an unknown level ranks with `info`. */
+function rankOf(level: string): number {
+  return (LEVELS as readonly string[]).includes(level) ? levelRank(level as Level) : 1;
+}
+
+const MESSAGE_CHARS = 300;
+const RECORD_CHARS = 16_384;
+
+function toRecent(record: LogRecord, line: string | null, sinks: string[]): RecentRecord {
+  let json = line;
+  if (json === null) {
+    try {
+      json = JSON.stringify(record);
+    } catch {
+      json = null;
+    }
+  }
+  return {
+    id: record.id,
+    at: record.timestamp,
+    type: record.type,
+    level: record.level,
+    outcome: record.outcome,
+    script: record.scriptName,
+    eventType: record.eventType,
+    status: typeof record.status === "number" ? record.status : null,
+    message: record.message.length > MESSAGE_CHARS ? `${record.message.slice(0, MESSAGE_CHARS)}…` : record.message,
+    sinks,
+    line: json !== null && json.length <= RECORD_CHARS ? json : null,
+  };
+}
+
 export function zeroCounts(): Counts {
   return Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Counts;
 }
@@ -60,6 +131,29 @@ export function zeroCounts(): Counts {
 /** Collects deltas during one invocation, for a single write at its end. */
 export class StatsBatch {
   private readonly deltas = new Map<string, SinkDelta>();
+  private seen: { record: LogRecord; line: string | null; sinks: string[] }[] = [];
+  private keep = 0;
+
+  /**
+   * Notes a routed record for the latest-records view; only the last `keep`
+   * of an invocation are kept, and nothing is built until the write.
+   */
+  see(record: LogRecord, line: string | null, sinks: string[], keep: number): void {
+    if (keep <= 0) return;
+    this.keep = keep;
+    this.seen.push({ record, line, sinks });
+    if (this.seen.length >= 2 * keep) this.seen = this.seen.slice(-keep);
+  }
+
+  /** The records noted by `see`, oldest first, as the stats object stores them. */
+  recent(): RecentRecord[] {
+    return this.seen.slice(-this.keep).map((s) => toRecent(s.record, s.line, s.sinks));
+  }
+
+  /** How many records the write keeps at most (0: none noted). */
+  get recentKeep(): number {
+    return this.seen.length === 0 ? 0 : this.keep;
+  }
 
   private of(sink: string): SinkDelta {
     let d = this.deltas.get(sink);
@@ -81,6 +175,7 @@ export class StatsBatch {
   }
 
   merge(other: StatsBatch): void {
+    for (const s of other.seen) this.see(s.record, s.line, s.sinks, other.keep);
     for (const d of other.list()) {
       for (const [counter, n] of Object.entries(d.counts)) this.add(d.sink, counter as Counter, n);
       if (d.lastError) this.of(d.sink).lastError = d.lastError;
@@ -97,8 +192,9 @@ export class StatsBatch {
 }
 
 interface StatsStub {
-  add(deltas: SinkDelta[]): Promise<void>;
+  add(deltas: SinkDelta[], recent?: RecentRecord[], keep?: number): Promise<void>;
   snapshot(windowMinutes?: number): Promise<SinkStats[]>;
+  recent(query?: RecentQuery): Promise<RecentAnswer>;
 }
 
 /** The one stats object of this deployment. */
@@ -113,9 +209,12 @@ export async function flushStats(
   binding: string | null,
   batch: StatsBatch,
 ): Promise<void> {
-  if (binding === null || batch.size === 0) return;
+  if (binding === null || (batch.size === 0 && batch.recentKeep === 0)) return;
   try {
-    await statsStub(env, binding).add(batch.list());
+    const keep = batch.recentKeep;
+    await (keep > 0
+      ? statsStub(env, binding).add(batch.list(), batch.recent(), keep)
+      : statsStub(env, binding).add(batch.list()));
   } catch (err) {
     console.error(
       `tailfan: could not write counters to ${binding}: ${err instanceof Error ? err.message : String(err)}`,
@@ -141,9 +240,14 @@ export class TailfanStats extends DurableObject {
     this.sql.exec(
       "CREATE TABLE IF NOT EXISTS last_error (sink TEXT PRIMARY KEY, at INTEGER NOT NULL, message TEXT NOT NULL, status INTEGER)",
     );
+    // The latest records, a ring buffer: `seq` grows, the oldest rows beyond `keep` are deleted on each write.
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS recent (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, at INTEGER NOT NULL, type TEXT NOT NULL, level TEXT NOT NULL, rank INTEGER NOT NULL, outcome TEXT NOT NULL, script TEXT, event_type TEXT NOT NULL, status INTEGER, message TEXT NOT NULL, sinks TEXT NOT NULL, line TEXT)",
+    );
   }
 
-  add(deltas: SinkDelta[]): void {
+  add(deltas: SinkDelta[], recent: RecentRecord[] = [], keep = 0): void {
+    this.keepRecent(recent, keep);
     const minute = Math.floor(Date.now() / 60_000);
     const placeholders = COUNTERS.map(() => "?").join(", ");
     const update = COUNTERS.map((c) => `"${c}" = "${c}" + excluded."${c}"`).join(", ");
@@ -174,6 +278,79 @@ export class TailfanStats extends DurableObject {
       this.pruned = minute;
       this.sql.exec("DELETE FROM minutes WHERE minute < ?", minute - KEEP_MINUTES);
     }
+  }
+
+  private keepRecent(recent: RecentRecord[], keep: number): void {
+    if (recent.length === 0 || keep <= 0) return;
+    for (const r of recent.slice(-keep)) {
+      this.sql.exec(
+        "INSERT INTO recent (id, at, type, level, rank, outcome, script, event_type, status, message, sinks, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        r.id,
+        r.at,
+        r.type,
+        r.level,
+        rankOf(r.level),
+        r.outcome,
+        r.script,
+        r.eventType,
+        r.status,
+        r.message,
+        JSON.stringify(r.sinks),
+        r.line,
+      );
+    }
+    const last = Number(this.sql.exec("SELECT MAX(seq) AS seq FROM recent").one().seq ?? 0);
+    this.sql.exec("DELETE FROM recent WHERE seq <= ?", last - keep);
+  }
+
+  /** The latest records, newest first, filtered; with the outcomes and scripts present, for filter menus. */
+  recent(query: RecentQuery = {}): RecentAnswer {
+    const where: string[] = [];
+    const args: SqlStorageValue[] = [];
+    if (query.level) {
+      where.push("rank >= ?");
+      args.push(rankOf(query.level));
+    }
+    if (query.outcome) {
+      where.push("outcome = ?");
+      args.push(query.outcome);
+    }
+    if (query.script !== undefined) {
+      where.push(query.script === "" ? "script IS NULL" : "script = ?");
+      if (query.script !== "") args.push(query.script);
+    }
+    if (query.type) {
+      where.push("type = ?");
+      args.push(query.type);
+    }
+    const limit = Math.min(Math.max(Math.trunc(query.limit ?? 50) || 50, 1), 1_000);
+    const rows = this.sql.exec(
+      `SELECT * FROM recent ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ${limit}`,
+      ...args,
+    );
+    const records: RecentRecord[] = [];
+    for (const row of rows) {
+      records.push({
+        id: String(row.id),
+        at: Number(row.at),
+        type: String(row.type),
+        level: String(row.level),
+        outcome: String(row.outcome),
+        script: row.script === null ? null : String(row.script),
+        eventType: String(row.event_type),
+        status: row.status === null ? null : Number(row.status),
+        message: String(row.message),
+        sinks: JSON.parse(String(row.sinks)) as string[],
+        line: row.line === null ? null : String(row.line),
+      });
+    }
+    const column = (name: string) => [...this.sql.exec(`SELECT DISTINCT ${name} AS v FROM recent ORDER BY v`)];
+    return {
+      records,
+      kept: Number(this.sql.exec("SELECT COUNT(*) AS n FROM recent").one().n),
+      outcomes: column("outcome").map((r) => String(r.v)),
+      scripts: column("script").map((r) => (r.v === null ? null : String(r.v))),
+    };
   }
 
   snapshot(windowMinutes = 60): SinkStats[] {

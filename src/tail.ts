@@ -39,11 +39,16 @@ export function planDelivery(
   const serializer = new RecordSerializer();
   // A sink with its own view of the records (unredacted) gets them from that view, serialized once per view.
   const viewSerializers = new Map<readonly LogRecord[], RecordSerializer>();
+  // The latest records view of the dashboard, kept beside the counters.
+  const keep = stats && config.delivery.stats !== null ? config.delivery.recent : 0;
   for (let i = 0; i < records.length; i++) {
     const entry = records[i] as LogRecord | SerializedRecord;
     const record = "line" in entry ? entry.record : entry;
     const names = routeRecord(record, config.table);
-    if (names.length === 0) continue;
+    if (names.length === 0) {
+      if (keep > 0) stats?.see(record, "line" in entry ? entry.line : null, names, keep);
+      continue;
+    }
     let base: SerializedRecord | undefined;
     for (const name of names) {
       const view = views?.get(name);
@@ -63,6 +68,7 @@ export function planDelivery(
       perSink.get(name)?.push(item);
       if (stats && isLimited(item.record)) stats.add(name, "truncated", 1);
     }
+    if (keep > 0) stats?.see(record, base?.line ?? ("line" in entry ? entry.line : null), names, keep);
   }
   const targets: SinkTarget[] = [];
   for (const s of config.sinks) {

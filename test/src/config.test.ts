@@ -241,6 +241,7 @@ describe("config: DELIVERY", () => {
       deadLetterPrefix: "dead-letter",
       deadLetterQueue: null,
       stats: null,
+      recent: 200,
     };
     for (const value of [undefined, "", "{}", {}]) expect(deliveryOf(delivery(value))).toEqual(defaults);
   });
@@ -288,7 +289,7 @@ describe("config: DELIVERY", () => {
 
   it("names an unknown key and lists the known ones", () => {
     expect(errorsOf(delivery({ queue: "TAILFAN_QUEUE", retry: 3 }))).toBe(
-      "DELIVERY.retry: unknown option; known options: mode, timeoutMs, attempts, backoffMs, budgetMs, queue, retries, retryDelaySeconds, deadLetter, deadLetterPrefix, deadLetterQueue, stats",
+      "DELIVERY.retry: unknown option; known options: mode, timeoutMs, attempts, backoffMs, budgetMs, queue, retries, retryDelaySeconds, deadLetter, deadLetterPrefix, deadLetterQueue, stats, recent",
     );
   });
 

@@ -1,0 +1,454 @@
+/**
+ * The dashboard's pages, server-rendered with Hono's JSX: no script, no
+ * build step; every value is escaped by the JSX runtime.
+ */
+import type { Child, FC } from "hono/jsx";
+import type { FilterSpec } from "../router";
+import type { RecentAnswer, SinkStats } from "../stats";
+import { chartSeries, describeFilter, type Series, type SinkHealth, sinkHealth, utc } from "./model";
+
+const CSS = `
+:root{--fg:#1d2330;--muted:#5d6678;--line:#dde1e8;--bg:#f6f7f9;--card:#fff;--ok:#17803d;--bad:#c62828;--warn:#b86e00;--dead:#7b3fb5;--idle:#8a93a3}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:var(--fg);background:var(--bg)}
+header{display:flex;flex-wrap:wrap;gap:12px;align-items:center;padding:12px 20px;background:#1d2330;color:#fff}
+header h1{font-size:18px;margin:0 12px 0 0}header .meta{color:#c5cbd6;font-size:13px}header form{margin-left:auto}
+header a{color:#fff}main{padding:16px 20px;max-width:1400px;margin:0 auto}
+h2{font-size:16px;margin:24px 0 8px}section{margin-bottom:8px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px}
+.card h3{margin:0 0 2px;font-size:15px;display:flex;gap:8px;align-items:center}
+.card .type{color:var(--muted);font-weight:400;font-size:13px}.reason{color:var(--muted);margin:2px 0 8px;font-size:13px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
+.badge.healthy{background:var(--ok)}.badge.degraded{background:var(--warn)}.badge.failing{background:var(--bad)}.badge.idle{background:var(--idle)}
+.nums{display:grid;grid-template-columns:repeat(4,1fr);gap:4px;margin-top:8px;font-size:12px;color:var(--muted)}.nums b{display:block;font-size:15px;color:var(--fg)}
+svg.chart{width:100%;height:auto;background:#fbfcfd;border:1px solid var(--line);border-radius:4px}
+.legend{display:flex;gap:12px;font-size:12px;color:var(--muted);margin-top:4px}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
+table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line)}
+th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}th{background:#eef0f4;font-weight:600;font-size:13px}
+td.msg{max-width:520px;word-break:break-word}td.t{white-space:nowrap}code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
+pre{white-space:pre-wrap;word-break:break-word;max-height:420px;overflow:auto;background:#f3f4f7;padding:8px;margin:6px 0 0}
+.chip{display:inline-block;background:#e7ecf7;border-radius:4px;padding:0 6px;margin:0 4px 2px 0;font-size:12px}.none{color:var(--muted)}
+.level-warn{color:var(--warn);font-weight:600}.level-error{color:var(--bad);font-weight:600}.outcome-bad{color:var(--bad);font-weight:600}
+form.filters{display:flex;flex-wrap:wrap;gap:10px;align-items:end;margin-bottom:10px}
+label{display:flex;flex-direction:column;font-size:12px;color:var(--muted);gap:2px}
+select,input,button{font:inherit;padding:4px 8px;border:1px solid #b9c0cc;border-radius:4px;background:#fff}
+button{background:#2b59c3;color:#fff;border-color:#2b59c3;cursor:pointer}header button{background:transparent;border-color:#8b93a3}
+.errors li{margin-bottom:4px}.alert{background:#fdecea;border:1px solid #f3b8b2;padding:10px 12px;border-radius:6px}
+.login{max-width:420px;margin:10vh auto;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:24px}
+.login form{display:flex;flex-direction:column;gap:12px}.login p{color:var(--muted)}
+`;
+
+const Layout: FC<{ title: string; refresh?: number; children?: Child }> = ({ title, refresh, children }) => (
+  <html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      <meta name="viewport" content="width=device-width, initial-scale=1" />
+      <meta name="robots" content="noindex" />
+      {refresh ? <meta http-equiv="refresh" content={String(refresh)} /> : null}
+      <title>{title}</title>
+      <style dangerouslySetInnerHTML={{ __html: CSS }} />
+    </head>
+    <body>{children}</body>
+  </html>
+);
+
+export const LoginPage: FC<{ error?: string }> = ({ error }) => (
+  <Layout title="tailfan: log in">
+    <div class="login">
+      <h1>tailfan</h1>
+      <p>Log in with the admin token (the ADMIN_TOKEN secret).</p>
+      {error ? (
+        <p class="alert" role="alert" id="login-error">
+          {error}
+        </p>
+      ) : null}
+      <form method="post" action="/login" id="login">
+        <label>
+          Admin token
+          <input type="password" name="token" autocomplete="current-password" required autofocus />
+        </label>
+        <button type="submit">Log in</button>
+      </form>
+    </div>
+  </Layout>
+);
+
+export const SetupPage: FC = () => (
+  <Layout title="tailfan: set ADMIN_TOKEN">
+    <div class="login">
+      <h1>tailfan</h1>
+      <p>The dashboard and the API are off until the secret ADMIN_TOKEN is set:</p>
+      <pre>npx wrangler secret put ADMIN_TOKEN</pre>
+      <p>
+        Locally, put <code>ADMIN_TOKEN=...</code> in <code>.dev.vars</code> (<code>npm run dev</code> does it for you).
+      </p>
+    </div>
+  </Layout>
+);
+
+const SERIES = [
+  { key: "sent", label: "sent", color: "var(--ok)" },
+  { key: "failed", label: "failed", color: "var(--bad)" },
+  { key: "deadLettered", label: "dead-lettered", color: "var(--dead)" },
+] as const;
+
+const W = 320;
+const H = 90;
+const PAD = 4;
+
+/** Sent vs failed vs dead-lettered per bucket, as three lines. */
+const Chart: FC<{ sink: string; series: Series }> = ({ sink, series }) => {
+  const n = series.starts.length;
+  let max = 1;
+  for (const s of SERIES) for (const v of series[s.key]) if (v > max) max = v;
+  const x = (i: number) => (n <= 1 ? W / 2 : PAD + (i * (W - 2 * PAD)) / (n - 1));
+  const y = (v: number) => H - PAD - (v * (H - 2 * PAD)) / max;
+  const totals = SERIES.map((s) => `${series[s.key].reduce((a, b) => a + b, 0)} ${s.label}`).join(", ");
+  return (
+    <figure style="margin:0">
+      <svg
+        class="chart"
+        viewBox={`0 0 ${W} ${H}`}
+        role="img"
+        aria-label={`${sink}: ${totals} from ${utc(series.starts[0] ?? 0)} UTC`}
+        data-sink={sink}
+      >
+        <line x1={PAD} y1={H - PAD} x2={W - PAD} y2={H - PAD} stroke="#dde1e8" />
+        {SERIES.map((s) => (
+          <polyline
+            data-series={s.key}
+            data-total={String(series[s.key].reduce((a, b) => a + b, 0))}
+            fill="none"
+            stroke={s.color}
+            stroke-width="1.5"
+            points={series[s.key].map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ")}
+          />
+        ))}
+        <text x={PAD + 2} y={12} font-size="10" fill="#5d6678">
+          {`max ${max}/bucket`}
+        </text>
+      </svg>
+      <figcaption class="legend">
+        {SERIES.map((s) => (
+          <span>
+            <i style={`background:${s.color}`} />
+            {s.label}
+          </span>
+        ))}
+        <span>{utc(series.starts[0] ?? 0).slice(11, 16)}–now UTC</span>
+      </figcaption>
+    </figure>
+  );
+};
+
+export interface SinkView {
+  name: string;
+  type: string;
+  options: Record<string, unknown>;
+  filter: FilterSpec;
+}
+
+export interface DashboardData {
+  version: string;
+  now: number;
+  windowMinutes: number;
+  delivery: { mode: string; durable: boolean; deadLetter: boolean; counters: boolean };
+  configErrors: string[] | null;
+  warnings: string[];
+  sinks: SinkView[];
+  routes: { sinks: string[]; filter: FilterSpec }[] | null;
+  stats: SinkStats[] | null;
+  recent: RecentAnswer | null;
+  query: { level: string; outcome: string; script: string; type: string; limit: number; refresh: number };
+}
+
+const NUMBERS = [
+  ["received", "received"],
+  ["sent", "sent"],
+  ["retried", "retried"],
+  ["deadLettered", "dead-lettered"],
+  ["failed", "failed"],
+  ["pending", "pending"],
+  ["droppedLimit", "too large"],
+  ["unaccounted", "unaccounted"],
+] as const;
+
+const SinkCard: FC<{ sink: SinkView; stats: SinkStats | undefined; data: DashboardData; health: SinkHealth }> = ({
+  sink,
+  stats,
+  data,
+  health,
+}) => (
+  <div class="card" data-sink={sink.name} data-health={health.health}>
+    <h3>
+      {sink.name} <span class="type">{sink.type}</span>
+      <span class={`badge ${health.health}`}>{health.health}</span>
+    </h3>
+    <p class="reason">{health.reason}</p>
+    {data.delivery.counters ? (
+      <Chart sink={sink.name} series={chartSeries(stats?.minutes ?? [], data.now, data.windowMinutes)} />
+    ) : null}
+    <div class="nums">
+      {NUMBERS.map(([key, label]) => (
+        <span data-count={key}>
+          <b>{String(stats ? (key === "unaccounted" ? stats.unaccounted : stats.totals[key]) : 0)}</b>
+          {label}
+        </span>
+      ))}
+    </div>
+  </div>
+);
+
+const LEVEL_OPTIONS = ["", "debug", "info", "warn", "error"];
+const TYPE_OPTIONS = ["", "invocation", "log", "exception", "diagnostic"];
+const WINDOWS = [15, 60, 360, 1440];
+export const NO_SCRIPT = "(none)";
+
+const Select: FC<{ name: string; label: string; value: string; options: string[]; any?: string }> = (p) => (
+  <label>
+    {p.label}
+    <select name={p.name}>
+      {p.options.map((o) => (
+        <option value={o} selected={o === p.value}>
+          {o === "" ? (p.any ?? "any") : o}
+        </option>
+      ))}
+    </select>
+  </label>
+);
+
+function pretty(line: string): string {
+  try {
+    return JSON.stringify(JSON.parse(line), null, 2);
+  } catch {
+    return line;
+  }
+}
+
+const Records: FC<{ data: DashboardData }> = ({ data }) => {
+  const { recent, query } = data;
+  if (!recent) {
+    return (
+      <p class="none">
+        Not kept: the latest records are stored beside the counters; set DELIVERY.stats (and DELIVERY.recent &gt; 0).
+      </p>
+    );
+  }
+  const outcomes = ["", ...recent.outcomes];
+  if (query.outcome && !outcomes.includes(query.outcome)) outcomes.push(query.outcome);
+  const scripts = ["", ...recent.scripts.map((s) => s ?? NO_SCRIPT)];
+  if (query.script && !scripts.includes(query.script)) scripts.push(query.script);
+  return (
+    <>
+      <form class="filters" method="get" action="/" id="filters">
+        <Select name="level" label="Level (at least)" value={query.level} options={LEVEL_OPTIONS} />
+        <Select name="outcome" label="Outcome" value={query.outcome} options={outcomes} />
+        <Select name="script" label="Script" value={query.script} options={scripts} />
+        <Select name="type" label="Record type" value={query.type} options={TYPE_OPTIONS} />
+        <Select
+          name="window"
+          label="Chart window"
+          value={String(data.windowMinutes)}
+          options={WINDOWS.map(String)}
+          any=""
+        />
+        <Select
+          name="refresh"
+          label="Refresh"
+          value={query.refresh ? String(query.refresh) : ""}
+          options={["", "5", "15", "60"]}
+          any="off"
+        />
+        <button type="submit">Apply</button>
+        <a href="/">clear</a>
+      </form>
+      <p class="none" id="records-count">
+        {`${recent.records.length} shown of the ${recent.kept} latest kept`}
+      </p>
+      <table id="records">
+        <thead>
+          <tr>
+            <th>time (UTC)</th>
+            <th>type</th>
+            <th>level</th>
+            <th>outcome</th>
+            <th>script</th>
+            <th>message</th>
+            <th>went to</th>
+          </tr>
+        </thead>
+        <tbody>
+          {recent.records.map((r) => (
+            <tr data-level={r.level} data-outcome={r.outcome} data-type={r.type} data-script={r.script ?? NO_SCRIPT}>
+              <td class="t">{utc(r.at)}</td>
+              <td>{r.type}</td>
+              <td class={`level-${r.level}`}>{r.level}</td>
+              <td class={r.outcome === "ok" ? "" : "outcome-bad"}>{r.outcome}</td>
+              <td>{r.script ?? <span class="none">{NO_SCRIPT}</span>}</td>
+              <td class="msg">
+                {r.message}
+                {r.line === null ? null : (
+                  <details>
+                    <summary>record</summary>
+                    <pre>{pretty(r.line)}</pre>
+                  </details>
+                )}
+              </td>
+              <td>
+                {r.sinks.length === 0 ? (
+                  <span class="none">no sink</span>
+                ) : (
+                  r.sinks.map((s) => <span class="chip">{s}</span>)
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+};
+
+export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
+  const byName = new Map((data.stats ?? []).map((s) => [s.sink, s]));
+  const health = new Map(data.sinks.map((s) => [s.name, sinkHealth(byName.get(s.name), data.now, data.windowMinutes)]));
+  const errors = (data.stats ?? [])
+    .filter((s) => s.lastError !== null)
+    .sort((a, b) => (b.lastError?.at ?? 0) - (a.lastError?.at ?? 0));
+  const loop = byName.get("*");
+  return (
+    <Layout title="tailfan" refresh={data.query.refresh}>
+      <header>
+        <h1>tailfan</h1>
+        <span class="meta">
+          {`v${data.version} · ${data.delivery.mode} delivery · retries ${data.delivery.durable ? "through the queue" : "in-invocation only"} · dead letter ${data.delivery.deadLetter ? "on" : "off"} · charts: last ${data.windowMinutes} min`}
+        </span>
+        <form method="post" action="/logout">
+          <button type="submit">Log out</button>
+        </form>
+      </header>
+      <main>
+        {data.configErrors ? (
+          <section class="alert" id="config-errors">
+            <b>The configuration is invalid; nothing is delivered until it is fixed and redeployed.</b>
+            <ul class="errors">
+              {data.configErrors.map((e) => (
+                <li>
+                  <code>{e}</code>
+                </li>
+              ))}
+            </ul>
+          </section>
+        ) : null}
+        <h2>Sinks</h2>
+        {data.delivery.counters ? null : (
+          <p class="none">Counters are not kept: set DELIVERY.stats to a TailfanStats Durable Object binding.</p>
+        )}
+        <section class="cards" id="sinks">
+          {data.sinks.map((s) => (
+            <SinkCard
+              sink={s}
+              stats={byName.get(s.name)}
+              data={data}
+              health={health.get(s.name) ?? { health: "idle", reason: "" }}
+            />
+          ))}
+        </section>
+        {loop && loop.totals.droppedLoop > 0 ? (
+          <p class="none">{`${loop.totals.droppedLoop} TraceItem(s) of tailfan itself dropped by the loop guard.`}</p>
+        ) : null}
+
+        <h2>Recent errors</h2>
+        <section id="errors">
+          {errors.length === 0 && data.warnings.length === 0 ? <p class="none">No delivery errors.</p> : null}
+          {errors.length > 0 ? (
+            <table>
+              <thead>
+                <tr>
+                  <th>time (UTC)</th>
+                  <th>sink</th>
+                  <th>status</th>
+                  <th>error</th>
+                </tr>
+              </thead>
+              <tbody>
+                {errors.map((s) => (
+                  <tr data-sink={s.sink}>
+                    <td>{utc(s.lastError?.at ?? 0)}</td>
+                    <td>{s.sink}</td>
+                    <td>{s.lastError?.status === null ? "—" : String(s.lastError?.status)}</td>
+                    <td class="msg">{s.lastError?.message}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : null}
+          {data.warnings.length > 0 ? (
+            <ul class="errors">
+              {data.warnings.map((w) => (
+                <li>{`Config warning: ${w}`}</li>
+              ))}
+            </ul>
+          ) : null}
+        </section>
+
+        <h2>Routes</h2>
+        <section id="routes">
+          {data.routes === null ? (
+            <p class="none">No ROUTES: each sink takes every record its own filter lets through.</p>
+          ) : (
+            <table>
+              <thead>
+                <tr>
+                  <th>#</th>
+                  <th>records matching</th>
+                  <th>go to</th>
+                </tr>
+              </thead>
+              <tbody>
+                {data.routes.map((r, i) => (
+                  <tr>
+                    <td>{String(i)}</td>
+                    <td>{describeFilter(r.filter)}</td>
+                    <td>
+                      {r.sinks.map((s) => (
+                        <span class="chip">{s}</span>
+                      ))}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <table style="margin-top:8px" id="sink-table">
+            <thead>
+              <tr>
+                <th>sink</th>
+                <th>type</th>
+                <th>own filter</th>
+                <th>options (secrets by name)</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.sinks.map((s) => (
+                <tr>
+                  <td>{s.name}</td>
+                  <td>{s.type}</td>
+                  <td>{describeFilter(s.filter)}</td>
+                  <td>
+                    <code>{JSON.stringify(s.options)}</code>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+
+        <h2>Latest records</h2>
+        <section id="latest">
+          <Records data={data} />
+        </section>
+      </main>
+    </Layout>
+  );
+};

@@ -1,0 +1,154 @@
+/**
+ * GET / (the dashboard), GET /records (its latest records as JSON), and the
+ * login form's POST /login and POST /logout. The admin-token middleware in
+ * app.ts guards GET / and GET /records; /login and /logout are open.
+ */
+import type { Context, Hono } from "hono";
+import type { JSX } from "hono/jsx/jsx-runtime";
+import { formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
+import { LEVELS, RECORD_TYPES } from "../record";
+import { type RecentAnswer, type RecentQuery, type SinkStats, statsStub } from "../stats";
+import { VERSION } from "../version";
+import { type DashboardData, DashboardPage, LoginPage, NO_SCRIPT, SetupPage } from "./page";
+import { newSession, SESSION_COOKIE, sameSecret, sessionCookie } from "./session";
+
+type Env = { Bindings: Record<string, unknown> };
+type Ctx = Context<Env>;
+
+/** The dashboard's page headers: never cached, never framed, no script at all. */
+export const PAGE_HEADERS: Record<string, string> = {
+  "cache-control": "no-store",
+  "content-security-policy":
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+/** A whole HTML document: the doctype, then the page (standards mode, not quirks). */
+async function page(c: Ctx, node: JSX.Element, status: 200 | 401 | 404): Promise<Response> {
+  return c.html(`<!DOCTYPE html>${await node}`, status, PAGE_HEADERS);
+}
+
+export function loginPage(c: Ctx, error?: string, status: 200 | 401 = 401): Promise<Response> {
+  return page(c, <LoginPage error={error} />, status);
+}
+
+export function setupPage(c: Ctx): Promise<Response> {
+  return page(c, <SetupPage />, 404);
+}
+
+function pick(value: string | undefined, allowed: readonly string[]): string {
+  return value !== undefined && allowed.includes(value) ? value : "";
+}
+
+/** The record filters of a query string; unknown values are ignored, not errors. */
+function recentQuery(c: Ctx): RecentQuery & { limit: number } {
+  const script = (c.req.query("script") ?? "").slice(0, 200);
+  const outcome = (c.req.query("outcome") ?? "").slice(0, 64);
+  const q: RecentQuery & { limit: number } = {
+    limit: Math.min(Math.max(Number(c.req.query("limit") ?? 50) || 50, 1), 500),
+  };
+  const level = pick(c.req.query("level"), LEVELS);
+  const type = pick(c.req.query("type"), RECORD_TYPES);
+  if (level) q.level = level;
+  if (type) q.type = type;
+  if (outcome) q.outcome = outcome;
+  if (script) q.script = script === NO_SCRIPT ? "" : script;
+  return q;
+}
+
+async function readRecent(env: Record<string, unknown>, config: ResolvedConfig | null, q: RecentQuery) {
+  if (!config || config.delivery.stats === null || config.delivery.recent === 0) return null;
+  return statsStub(env, config.delivery.stats).recent(q);
+}
+
+export function registerDashboard(app: Hono<Env>): void {
+  app.post("/login", async (c) => {
+    const token = c.env.ADMIN_TOKEN;
+    if (typeof token !== "string" || token === "") return setupPage(c);
+    if (Number(c.req.header("content-length") ?? 0) > 4096) return loginPage(c, "That is not a token.", 401);
+    let given = "";
+    try {
+      const form = await c.req.formData();
+      const value = form.get("token");
+      given = typeof value === "string" ? value.trim() : "";
+    } catch {
+      // A body that is not a form is a wrong token.
+    }
+    if (given === "" || !(await sameSecret(given, token))) {
+      return loginPage(c, "Wrong token: use the value of the ADMIN_TOKEN secret.");
+    }
+    return c.body(null, 303, { location: "/", "set-cookie": sessionCookie(await newSession(token)) });
+  });
+
+  app.post("/logout", (c) =>
+    c.body(null, 303, {
+      location: "/",
+      "set-cookie": `${SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Strict`,
+    }),
+  );
+
+  app.get("/records", async (c) => {
+    const loaded = loadConfig(c.env);
+    const recent = await readRecent(c.env, loaded.ok ? loaded.config : null, recentQuery(c));
+    if (recent === null) {
+      return c.json(
+        {
+          error: "records are not kept",
+          hint: "set DELIVERY.stats to a TailfanStats Durable Object binding and DELIVERY.recent above 0",
+        },
+        404,
+      );
+    }
+    return c.json(recent);
+  });
+
+  app.get("/", async (c) => {
+    const loaded = loadConfig(c.env);
+    const config = loaded.ok ? loaded.config : null;
+    const windowMinutes = [15, 60, 360, 1440].includes(Number(c.req.query("window")))
+      ? Number(c.req.query("window"))
+      : 60;
+    const refresh = [5, 15, 60].includes(Number(c.req.query("refresh"))) ? Number(c.req.query("refresh")) : 0;
+    const q = recentQuery(c);
+    let stats: SinkStats[] | null = null;
+    let recent: RecentAnswer | null = null;
+    if (config && config.delivery.stats !== null) {
+      [stats, recent] = await Promise.all([
+        statsStub(c.env, config.delivery.stats).snapshot(windowMinutes),
+        readRecent(c.env, config, q),
+      ]);
+    }
+    const data: DashboardData = {
+      version: VERSION,
+      now: Date.now(),
+      windowMinutes,
+      delivery: {
+        mode: config?.delivery.mode ?? "direct",
+        durable: config ? config.delivery.queue !== null : false,
+        deadLetter: config ? config.delivery.deadLetter !== null : false,
+        counters: stats !== null,
+      },
+      configErrors: loaded.ok ? null : formatConfigErrors(loaded.errors).split("\n"),
+      warnings: config?.warnings ?? [],
+      sinks: (config?.sinks ?? []).map((s) => ({
+        name: s.name,
+        type: s.type,
+        options: s.publicOptions,
+        filter: s.filter,
+      })),
+      routes: config?.routes?.map((r) => ({ sinks: r.sinks, filter: r.filter })) ?? null,
+      stats,
+      recent,
+      query: {
+        level: q.level ?? "",
+        outcome: q.outcome ?? "",
+        script: q.script === undefined ? "" : q.script === "" ? NO_SCRIPT : q.script,
+        type: q.type ?? "",
+        limit: q.limit,
+        refresh,
+      },
+    };
+    return page(c, <DashboardPage data={data} />, 200);
+  });
+}
