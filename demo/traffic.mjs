@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+// Sends mixed traffic to the demo producer while `npm run dev` runs, then
+// shows tailfan's per-sink counters once the records have arrived.
+//
+//   npm run demo:traffic                          3 rounds of every route and two cron runs
+//   npm run demo:traffic -- --rounds 10           ...10 rounds
+//   npm run demo:traffic -- --url URL             the producer (default http://localhost:8787)
+//   npm run demo:traffic -- --tailfan URL         tailfan (default http://localhost:8788)
+//   npm run demo:traffic -- --token TOKEN         tailfan's ADMIN_TOKEN (default: env ADMIN_TOKEN, else .dev.vars)
+//   npm run demo:traffic -- --no-wait             send the traffic, do not wait for tailfan's counters
+//
+// Each round makes every kind of TraceItem the producer knows (see the top of
+// demo/producer/src/index.ts): a plain request, a warning, a failed
+// background task, an error log with a 500, a 404, a burst of log lines, a
+// thrown error, a cron run and a failing cron run.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+
+const root = path.resolve(import.meta.dirname, "..");
+
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      url: { type: "string", default: "http://localhost:8787" },
+      tailfan: { type: "string", default: "http://localhost:8788" },
+      rounds: { type: "string", default: "3" },
+      token: { type: "string" },
+      "no-wait": { type: "boolean", default: false },
+    },
+  }));
+} catch (err) {
+  console.error(
+    `traffic: ${err.message}\nOptions: --url URL, --tailfan URL, --rounds N, --token TOKEN, --no-wait (see demo/README.md)`,
+  );
+  process.exit(1);
+}
+const producer = args.url.replace(/\/+$/, "");
+const tailfan = args.tailfan.replace(/\/+$/, "");
+const rounds = Number(args.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) {
+  console.error(`traffic: --rounds must be a whole number of at least 1, got "${args.rounds}"`);
+  process.exit(1);
+}
+
+/** The ADMIN_TOKEN line of the repo root's .dev.vars, or undefined. */
+function devVarsToken() {
+  const file = path.join(root, ".dev.vars");
+  if (!existsSync(file)) return undefined;
+  for (const line of readFileSync(file, "utf8").split(/\r?\n/)) {
+    const m = /^\s*ADMIN_TOKEN\s*=\s*(.*?)\s*$/.exec(line);
+    if (m) return m[1].replace(/^(["'])(.*)\1$/, "$2") || undefined;
+  }
+  return undefined;
+}
+const token = args.token || process.env.ADMIN_TOKEN || devVarsToken();
+
+/** Why a fetch failed, in words: "connection refused" and the like. */
+function reason(err) {
+  const code = err?.cause?.code;
+  if (code === "ECONNREFUSED") return "connection refused";
+  if (code) return `${code}${err.cause.message ? `: ${err.cause.message}` : ""}`;
+  return err?.cause?.message ?? err?.message ?? String(err);
+}
+
+/**
+ * Reads tailfan's GET /status: { sinks } when it answers with counters, else
+ * { problem } saying what to do.
+ */
+async function readStatus() {
+  let res;
+  try {
+    res = await fetch(`${tailfan}/status`, { headers: { authorization: `Bearer ${token}` } });
+  } catch (err) {
+    return {
+      problem: `tailfan does not answer on ${tailfan} (${reason(err)}): is \`npm run dev\` running? Pass --tailfan URL if it runs elsewhere.`,
+    };
+  }
+  const body = await res.json().catch(() => null);
+  if (res.status === 401) {
+    return {
+      problem: "tailfan did not accept the token: pass --token or set ADMIN_TOKEN (npm run dev keeps it in .dev.vars)",
+    };
+  }
+  if (res.status === 404) {
+    return {
+      problem:
+        "tailfan's API is off (no ADMIN_TOKEN secret) or this is not tailfan: restart `npm run dev`, which writes an ADMIN_TOKEN to .dev.vars",
+    };
+  }
+  if (!res.ok || body === null) {
+    const detail = body?.errors ? `: ${JSON.stringify(body.errors)}` : "";
+    return { problem: `tailfan's /status answered ${res.status}${detail} (see the [tailfan] output of npm run dev)` };
+  }
+  if (!Array.isArray(body.sinks)) {
+    return { problem: `tailfan keeps no counters: ${body.counters ?? "GET /status has no sinks"}` };
+  }
+  return { sinks: body.sinks.filter((s) => s.sink !== "*") };
+}
+
+const received = (sinks) => sinks.reduce((sum, s) => sum + (Number(s.totals?.received) || 0), 0);
+
+const wait = !args["no-wait"];
+let before;
+let waitProblem;
+if (wait) {
+  if (!token) {
+    waitProblem =
+      "no ADMIN_TOKEN known, so tailfan's counters are not shown: pass --token or set ADMIN_TOKEN (npm run dev writes one to .dev.vars)";
+  } else {
+    const status = await readStatus();
+    if (status.problem) waitProblem = status.problem;
+    else before = status.sinks;
+  }
+}
+
+// The producer must answer first. This request is tailed like the rest, so the counts read
+// above include it.
+try {
+  const res = await fetch(`${producer}/404`);
+  await res.arrayBuffer();
+} catch (err) {
+  if (err?.cause?.code === "ECONNREFUSED") {
+    console.error(`nothing answers on ${producer}: start \`npm run dev\` first (in another terminal)`);
+  } else {
+    console.error(`could not reach the producer at ${producer} (${reason(err)}): is \`npm run dev\` running?`);
+  }
+  process.exit(1);
+}
+
+const CRON = "/cdn-cgi/local/scheduled?cron=";
+const kinds = [
+  { label: "/", path: "/" },
+  { label: "/warn", path: "/warn" },
+  { label: "/reject", path: "/reject" },
+  { label: "/500", path: "/500" },
+  { label: "/404", path: "/404" },
+  { label: "/burst?n=5", path: "/burst?n=5" },
+  { label: "/error", path: "/error" },
+  { label: "cron */5", path: `${CRON}*/5+*+*+*+*` },
+  { label: "cron fail", path: `${CRON}fail` },
+];
+
+console.log(`Sending ${rounds} round(s) of traffic to ${producer}`);
+const results = new Map(kinds.map((k) => [k.label, new Map()]));
+let sent = 0;
+for (let round = 0; round < rounds; round++) {
+  for (const kind of kinds) {
+    let outcome;
+    try {
+      const res = await fetch(`${producer}${kind.path}`);
+      await res.arrayBuffer();
+      outcome = String(res.status);
+    } catch (err) {
+      outcome = `failed (${reason(err)})`;
+    }
+    const counts = results.get(kind.label);
+    counts.set(outcome, (counts.get(outcome) ?? 0) + 1);
+    sent++;
+  }
+}
+const width = Math.max(...kinds.map((k) => k.label.length)) + 2;
+for (const kind of kinds) {
+  const summary = [...results.get(kind.label)].map(([outcome, n]) => `${n} × ${outcome}`).join(", ");
+  console.log(`  ${kind.label.padEnd(width)}${summary}`);
+}
+console.log(`${sent} request(s) sent.`);
+
+if (wait && waitProblem === undefined) {
+  // Wait until tailfan has counted new records and the count has stopped moving for 1.5 s.
+  const start = received(before);
+  const deadline = Date.now() + 20_000;
+  let last = start;
+  let lastChange = Date.now();
+  let latest = before;
+  process.stdout.write("Waiting for tailfan's counters");
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    const status = await readStatus();
+    if (status.problem) {
+      waitProblem = status.problem;
+      break;
+    }
+    latest = status.sinks;
+    const now = received(latest);
+    if (now !== last) {
+      last = now;
+      lastChange = Date.now();
+      process.stdout.write(".");
+    } else if (now > start && Date.now() - lastChange >= 1500) {
+      break;
+    }
+  }
+  process.stdout.write("\n");
+  if (waitProblem === undefined) {
+    const grew = received(latest) - start;
+    if (grew === 0) {
+      console.log(
+        "tailfan counted no new records within 20 s: check the [tailfan] and [producer] output of npm run dev (the producer names tailfan in its tail_consumers)",
+      );
+    } else {
+      console.log(`tailfan received ${grew} new record(s). Totals per sink:`);
+    }
+    const cols = ["received", "sent", "failed", "deadLettered", "pending"];
+    const old = new Map(before.map((s) => [s.sink, Number(s.totals?.received) || 0]));
+    const rows = latest.map((s) => [
+      s.sink,
+      ...cols.map((c) => String(Number(s.totals?.[c]) || 0)),
+      `+${(Number(s.totals?.received) || 0) - (old.get(s.sink) ?? 0)}`,
+    ]);
+    const header = ["sink", ...cols, "new"];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const fmt = (r) =>
+      `  ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ")}`;
+    if (rows.length === 0) console.log("  (no sink has counters yet)");
+    else for (const r of [header, ...rows]) console.log(fmt(r));
+  }
+}
+if (waitProblem !== undefined) console.log(waitProblem);
+
+console.log(`Open ${tailfan}/ to see the records (log in with ADMIN_TOKEN from .dev.vars)`);
