@@ -1,0 +1,49 @@
+/**
+ * Finds Chromium for the browser test, installing Debian's `chromium`
+ * package when it is missing and this is a Debian machine where we may
+ * (root, apt-get). Playwright's own browser download is not used.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+const CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
+
+function found(): string | null {
+  const fromEnv = process.env.CHROMIUM_PATH;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`CHROMIUM_PATH is ${fromEnv}, which does not exist`);
+    return fromEnv;
+  }
+  return CANDIDATES.find((p) => existsSync(p)) ?? null;
+}
+
+export function ensureChromium(): string {
+  const path = found();
+  if (path) return path;
+  const hasApt = spawnSync("apt-get", ["--version"], { stdio: "ignore" }).status === 0;
+  const root = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!hasApt || !root) {
+    throw new Error(
+      "The browser test needs Chromium and none was found. Install Debian's package (sudo apt-get install -y chromium) or set CHROMIUM_PATH to a Chromium or Chrome binary.",
+    );
+  }
+  console.log("browser test: installing Debian's chromium package (apt-get install -y chromium)...");
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit", env });
+  execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "chromium"], { stdio: "inherit", env });
+  const installed = found();
+  if (!installed) throw new Error("apt-get installed chromium, but no chromium binary is on the usual paths");
+  return installed;
+}
+
+/** Flags for a headless run on a machine with a closed network and no display. */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
