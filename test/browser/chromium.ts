@@ -3,7 +3,7 @@
  * package when it is missing and this is a Debian machine where we may
  * (root, apt-get). Playwright's own browser download is not used.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
 const CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
@@ -17,7 +17,18 @@ function found(): string | null {
   return CANDIDATES.find((p) => existsSync(p)) ?? null;
 }
 
-export function ensureChromium(): string {
+/** Runs a command with its output shown, without blocking the test runner's event loop. */
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: "inherit", env });
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(" ")} exited with code ${code}`)),
+    );
+  });
+}
+
+export async function ensureChromium(): Promise<string> {
   const path = found();
   if (path) return path;
   const hasApt = spawnSync("apt-get", ["--version"], { stdio: "ignore" }).status === 0;
@@ -29,8 +40,8 @@ export function ensureChromium(): string {
   }
   console.log("browser test: installing Debian's chromium package (apt-get install -y chromium)...");
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  execFileSync("apt-get", ["update", "-qq"], { stdio: "inherit", env });
-  execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "chromium"], { stdio: "inherit", env });
+  await run("apt-get", ["update", "-qq"], env);
+  await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "chromium"], env);
   const installed = found();
   if (!installed) throw new Error("apt-get installed chromium, but no chromium binary is on the usual paths");
   return installed;

@@ -89,7 +89,7 @@ async function sinkTotals(): Promise<SinkTotals[]> {
 const received = (sinks: SinkTotals[], name: string) => sinks.find((s) => s.sink === name)?.totals.received ?? 0;
 
 beforeAll(async () => {
-  const executablePath = ensureChromium();
+  const executablePath = await ensureChromium();
   tmp = mkdtempSync(path.join(tmpdir(), "tailfan-browser-"));
   mkdirSync(out, { recursive: true });
   const envFile = path.join(tmp, "tailfan.env");
