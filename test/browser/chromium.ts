@@ -41,7 +41,7 @@ export async function ensureChromium(): Promise<string> {
   console.log("browser test: installing Debian's chromium package (apt-get install -y chromium)...");
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
   await run("apt-get", ["update", "-qq"], env);
-  await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", "chromium"], env);
+  await run("apt-get", ["install", "-y", "-qq", "chromium"], env);
   const installed = found();
   if (!installed) throw new Error("apt-get installed chromium, but no chromium binary is on the usual paths");
   return installed;
