@@ -6,6 +6,7 @@
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InvocationRecord, LogRecord } from "../../src/record";
+import type { RecentAnswer } from "../../src/stats";
 import { type Receiver, startReceiver } from "../support/receiver";
 import { type Bundle, bundleTailfan, until } from "./helpers";
 
@@ -36,7 +37,12 @@ beforeAll(async () => {
           scriptPath: bundle.script,
           modulesRoot: bundle.dir,
           compatibilityDate: "2025-11-01",
-          bindings: { SINKS: JSON.stringify(sinks) },
+          bindings: {
+            SINKS: JSON.stringify(sinks),
+            DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS" }),
+            ADMIN_TOKEN,
+          },
+          durableObjects: { TAILFAN_STATS: { className: "TailfanStats", useSQLite: true } },
         },
       ],
     }),
@@ -51,6 +57,7 @@ afterAll(async () => {
 });
 
 const HEX_ID = "0123456789abcdef0123456789abcdef";
+const ADMIN_TOKEN = "unredacted-admin-2b7f";
 
 function recordsAt(label: string): LogRecord[] {
   return receiver.received
@@ -91,5 +98,25 @@ describe("unredacted: true", () => {
     // Scrubbing still applies to it: the session value is a secret-named parameter.
     expect(headersOf(openInv).cookie).toBe("session=[REDACTED:url_param]");
     for (const r of open) expect(r.url).toBe(`http://localhost/orders?id=${HEX_ID}`);
+  });
+
+  it("keeps the redacted, scrubbed records for the dashboard's latest records, never the opted-in view", async () => {
+    const tailfan = await mf.getWorker("tailfan");
+    const answer = await until(
+      "the latest records",
+      async () => {
+        const res = await tailfan.fetch("http://tailfan/records?limit=100", {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        });
+        return (await res.json()) as RecentAnswer;
+      },
+      (a) => a.records.some((r) => r.type === "invocation"),
+    );
+    const text = JSON.stringify(answer);
+    expect(text).not.toContain(HEX_ID);
+    expect(text).not.toContain("plainvalue123");
+    const inv = answer.records.find((r) => r.type === "invocation");
+    expect(inv?.sinks).toEqual(["plain", "open"]);
+    expect(JSON.parse(inv?.line ?? "{}").url).toContain("id=REDACTED");
   });
 });
