@@ -11,6 +11,7 @@ import { RecordSerializer } from "../src/json";
 import { normalizeTraceItems } from "../src/normalize";
 import type { SerializedRecord } from "../src/record";
 import { routeRecord } from "../src/router";
+import { StatsBatch } from "../src/stats";
 import { planDelivery, prepareRecords } from "../src/tail";
 
 type Env = Record<string, unknown>;
@@ -396,6 +397,8 @@ function weigh(payload: unknown): number {
 }
 
 function makeVariants(config: ResolvedConfig, env: Env): Record<string, Variant> {
+  // As deployed: counters and the dashboard's latest records kept (DELIVERY.stats set, recent = 200).
+  const counted: ResolvedConfig = { ...config, delivery: { ...config.delivery, stats: "TAILFAN_STATS", recent: 200 } };
   return {
     /** Cloudflare's example tail worker: the body it POSTs. */
     baseline(batches) {
@@ -426,11 +429,14 @@ function makeVariants(config: ResolvedConfig, env: Env): Record<string, Variant>
     async pipeline(batches) {
       let n = 0;
       for (const events of batches) {
-        const { records, views } = await prepareRecords(normalizeTraceItems(events), config);
-        const targets = planDelivery(records, config, env, undefined, views);
+        const { records, views } = await prepareRecords(normalizeTraceItems(events), counted);
+        const stats = new StatsBatch();
+        const targets = planDelivery(records, counted, env, stats, views);
         for (const target of targets) {
           for (const batch of splitBatches(target.items, target.batch).batches) n += weigh(target.sink.encode(batch));
         }
+        // What flushStats hands to the counters object: the deltas and the latest records (the RPC itself is I/O).
+        n += stats.list().length + stats.recent().length;
       }
       return n;
     },
