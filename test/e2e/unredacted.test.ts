@@ -6,7 +6,6 @@
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InvocationRecord, LogRecord } from "../../src/record";
-import type { RecentAnswer } from "../../src/stats";
 import { type Receiver, startReceiver } from "../support/receiver";
 import { type Bundle, bundleTailfan, until } from "./helpers";
 
@@ -58,6 +57,11 @@ afterAll(async () => {
 
 const HEX_ID = "0123456789abcdef0123456789abcdef";
 const ADMIN_TOKEN = "unredacted-admin-2b7f";
+
+/** What GET /records answers (the part read here). */
+interface RecentAnswer {
+  records: { type: string; sinks: string[]; line: string | null }[];
+}
 
 function recordsAt(label: string): LogRecord[] {
   return receiver.received
