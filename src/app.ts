@@ -95,6 +95,7 @@ export function createApp() {
       },
       counters: sinks === null ? "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding" : "kept",
       sinks,
+      config: configSummary(result),
     });
   });
 

@@ -52,7 +52,12 @@ export interface SinkStats {
   lastError: { at: number; message: string; status: number | null } | null;
   /** received − (sent + droppedLimit + deadLettered + failed + pending); 0 when every record is accounted for. */
   unaccounted: number;
+  /** Sums over the last 5 minutes, hour and day (each including the current minute). */
+  windows: Record<StatsWindow, Counts>;
 }
+
+export const STATS_WINDOWS = { "5m": 5, "1h": 60, "24h": 1440 } as const;
+export type StatsWindow = keyof typeof STATS_WINDOWS;
 
 /** One record as the dashboard's "latest records" view keeps it. */
 export interface RecentRecord {
@@ -370,7 +375,19 @@ export class TailfanStats extends DurableObject {
         lastError: null,
         unaccounted:
           totals.received - (totals.sent + totals.droppedLimit + totals.deadLettered + totals.failed + totals.pending),
+        windows: { "5m": zeroCounts(), "1h": zeroCounts(), "24h": zeroCounts() },
       });
+    }
+    const current = Math.floor(Date.now() / 60_000);
+    const sums = COUNTERS.map((c) => `SUM("${c}") AS "${c}"`).join(", ");
+    for (const [name, minutes] of Object.entries(STATS_WINDOWS) as [StatsWindow, number][]) {
+      for (const row of this.sql.exec(
+        `SELECT sink, ${sums} FROM minutes WHERE minute > ? GROUP BY sink`,
+        current - minutes,
+      )) {
+        const s = stats.get(String(row.sink));
+        if (s) s.windows[name] = pick(row);
+      }
     }
     for (const row of this.sql.exec("SELECT * FROM minutes WHERE minute >= ? ORDER BY minute", since)) {
       stats.get(String(row.sink))?.minutes.push({ minute: Number(row.minute) * 60_000, ...pick(row) });

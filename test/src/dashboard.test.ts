@@ -389,6 +389,7 @@ describe("dashboard model", () => {
     minutes,
     lastError: { at: NOW - 1000, message: "HTTP 503: down", status: 503 },
     unaccounted: 0,
+    windows: { "5m": zeroCounts(), "1h": zeroCounts(), "24h": zeroCounts() },
   });
 
   it("tells idle, healthy, degraded and failing sinks apart", () => {

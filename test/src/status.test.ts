@@ -25,6 +25,7 @@ interface StatusBody {
   delivery: { mode: string; durable: boolean; retries: number; deadLetter: boolean };
   counters: string;
   sinks: SinkStats[] | null;
+  config: unknown;
 }
 
 function status(environment: Record<string, unknown>, headers: Record<string, string> = {}, query = "") {
@@ -79,6 +80,7 @@ describe("GET /status: access", () => {
       delivery: { mode: "direct", durable: false, retries: 5, deadLetter: false },
       counters: "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding",
       sinks: null,
+      config: expect.objectContaining({ valid: true, routes: null }),
     });
   });
 
@@ -155,5 +157,44 @@ describe("GET /status after a tail() run", () => {
       lastError: { message: "HTTP 400: answered 400", status: 400 },
       unaccounted: 0,
     });
+    // Sums per window: everything happened in this minute, so each window holds it all.
+    for (const w of ["5m", "1h", "24h"] as const) {
+      expect(mine(archive)?.windows[w], w).toMatchObject({ received: records, sent: records });
+      expect(mine(rejecting)?.windows[w], w).toMatchObject({ deadLettered: exceptions, sent: 0 });
+    }
+    // The config as deployed, options as written: the secret by its name.
+    expect(body.config).toEqual({
+      valid: true,
+      sinks: [
+        { name: archive, type: "r2", options: { binding: "LOGS_R2", prefix: archive }, filter: {} },
+        {
+          name: rejecting,
+          type: "http",
+          options: { url: `${base}/status/400/${rejecting}`, headers: { authorization: "Bearer ${COLLECTOR_TOKEN}" } },
+          filter: { types: ["exception"] },
+        },
+      ],
+      routes: null,
+      warnings: [],
+    });
+  });
+
+  it("sums each window over its own minutes only", async () => {
+    const sink = uid("status-windows");
+    const stub = env.TAILFAN_STATS.get(env.TAILFAN_STATS.idFromName("tailfan"));
+    const now = Date.now();
+    vi.useFakeTimers({ now: now - 30 * 60_000, toFake: ["Date"] });
+    await stub.add([{ sink, counts: { received: 7, sent: 7 } }]);
+    vi.setSystemTime(now - 3 * 60 * 60_000);
+    await stub.add([{ sink, counts: { received: 100, sent: 100 } }]);
+    vi.useRealTimers();
+    await stub.add([{ sink, counts: { received: 1, failed: 1 } }]);
+    const environment = { ...vars, ADMIN_TOKEN: ADMIN, DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS" }) };
+    const body = (await (await status(environment, { authorization: `Bearer ${ADMIN}` })).json()) as StatusBody;
+    const mine = body.sinks?.find((s) => s.sink === sink);
+    expect(mine?.windows["5m"]).toMatchObject({ received: 1, sent: 0, failed: 1 });
+    expect(mine?.windows["1h"]).toMatchObject({ received: 8, sent: 7, failed: 1 });
+    expect(mine?.windows["24h"]).toMatchObject({ received: 108, sent: 107, failed: 1 });
+    expect(mine?.totals).toMatchObject({ received: 108, sent: 107, failed: 1 });
   });
 });
