@@ -83,7 +83,8 @@ export function createApp() {
     if (!result.ok) return c.json({ ok: false, errors: result.errors }, 503);
     const { delivery } = result.config;
     const window = Math.min(Math.max(Number(c.req.query("minutes") ?? 60) || 60, 1), 7 * 24 * 60);
-    const sinks = delivery.stats === null ? null : await statsStub(c.env, delivery.stats).snapshot(window);
+    const stub = delivery.stats === null ? null : statsStub(c.env, delivery.stats);
+    const [sinks, errors] = stub === null ? [null, null] : await Promise.all([stub.snapshot(window), stub.errors(20)]);
     return c.json({
       ok: true,
       version: VERSION,
@@ -95,6 +96,7 @@ export function createApp() {
       },
       counters: sinks === null ? "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding" : "kept",
       sinks,
+      errors,
       config: configSummary(result),
     });
   });

@@ -78,6 +78,13 @@ export interface RecentRecord {
   line: string | null;
 }
 
+export interface SinkError {
+  sink: string;
+  at: number;
+  message: string;
+  status: number | null;
+}
+
 export interface RecentQuery {
   /** Minimum level, as in routes. */
   level?: string;
@@ -200,6 +207,7 @@ interface StatsStub {
   add(deltas: SinkDelta[], recent?: RecentRecord[], keep?: number): Promise<void>;
   snapshot(windowMinutes?: number): Promise<SinkStats[]>;
   recent(query?: RecentQuery): Promise<RecentAnswer>;
+  errors(limit?: number): Promise<SinkError[]>;
 }
 
 /** The one stats object of this deployment. */
@@ -228,6 +236,8 @@ export async function flushStats(
 }
 
 const KEEP_MINUTES = 7 * 24 * 60;
+/** Delivery errors kept for the dashboard and GET /status. */
+export const ERRORS_KEPT = 100;
 const COLUMNS = COUNTERS.map((c) => `"${c}"`).join(", ");
 
 export class TailfanStats extends DurableObject {
@@ -244,6 +254,10 @@ export class TailfanStats extends DurableObject {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS totals (sink TEXT PRIMARY KEY, ${cols})`);
     this.sql.exec(
       "CREATE TABLE IF NOT EXISTS last_error (sink TEXT PRIMARY KEY, at INTEGER NOT NULL, message TEXT NOT NULL, status INTEGER)",
+    );
+    // Every sink's errors, newest kept: a ring buffer of ERRORS_KEPT rows.
+    this.sql.exec(
+      "CREATE TABLE IF NOT EXISTS errors (seq INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, at INTEGER NOT NULL, message TEXT NOT NULL, status INTEGER)",
     );
     // The latest records, a ring buffer: `seq` grows, the oldest rows beyond `keep` are deleted on each write.
     this.sql.exec(
@@ -271,6 +285,13 @@ export class TailfanStats extends DurableObject {
       );
       if (d.lastError) {
         this.sql.exec(
+          "INSERT INTO errors (sink, at, message, status) VALUES (?, ?, ?, ?)",
+          d.sink,
+          d.lastError.at,
+          d.lastError.message.slice(0, 1000),
+          d.lastError.status ?? null,
+        );
+        this.sql.exec(
           "INSERT INTO last_error (sink, at, message, status) VALUES (?, ?, ?, ?) ON CONFLICT (sink) DO UPDATE SET at = excluded.at, message = excluded.message, status = excluded.status",
           d.sink,
           d.lastError.at,
@@ -278,6 +299,10 @@ export class TailfanStats extends DurableObject {
           d.lastError.status ?? null,
         );
       }
+    }
+    if (deltas.some((d) => d.lastError)) {
+      const last = Number(this.sql.exec("SELECT MAX(seq) AS seq FROM errors").one().seq ?? 0);
+      this.sql.exec("DELETE FROM errors WHERE seq <= ?", last - ERRORS_KEPT);
     }
     if (minute !== this.pruned) {
       this.pruned = minute;
@@ -306,6 +331,19 @@ export class TailfanStats extends DurableObject {
     }
     const last = Number(this.sql.exec("SELECT MAX(seq) AS seq FROM recent").one().seq ?? 0);
     this.sql.exec("DELETE FROM recent WHERE seq <= ?", last - keep);
+  }
+
+  /** The latest delivery errors of every sink, newest first (one per sink and invocation at most). */
+  errors(limit = 20): SinkError[] {
+    const n = Math.min(Math.max(Math.trunc(limit) || 20, 1), ERRORS_KEPT);
+    return [...this.sql.exec(`SELECT sink, at, message, status FROM errors ORDER BY seq DESC LIMIT ${n}`)].map(
+      (row) => ({
+        sink: String(row.sink),
+        at: Number(row.at),
+        message: String(row.message),
+        status: row.status === null ? null : Number(row.status),
+      }),
+    );
   }
 
   /** The latest records, newest first, filtered; with the outcomes and scripts present, for filter menus. */

@@ -4,7 +4,7 @@
  */
 import type { Child, FC } from "hono/jsx";
 import type { FilterSpec } from "../router";
-import type { RecentAnswer, SinkStats } from "../stats";
+import type { RecentAnswer, SinkError, SinkStats } from "../stats";
 import { chartSeries, describeFilter, type Series, type SinkHealth, sinkHealth, utc } from "./model";
 
 const CSS = `
@@ -158,6 +158,8 @@ export interface DashboardData {
   sinks: SinkView[];
   routes: { sinks: string[]; filter: FilterSpec }[] | null;
   stats: SinkStats[] | null;
+  /** The latest delivery errors, newest first. */
+  errors: SinkError[];
   recent: RecentAnswer | null;
   query: { level: string; outcome: string; script: string; type: string; limit: number; refresh: number };
 }
@@ -312,9 +314,7 @@ const Records: FC<{ data: DashboardData }> = ({ data }) => {
 export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
   const byName = new Map((data.stats ?? []).map((s) => [s.sink, s]));
   const health = new Map(data.sinks.map((s) => [s.name, sinkHealth(byName.get(s.name), data.now, data.windowMinutes)]));
-  const errors = (data.stats ?? [])
-    .filter((s) => s.lastError !== null)
-    .sort((a, b) => (b.lastError?.at ?? 0) - (a.lastError?.at ?? 0));
+  const { errors } = data;
   const loop = byName.get("*");
   return (
     <Layout title="tailfan" refresh={data.query.refresh}>
@@ -372,12 +372,12 @@ export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
                 </tr>
               </thead>
               <tbody>
-                {errors.map((s) => (
-                  <tr data-sink={s.sink}>
-                    <td>{utc(s.lastError?.at ?? 0)}</td>
-                    <td>{s.sink}</td>
-                    <td>{s.lastError?.status === null ? "—" : String(s.lastError?.status)}</td>
-                    <td class="msg">{s.lastError?.message}</td>
+                {errors.map((e) => (
+                  <tr data-sink={e.sink}>
+                    <td class="t">{utc(e.at)}</td>
+                    <td>{e.sink}</td>
+                    <td>{e.status === null ? "—" : String(e.status)}</td>
+                    <td class="msg">{e.message}</td>
                   </tr>
                 ))}
               </tbody>

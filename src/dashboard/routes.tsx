@@ -7,7 +7,7 @@ import type { Context, Hono } from "hono";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import { formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
 import { LEVELS, RECORD_TYPES } from "../record";
-import { type RecentAnswer, type RecentQuery, type SinkStats, statsStub } from "../stats";
+import { type RecentAnswer, type RecentQuery, type SinkError, type SinkStats, statsStub } from "../stats";
 import { VERSION } from "../version";
 import { type DashboardData, DashboardPage, LoginPage, NO_SCRIPT, SetupPage } from "./page";
 import { newSession, SESSION_COOKIE, sameSecret, sessionCookie } from "./session";
@@ -113,10 +113,13 @@ export function registerDashboard(app: Hono<Env>): void {
     const q = recentQuery(c);
     let stats: SinkStats[] | null = null;
     let recent: RecentAnswer | null = null;
+    let errors: SinkError[] = [];
     if (config && config.delivery.stats !== null) {
-      [stats, recent] = await Promise.all([
-        statsStub(c.env, config.delivery.stats).snapshot(windowMinutes),
+      const stub = statsStub(c.env, config.delivery.stats);
+      [stats, recent, errors] = await Promise.all([
+        stub.snapshot(windowMinutes),
         readRecent(c.env, config, q),
+        stub.errors(20),
       ]);
     }
     const data: DashboardData = {
@@ -139,6 +142,7 @@ export function registerDashboard(app: Hono<Env>): void {
       })),
       routes: config?.routes?.map((r) => ({ sinks: r.sinks, filter: r.filter })) ?? null,
       stats,
+      errors,
       recent,
       query: {
         level: q.level ?? "",

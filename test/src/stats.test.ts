@@ -5,7 +5,15 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
-import { COUNTERS, flushStats, type SinkDelta, type SinkStats, StatsBatch, zeroCounts } from "../../src/stats";
+import {
+  COUNTERS,
+  ERRORS_KEPT,
+  flushStats,
+  type SinkDelta,
+  type SinkStats,
+  StatsBatch,
+  zeroCounts,
+} from "../../src/stats";
 import { uid } from "../sinks/helpers";
 
 const vars = env as unknown as Record<string, unknown>;
@@ -143,6 +151,36 @@ describe("TailfanStats (the real Durable Object, over RPC)", () => {
     await stub.add([{ sink: "e", counts: {}, lastError: { at: 200, message: "x".repeat(5_000) } }]);
     const lastError = (await snapshot(stub))[0]?.lastError;
     expect(lastError).toEqual({ at: 200, message: "x".repeat(1_000), status: null });
+  });
+
+  it("keeps the latest ERRORS_KEPT errors of all sinks, newest first", async () => {
+    const stub = freshStats();
+    for (let i = 0; i < ERRORS_KEPT + 5; i++) {
+      await stub.add([
+        {
+          sink: i % 2 ? "odd" : "even",
+          counts: { failed: 1 },
+          lastError: { at: i, message: `error ${i}`, status: 500 },
+        },
+        // A delta without an error adds nothing to the list.
+        { sink: "quiet", counts: { sent: 1 } },
+      ]);
+    }
+    const all = await stub.errors(1_000);
+    expect(all).toHaveLength(ERRORS_KEPT);
+    expect(all[0]).toEqual({ sink: "even", at: ERRORS_KEPT + 4, message: `error ${ERRORS_KEPT + 4}`, status: 500 });
+    expect(all.at(-1)?.message).toBe("error 5");
+    expect((await stub.errors(3)).map((e) => e.at)).toEqual([ERRORS_KEPT + 4, ERRORS_KEPT + 3, ERRORS_KEPT + 2]);
+    expect(await freshStats().errors()).toEqual([]);
+  });
+
+  it("sums the 5-minute, hour and day windows per sink", async () => {
+    const stub = freshStats();
+    await stub.add([{ sink: "w", counts: { received: 2, sent: 2 } }]);
+    const [w] = await snapshot(stub);
+    for (const window of ["5m", "1h", "24h"] as const) {
+      expect(w?.windows[window]).toEqual({ ...zeroCounts(), received: 2, sent: 2 });
+    }
   });
 
   it("an empty object answers an empty list", async () => {

@@ -25,6 +25,7 @@ interface StatusBody {
   delivery: { mode: string; durable: boolean; retries: number; deadLetter: boolean };
   counters: string;
   sinks: SinkStats[] | null;
+  errors: { sink: string; at: number; message: string; status: number | null }[] | null;
   config: unknown;
 }
 
@@ -80,6 +81,7 @@ describe("GET /status: access", () => {
       delivery: { mode: "direct", durable: false, retries: 5, deadLetter: false },
       counters: "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding",
       sinks: null,
+      errors: null,
       config: expect.objectContaining({ valid: true, routes: null }),
     });
   });
@@ -162,6 +164,10 @@ describe("GET /status after a tail() run", () => {
       expect(mine(archive)?.windows[w], w).toMatchObject({ received: records, sent: records });
       expect(mine(rejecting)?.windows[w], w).toMatchObject({ deadLettered: exceptions, sent: 0 });
     }
+    // The latest errors, newest first: the collector's, with its status.
+    expect(body.errors).toContainEqual(
+      expect.objectContaining({ sink: rejecting, status: 400, message: "HTTP 400: answered 400" }),
+    );
     // The config as deployed, options as written: the secret by its name.
     expect(body.config).toEqual({
       valid: true,
