@@ -1,7 +1,7 @@
 /**
  * Secret hygiene: distinctive secret values are planted in the env; they may
  * appear only where they are the credential (the auth header a backend
- * receives), never in a body, a log line, an error, /health or /status.
+ * receives), never in a body, a log line, an error, /health, /status, the dashboard, its records or its cookie.
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -82,7 +82,19 @@ describe("secrets never leak", () => {
       await app.request("/status", { headers: { authorization: `Bearer ${SECRETS.ADMIN_TOKEN}` } }, vars)
     ).text();
     expect(status).toContain('"failing"');
-    for (const text of [health, status]) expect(text).not.toMatch(/SECRET-/);
+    const auth = { headers: { authorization: `Bearer ${SECRETS.ADMIN_TOKEN}` } };
+    const dashboard = await (await app.request("/", auth, vars)).text();
+    expect(dashboard).toContain('<div class="card" data-sink="failing"');
+    const records = await (await app.request("/records", auth, vars)).text();
+    expect(records).toContain('"records"');
+    const login = await app.request(
+      "/login",
+      { method: "POST", body: new URLSearchParams({ token: SECRETS.ADMIN_TOKEN }) },
+      vars,
+    );
+    const cookie = login.headers.get("set-cookie") ?? "";
+    expect(cookie).toContain("tailfan_session=v1.");
+    for (const text of [health, status, dashboard, records, cookie]) expect(text).not.toMatch(/SECRET-/);
 
     // Config errors, even when a secret is where a URL should be.
     const broken = buildConfig({ ...vars, SINKS: JSON.stringify([{ name: "x", type: "http", url: "${URL_SECRET}" }]) });
