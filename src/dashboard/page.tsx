@@ -265,7 +265,11 @@ const Records: FC<{ data: DashboardData }> = ({ data }) => {
         <a href="/">clear</a>
       </form>
       <p class="none" id="records-count">
-        {`${recent.records.length} shown of the ${recent.kept} latest kept`}
+        {recent.kept === 0
+          ? "No records yet. Name tailfan in a Worker's tail_consumers (locally: npm run demo:traffic) and they appear here."
+          : recent.records.length === 0
+            ? `No record matches these filters (of the ${recent.kept} latest kept).`
+            : `${recent.records.length} shown of the ${recent.kept} latest kept`}
       </p>
       <table id="records">
         <thead>

@@ -287,6 +287,15 @@ describe("dashboard page after a tail() run", () => {
     expect(JSON.parse(first?.line ?? "null")).toMatchObject({ message: "first", scriptName: script, type: "log" });
   });
 
+  it("says when no record matches the filters", async () => {
+    const environment = envWith([{ name: uid("empty"), type: "r2", binding: "LOGS_R2", prefix: uid("empty") }]);
+    const html = await (
+      await request(environment, `/?script=${uid("nobody")}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    ).text();
+    expect(recordRows(html)).toEqual([]);
+    expect(html).toMatch(/No record matches these filters \(of the \d+ latest kept\)\./);
+  });
+
   it("keeps only DELIVERY.recent records, the newest", async () => {
     const script = uid("dash-ring");
     const environment = envWith(
