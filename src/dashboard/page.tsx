@@ -229,6 +229,7 @@ function pretty(line: string): string {
 
 const Records: FC<{ data: DashboardData }> = ({ data }) => {
   const { recent, query } = data;
+  if (data.configErrors) return <p class="none">Not shown while the configuration is invalid.</p>;
   if (!recent) {
     return (
       <p class="none">
@@ -345,7 +346,7 @@ export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
           </section>
         ) : null}
         <h2>Sinks</h2>
-        {data.delivery.counters ? null : (
+        {data.delivery.counters || data.configErrors ? null : (
           <p class="none">Counters are not kept: set DELIVERY.stats to a TailfanStats Durable Object binding.</p>
         )}
         <section class="cards" id="sinks">

@@ -371,6 +371,9 @@ describe("dashboard page after a tail() run", () => {
     const html = await res.text();
     expect(html).toContain('<section class="alert" id="config-errors">');
     expect(html).toContain("SINKS[0].type: unknown sink type &quot;elastic&quot;");
+    // Nothing that would send the reader after DELIVERY.stats instead.
+    expect(html).not.toContain("Counters are not kept");
+    expect(html).toContain("Not shown while the configuration is invalid.");
   });
 
   it("says what to set when counters and records are not kept", async () => {
