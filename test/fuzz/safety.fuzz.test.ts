@@ -1,40 +1,18 @@
 /**
  * Safety properties of the scrubbing (src/scrub.ts) and size limits
- * (src/limits.ts) stages. The modules are loaded with a dynamic import, so
- * while one is missing its property is skipped and says why.
+ * (src/limits.ts) stages.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { utf8Length } from "../../src/json";
+import { DEFAULT_LIMITS, limitRecord } from "../../src/limits";
 import { normalizeTraceItems } from "../../src/normalize";
-import type { LogRecord } from "../../src/record";
+import { CONTEXT_KEYS } from "../../src/record";
+import { compileScrubber, DEFAULT_SCRUB, scrubRecords } from "../../src/scrub";
 import { anyString, smallTraceBatch, traceBatch } from "./arbitraries";
 import { params, TIMEOUT } from "./settings";
 
 const NOW = Date.UTC(2026, 10, 21, 8, 0, 0);
-
-/** The module at `path` (relative to this file), or null when it does not exist (yet). */
-async function optional<T>(path: string, names: string[]): Promise<T | null> {
-  try {
-    const mod = (await import(/* @vite-ignore */ path)) as Record<string, unknown>;
-    return names.every((n) => n in mod) ? (mod as T) : null;
-  } catch {
-    return null;
-  }
-}
-
-interface ScrubModule {
-  DEFAULT_SCRUB: unknown;
-  compileScrubber(config: unknown): unknown;
-  scrubRecords(records: readonly LogRecord[], scrubber: unknown): Promise<{ records: readonly LogRecord[] }>;
-}
-interface LimitsModule {
-  DEFAULT_LIMITS: { maxRecordBytes: number; maxMessageChars: number };
-  limitRecord(record: LogRecord, config: unknown): { record: LogRecord; truncated: boolean };
-}
-
-const scrub = await optional<ScrubModule>("../../src/scrub", ["compileScrubber", "DEFAULT_SCRUB", "scrubRecords"]);
-const limits = await optional<LimitsModule>("../../src/limits", ["limitRecord", "DEFAULT_LIMITS"]);
 
 // ---------------------------------------------------------------- planted secrets
 
@@ -136,17 +114,14 @@ function forms(secret: string): string[] {
 }
 
 describe("fuzz: scrubbing", () => {
-  it.skipIf(!scrub)(
-    scrub
-      ? "planted secrets (JWT, AWS key, card number, bearer token) never survive DEFAULT_SCRUB"
-      : "skipped: src/scrub.ts (compileScrubber, DEFAULT_SCRUB, scrubRecords) is not there yet",
+  it(
+    "planted secrets (JWT, AWS key, card number, bearer token) never survive DEFAULT_SCRUB",
     async () => {
-      const m = scrub as ScrubModule;
-      const scrubber = m.compileScrubber(m.DEFAULT_SCRUB);
+      const scrubber = compileScrubber(DEFAULT_SCRUB);
       await fc.assert(
         fc.asyncProperty(planted, smallTraceBatch, async (plant, others) => {
           const records = normalizeTraceItems([...others, plant.item], NOW);
-          const { records: out } = await m.scrubRecords(records, scrubber);
+          const { records: out } = await scrubRecords(records, scrubber);
           const json = JSON.stringify(out);
           for (const f of forms(plant.secret)) expect(json.includes(f), `${plant.where}: ${f} survived`).toBe(false);
         }),
@@ -158,24 +133,19 @@ describe("fuzz: scrubbing", () => {
 });
 
 describe("fuzz: scrub regressions found by this fuzzer", () => {
-  it.skipIf(!scrub)(
-    "a JWT right after a tab inside an object console argument is scrubbed in args and message",
-    async () => {
-      const m = scrub as ScrubModule;
-      const token =
-        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIiwiaWF0IjoxNzAwMDAwMDAwfQ.Xk3_f9aQ2LmZp0Rt7uVw-Yb8cDe1FgHi";
-      const item = {
-        event: {},
-        outcome: "ok",
-        logs: [{ level: "log", message: ["ctx", { v: `\t${token}` }], timestamp: NOW }],
-      };
-      const { records } = await m.scrubRecords(normalizeTraceItems([item], NOW), m.compileScrubber(m.DEFAULT_SCRUB));
-      expect(JSON.stringify(records)).not.toContain(token);
-    },
-  );
+  it("a JWT right after a tab inside an object console argument is scrubbed in args and message", async () => {
+    const token =
+      "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIiwiaWF0IjoxNzAwMDAwMDAwfQ.Xk3_f9aQ2LmZp0Rt7uVw-Yb8cDe1FgHi";
+    const item = {
+      event: {},
+      outcome: "ok",
+      logs: [{ level: "log", message: ["ctx", { v: `\t${token}` }], timestamp: NOW }],
+    };
+    const { records } = await scrubRecords(normalizeTraceItems([item], NOW), compileScrubber(DEFAULT_SCRUB));
+    expect(JSON.stringify(records)).not.toContain(token);
+  });
 
-  it.skipIf(!scrub)("a card number grouped with spaces in a URL query (%20) is scrubbed", async () => {
-    const m = scrub as ScrubModule;
+  it("a card number grouped with spaces in a URL query (%20) is scrubbed", async () => {
     const item = {
       event: {
         request: { url: "https://shop.example/pay?card=4000%200000%200000%200002", method: "GET", headers: {} },
@@ -183,55 +153,30 @@ describe("fuzz: scrub regressions found by this fuzzer", () => {
       outcome: "ok",
       logs: [],
     };
-    const { records } = await m.scrubRecords(normalizeTraceItems([item], NOW), m.compileScrubber(m.DEFAULT_SCRUB));
+    const { records } = await scrubRecords(normalizeTraceItems([item], NOW), compileScrubber(DEFAULT_SCRUB));
     expect(JSON.stringify(records)).not.toContain("4000%200000%200000%200002");
   });
 });
 
 // ---------------------------------------------------------------- limits
 
-/** Record fields that are not the invocation context (the context is never cut). */
-const OWN = new Set([
-  "id",
-  "type",
-  "timestamp",
-  "level",
-  "message",
-  "event",
-  "logCount",
-  "exceptionCount",
-  "diagnosticCount",
-  "tailAttributes",
-  "preview",
-  "extra",
-  "logLevel",
-  "args",
-  "errors",
-  "exceptionName",
-  "stack",
-  "channel",
-  "data",
-  "limited",
-  "limitedFields",
-]);
+/** The invocation context's fields, which are never cut. */
+const CONTEXT = new Set<string>(CONTEXT_KEYS);
 
 describe("fuzz: size limits", () => {
-  it.skipIf(!limits)(
-    limits
-      ? "every record cut by limitRecord(DEFAULT_LIMITS) is valid JSON within maxRecordBytes"
-      : "skipped: src/limits.ts (limitRecord, DEFAULT_LIMITS) is not there yet",
+  it(
+    "every record cut by limitRecord(DEFAULT_LIMITS) is valid JSON within maxRecordBytes",
     () => {
-      const m = limits as LimitsModule;
-      const max = m.DEFAULT_LIMITS.maxRecordBytes;
+      const max = DEFAULT_LIMITS.maxRecordBytes;
       fc.assert(
         fc.property(traceBatch, (events) => {
           for (const r of normalizeTraceItems(events, NOW)) {
-            const { record } = m.limitRecord(r, m.DEFAULT_LIMITS);
+            const { record } = limitRecord(r, DEFAULT_LIMITS);
             const line = JSON.stringify(record);
             expect(JSON.parse(line)).toBeTypeOf("object");
-            expect(record.message.length).toBeLessThanOrEqual(m.DEFAULT_LIMITS.maxMessageChars);
+            expect(record.message.length).toBeLessThanOrEqual(DEFAULT_LIMITS.maxMessageChars);
             // The context is never cut: only a record whose context alone nearly fills the limit may stay over it.
-            const context = Object.fromEntries(Object.entries(record).filter(([k]) => !OWN.has(k)));
+            const context = Object.fromEntries(Object.entries(record).filter(([k]) => CONTEXT.has(k)));
             if (utf8Length(JSON.stringify(context)) + 1024 > max) continue;
             expect(utf8Length(line)).toBeLessThanOrEqual(max);
           }
