@@ -113,14 +113,8 @@ const MESSAGE_CHARS = 300;
 const RECORD_CHARS = 16_384;
 
 function toRecent(record: LogRecord, line: string | null, sinks: string[]): RecentRecord {
-  let json = line;
-  if (json === null) {
-    try {
-      json = JSON.stringify(record);
-    } catch {
-      json = null;
-    }
-  }
+  // A record no sink took was never serialized; records are plain JSON, so this cannot throw.
+  const json = line ?? JSON.stringify(record);
   return {
     id: record.id,
     at: record.timestamp,
@@ -132,7 +126,7 @@ function toRecent(record: LogRecord, line: string | null, sinks: string[]): Rece
     status: typeof record.status === "number" ? record.status : null,
     message: record.message.length > MESSAGE_CHARS ? `${record.message.slice(0, MESSAGE_CHARS)}…` : record.message,
     sinks,
-    line: json !== null && json.length <= RECORD_CHARS ? json : null,
+    line: json.length <= RECORD_CHARS ? json : null,
   };
 }
 
@@ -224,10 +218,7 @@ export async function flushStats(
 ): Promise<void> {
   if (binding === null || (batch.size === 0 && batch.recentKeep === 0)) return;
   try {
-    const keep = batch.recentKeep;
-    await (keep > 0
-      ? statsStub(env, binding).add(batch.list(), batch.recent(), keep)
-      : statsStub(env, binding).add(batch.list()));
+    await statsStub(env, binding).add(batch.list(), batch.recent(), batch.recentKeep);
   } catch (err) {
     console.error(
       `tailfan: could not write counters to ${binding}: ${err instanceof Error ? err.message : String(err)}`,
@@ -300,10 +291,7 @@ export class TailfanStats extends DurableObject {
         );
       }
     }
-    if (deltas.some((d) => d.lastError)) {
-      const last = Number(this.sql.exec("SELECT MAX(seq) AS seq FROM errors").one().seq ?? 0);
-      this.sql.exec("DELETE FROM errors WHERE seq <= ?", last - ERRORS_KEPT);
-    }
+    if (deltas.some((d) => d.lastError)) this.trim("errors", ERRORS_KEPT);
     if (minute !== this.pruned) {
       this.pruned = minute;
       this.sql.exec("DELETE FROM minutes WHERE minute < ?", minute - KEEP_MINUTES);
@@ -329,8 +317,13 @@ export class TailfanStats extends DurableObject {
         r.line,
       );
     }
-    const last = Number(this.sql.exec("SELECT MAX(seq) AS seq FROM recent").one().seq ?? 0);
-    this.sql.exec("DELETE FROM recent WHERE seq <= ?", last - keep);
+    this.trim("recent", keep);
+  }
+
+  /** Keeps the newest `keep` rows of a ring-buffer table. */
+  private trim(table: "errors" | "recent", keep: number): void {
+    const last = Number(this.sql.exec(`SELECT MAX(seq) AS seq FROM ${table}`).one().seq ?? 0);
+    this.sql.exec(`DELETE FROM ${table} WHERE seq <= ?`, last - keep);
   }
 
   /** The latest delivery errors of every sink, newest first (one per sink and invocation at most). */

@@ -5,16 +5,19 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { normalizeTraceItems } from "../../src/normalize";
 import {
   COUNTERS,
   ERRORS_KEPT,
   flushStats,
+  type RecentAnswer,
+  type RecentRecord,
   type SinkDelta,
   type SinkStats,
   StatsBatch,
   zeroCounts,
 } from "../../src/stats";
-import { uid } from "../sinks/helpers";
+import { traceItem, uid } from "../sinks/helpers";
 
 const vars = env as unknown as Record<string, unknown>;
 
@@ -191,16 +194,19 @@ describe("TailfanStats (the real Durable Object, over RPC)", () => {
 describe("flushStats", () => {
   /** A namespace that counts the stubs it hands out and their add() calls, forwarding both to the real binding. */
   function countingNamespace(real: DurableObjectNamespace) {
-    const seen = { gets: 0, adds: [] as SinkDelta[][] };
+    const seen = { gets: 0, adds: [] as SinkDelta[][], recent: [] as RecentRecord[][] };
     const ns = {
       idFromName: (name: string) => real.idFromName(name),
       get: (id: DurableObjectId) => {
         seen.gets++;
-        const stub = real.get(id) as unknown as { add(d: SinkDelta[]): Promise<void> };
+        const stub = real.get(id) as unknown as {
+          add(d: SinkDelta[], r?: RecentRecord[], keep?: number): Promise<void>;
+        };
         return {
-          add: (deltas: SinkDelta[]) => {
+          add: (deltas: SinkDelta[], recent: RecentRecord[] = [], keep = 0) => {
             seen.adds.push(deltas);
-            return stub.add(deltas);
+            seen.recent.push(recent);
+            return stub.add(deltas, recent, keep);
           },
         };
       },
@@ -231,13 +237,65 @@ describe("flushStats", () => {
     expect(errors).not.toHaveBeenCalled();
   });
 
+  it("sends the latest records in the same one RPC, the last `keep` of them, messages and lines cut", async () => {
+    const { ns, seen } = countingNamespace(env.TAILFAN_STATS as unknown as DurableObjectNamespace);
+    const script = uid("flush-recent");
+    const records = normalizeTraceItems([
+      traceItem({
+        script,
+        logs: [
+          { level: "log", message: ["x".repeat(400)] },
+          { level: "log", message: ["y".repeat(20_000)] },
+          { level: "warn", message: ["short"] },
+        ],
+      }),
+    ]);
+    const batch = new StatsBatch();
+    batch.add("r", "received", records.length);
+    for (const r of records) batch.see(r, null, ["r"], 3);
+    await flushStats({ ...vars, COUNTING_STATS: ns }, "COUNTING_STATS", batch);
+    expect(seen.gets).toBe(1);
+    expect(seen.recent).toHaveLength(1);
+    // 4 records (an invocation and three lines), the last 3 kept.
+    expect(seen.recent[0]?.map((r) => r.id)).toEqual(records.slice(1).map((r) => r.id));
+    const stub = env.TAILFAN_STATS.get(env.TAILFAN_STATS.idFromName("tailfan"));
+    const { records: kept } = (await stub.recent({ script, limit: 10 })) as RecentAnswer;
+    expect(kept.map((r) => r.level)).toEqual(["warn", "log", "log"]);
+    const [short, long, cut] = kept;
+    expect(short?.line).toBe(JSON.stringify(records[3]));
+    // Over 16 KiB of JSON: listed, without the record itself.
+    expect(long?.line).toBeNull();
+    expect(long?.message).toHaveLength(301);
+    // The message is cut at 300 characters, marked with an ellipsis.
+    expect(cut?.message).toBe(`${"x".repeat(300)}…`);
+    expect(JSON.parse(cut?.line ?? "{}").message).toBe("x".repeat(400));
+  });
+
+  it('finds records without a script with script ""', async () => {
+    const stub = freshStats();
+    const records = normalizeTraceItems([traceItem({ script: "named" }), { ...traceItem(), scriptName: null }]);
+    const batch = new StatsBatch();
+    for (const r of records) batch.see(r, null, [], 10);
+    await stub.add([], batch.recent(), 10);
+    const answer = (await stub.recent({ script: "" })) as RecentAnswer;
+    // The second invocation: its invocation record and its log line, newest first.
+    expect(answer.records.map((r) => r.script)).toEqual([null, null]);
+    expect(answer.records.map((r) => r.id)).toEqual(
+      records
+        .slice(2)
+        .reverse()
+        .map((r) => r.id),
+    );
+    expect(answer.scripts).toEqual([null, "named"]);
+  });
+
   it("makes no call without a binding or without deltas", async () => {
     const { ns, seen } = countingNamespace(env.TAILFAN_STATS as unknown as DurableObjectNamespace);
     const full = new StatsBatch();
     full.add("x", "sent", 1);
     await flushStats({ ...vars, COUNTING_STATS: ns }, null, full);
     await flushStats({ ...vars, COUNTING_STATS: ns }, "COUNTING_STATS", new StatsBatch());
-    expect(seen).toEqual({ gets: 0, adds: [] });
+    expect(seen).toEqual({ gets: 0, adds: [], recent: [] });
   });
 
   it("swallows a failure and logs it: the binding is missing", async () => {
