@@ -20,6 +20,7 @@ import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs, stripVTControlCharacters } from "node:util";
+import { readToken } from "./dev-vars.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 const wrangler = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -61,16 +62,6 @@ if (!existsSync(wrangler)) fail("wrangler is not installed: run `npm install` fi
 const [major, minor] = process.versions.node.split(".").map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
   fail(`wrangler needs Node 22.12 or newer, this is Node ${process.versions.node}: run \`npm run dev\` instead`);
-}
-
-/** The ADMIN_TOKEN line of a .dev.vars-style file, or undefined. */
-function readToken(file) {
-  if (!existsSync(file)) return undefined;
-  for (const line of readFileSync(file, "utf8").split(/\r?\n/)) {
-    const m = /^\s*ADMIN_TOKEN\s*=\s*(.*?)\s*$/.exec(line);
-    if (m) return m[1].replace(/^(["'])(.*)\1$/, "$2");
-  }
-  return undefined;
 }
 
 // tailfan's secrets: --secrets as given, else .dev.vars with an ADMIN_TOKEN in it.

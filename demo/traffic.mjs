@@ -13,9 +13,9 @@
 // demo/producer/src/index.ts): a plain request, a warning, a failed
 // background task, an error log with a 500, a 404, a burst of log lines, a
 // thrown error, a cron run and a failing cron run.
-import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { readToken } from "./dev-vars.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 
@@ -44,17 +44,7 @@ if (!Number.isInteger(rounds) || rounds < 1) {
   process.exit(1);
 }
 
-/** The ADMIN_TOKEN line of the repo root's .dev.vars, or undefined. */
-function devVarsToken() {
-  const file = path.join(root, ".dev.vars");
-  if (!existsSync(file)) return undefined;
-  for (const line of readFileSync(file, "utf8").split(/\r?\n/)) {
-    const m = /^\s*ADMIN_TOKEN\s*=\s*(.*?)\s*$/.exec(line);
-    if (m) return m[1].replace(/^(["'])(.*)\1$/, "$2") || undefined;
-  }
-  return undefined;
-}
-const token = args.token || process.env.ADMIN_TOKEN || devVarsToken();
+const token = args.token || process.env.ADMIN_TOKEN || readToken(path.join(root, ".dev.vars")) || undefined;
 
 /** Why a fetch failed, in words: "connection refused" and the like. */
 function reason(err) {

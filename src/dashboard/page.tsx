@@ -103,7 +103,8 @@ const Chart: FC<{ sink: string; series: Series }> = ({ sink, series }) => {
   for (const s of SERIES) for (const v of series[s.key]) if (v > max) max = v;
   const x = (i: number) => (n <= 1 ? W / 2 : PAD + (i * (W - 2 * PAD)) / (n - 1));
   const y = (v: number) => H - PAD - (v * (H - 2 * PAD)) / max;
-  const totals = SERIES.map((s) => `${series[s.key].reduce((a, b) => a + b, 0)} ${s.label}`).join(", ");
+  const total = (key: (typeof SERIES)[number]["key"]) => series[key].reduce((a, b) => a + b, 0);
+  const totals = SERIES.map((s) => `${total(s.key)} ${s.label}`).join(", ");
   return (
     <figure style="margin:0">
       <svg
@@ -117,7 +118,7 @@ const Chart: FC<{ sink: string; series: Series }> = ({ sink, series }) => {
         {SERIES.map((s) => (
           <polyline
             data-series={s.key}
-            data-total={String(series[s.key].reduce((a, b) => a + b, 0))}
+            data-total={String(total(s.key))}
             fill="none"
             stroke={s.color}
             stroke-width="1.5"
@@ -203,7 +204,10 @@ const SinkCard: FC<{ sink: SinkView; stats: SinkStats | undefined; data: Dashboa
 
 const LEVEL_OPTIONS = ["", "debug", "info", "warn", "error"];
 const TYPE_OPTIONS = ["", "invocation", "log", "exception", "diagnostic"];
-const WINDOWS = [15, 60, 360, 1440];
+/** Chart windows, minutes. */
+export const WINDOWS = [15, 60, 360, 1440];
+/** Refresh periods, seconds. */
+export const REFRESHES = [5, 15, 60];
 export const NO_SCRIPT = "(none)";
 
 const Select: FC<{ name: string; label: string; value: string; options: string[]; any?: string }> = (p) => (
@@ -259,7 +263,7 @@ const Records: FC<{ data: DashboardData }> = ({ data }) => {
           name="refresh"
           label="Refresh"
           value={query.refresh ? String(query.refresh) : ""}
-          options={["", "5", "15", "60"]}
+          options={["", ...REFRESHES.map(String)]}
           any="off"
         />
         <button type="submit">Apply</button>

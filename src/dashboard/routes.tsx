@@ -9,7 +9,7 @@ import { formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
 import { LEVELS, RECORD_TYPES } from "../record";
 import { type RecentAnswer, type RecentQuery, type SinkError, type SinkStats, statsStub } from "../stats";
 import { VERSION } from "../version";
-import { type DashboardData, DashboardPage, LoginPage, NO_SCRIPT, SetupPage } from "./page";
+import { type DashboardData, DashboardPage, LoginPage, NO_SCRIPT, REFRESHES, SetupPage, WINDOWS } from "./page";
 import { newSession, SESSION_COOKIE, sameSecret, sessionCookie } from "./session";
 
 type Env = { Bindings: Record<string, unknown> };
@@ -106,10 +106,12 @@ export function registerDashboard(app: Hono<Env>): void {
   app.get("/", async (c) => {
     const loaded = loadConfig(c.env);
     const config = loaded.ok ? loaded.config : null;
-    const windowMinutes = [15, 60, 360, 1440].includes(Number(c.req.query("window")))
-      ? Number(c.req.query("window"))
-      : 60;
-    const refresh = [5, 15, 60].includes(Number(c.req.query("refresh"))) ? Number(c.req.query("refresh")) : 0;
+    const oneOf = (name: string, allowed: number[], fallback: number) => {
+      const n = Number(c.req.query(name));
+      return allowed.includes(n) ? n : fallback;
+    };
+    const windowMinutes = oneOf("window", WINDOWS, 60);
+    const refresh = oneOf("refresh", REFRESHES, 0);
     const q = recentQuery(c);
     let stats: SinkStats[] | null = null;
     let recent: RecentAnswer | null = null;
