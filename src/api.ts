@@ -8,7 +8,7 @@
 import type { Context } from "hono";
 import type { Hono } from "hono/tiny";
 import { SINK_TYPES } from "../sinks/index";
-import { buildConfig, type ConfigResult, loadConfig, type ResolvedConfig } from "./config";
+import { buildConfig, loadConfig, type ResolvedConfig, summarizeConfig } from "./config";
 import { splitBatches } from "./delivery/batch";
 import { utf8Length } from "./json";
 import { normalizeTraceItems } from "./normalize";
@@ -310,15 +310,6 @@ function failure(c: Ctx, err: unknown, secrets: [string, string][]): Response {
   throw err;
 }
 
-function configAnswer(result: ConfigResult & { ok: true }) {
-  const { config } = result;
-  return {
-    sinks: config.sinks.map((s) => ({ name: s.name, type: s.type })),
-    routes: config.routes?.map((r) => ({ sinks: r.sinks, filter: r.filter })) ?? null,
-    warnings: config.warnings,
-  };
-}
-
 /** Makes a payload safe and small to show: long strings cut, long lists shortened, binary as its size. */
 function summarize(value: unknown, depth = 0): unknown {
   if (typeof value === "string") {
@@ -415,7 +406,7 @@ export function registerApi(app: Hono<Env>): void {
       // Built fresh, not through loadConfig: nothing is cached and the deployed config is untouched.
       const result = buildConfig({ ...env, ...candidate });
       if (!result.ok) return answer(c, { valid: false, errors: result.errors }, 422, secrets);
-      return answer(c, { valid: true, ...configAnswer(result) }, 200, secrets);
+      return answer(c, { valid: true, ...summarizeConfig(result.config) }, 200, secrets);
     } catch (err) {
       return failure(c, err, secrets);
     }

@@ -1,26 +1,12 @@
 import { Hono } from "hono/tiny";
 import { registerApi } from "./api";
-import { type ConfigResult, formatConfigErrors, loadConfig } from "./config";
+import { formatConfigErrors, loadConfig, summarizeConfig } from "./config";
 import { loginPage, registerDashboard, setupPage } from "./dashboard/routes";
 import { readSession, sameSecret, validSession } from "./dashboard/session";
 import { statsStub } from "./stats";
 import { VERSION } from "./version";
 
 type Bindings = Record<string, unknown>;
-
-/** The config as it is safe to show: options as written, secrets as `${NAME}`. */
-export function configSummary(result: ConfigResult) {
-  if (!result.ok) {
-    return { valid: false as const, errors: result.errors, message: formatConfigErrors(result.errors) };
-  }
-  const { config } = result;
-  return {
-    valid: true as const,
-    sinks: config.sinks.map((s) => ({ name: s.name, type: s.type, options: s.publicOptions, filter: s.filter })),
-    routes: config.routes?.map((r) => ({ sinks: r.sinks, filter: r.filter })) ?? null,
-    warnings: config.warnings,
-  };
-}
 
 export function createApp() {
   const app = new Hono<{ Bindings: Bindings }>();
@@ -97,7 +83,7 @@ export function createApp() {
       counters: sinks === null ? "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding" : "kept",
       sinks,
       errors,
-      config: configSummary(result),
+      config: { valid: true, ...summarizeConfig(result.config) },
     });
   });
 

@@ -94,6 +94,18 @@ export interface ResolvedConfig {
 
 export type ConfigResult = { ok: true; config: ResolvedConfig } | { ok: false; errors: ConfigError[] };
 
+/**
+ * A valid config as it is safe to show (GET /status, POST /config/check, the
+ * dashboard): each sink's options as written, secrets as `${NAME}`.
+ */
+export function summarizeConfig(config: ResolvedConfig) {
+  return {
+    sinks: config.sinks.map((s) => ({ name: s.name, type: s.type, options: s.publicOptions, filter: s.filter })),
+    routes: config.routes?.map((r) => ({ sinks: r.sinks, filter: r.filter })) ?? null,
+    warnings: config.warnings,
+  };
+}
+
 /** Formats errors as lines like `SINKS[0].url: must be an absolute http(s) URL`. */
 export function formatConfigErrors(errors: readonly ConfigError[]): string {
   return errors.map((e) => `${e.variable}${e.path}: ${e.message}`).join("\n");

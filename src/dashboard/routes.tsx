@@ -5,7 +5,7 @@
  */
 import type { Context, Hono } from "hono";
 import type { JSX } from "hono/jsx/jsx-runtime";
-import { formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
+import { formatConfigErrors, loadConfig, type ResolvedConfig, summarizeConfig } from "../config";
 import { LEVELS, RECORD_TYPES } from "../record";
 import { type RecentAnswer, type RecentQuery, type SinkError, type SinkStats, statsStub } from "../stats";
 import { VERSION } from "../version";
@@ -135,14 +135,7 @@ export function registerDashboard(app: Hono<Env>): void {
         counters: stats !== null,
       },
       configErrors: loaded.ok ? null : formatConfigErrors(loaded.errors).split("\n"),
-      warnings: config?.warnings ?? [],
-      sinks: (config?.sinks ?? []).map((s) => ({
-        name: s.name,
-        type: s.type,
-        options: s.publicOptions,
-        filter: s.filter,
-      })),
-      routes: config?.routes?.map((r) => ({ sinks: r.sinks, filter: r.filter })) ?? null,
+      ...(config ? summarizeConfig(config) : { sinks: [], routes: null, warnings: [] }),
       stats,
       errors,
       recent,

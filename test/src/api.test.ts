@@ -113,10 +113,16 @@ describe("POST /config/check", () => {
     expect(res.status).toBe(200);
     expect(res.json).toEqual({
       valid: true,
+      // Options as written: the secret by its name, never its value.
       sinks: [
-        { name: "archive", type: "r2" },
-        { name: "collector", type: "http" },
-        { name: "unused", type: "kv" },
+        { name: "archive", type: "r2", options: { binding: "LOGS_R2" }, filter: {} },
+        {
+          name: "collector",
+          type: "http",
+          options: { url: "https://logs.example.com/in", headers: { authorization: "Bearer ${COLLECTOR_TOKEN}" } },
+          filter: {},
+        },
+        { name: "unused", type: "kv", options: { binding: "LOGS_KV" }, filter: {} },
       ],
       routes: [
         { sinks: ["archive"], filter: {} },
