@@ -76,14 +76,16 @@ export interface FailedBatch {
 
 /**
  * The invocation's connections, shared fairly: at most `limit` holders at
- * once, and a freed connection goes to the next key (sink) with work in
- * round robin, so a sink with many batches cannot queue another behind all
- * of them. Grants are made a microtask after a request, so the sinks that
- * start together share the first connections too.
+ * once, and a freed connection goes to the sink with work that holds the
+ * fewest (round robin among equals), so a sink whose sends hang cannot take
+ * the connections of another one by one. Grants are made a microtask after a
+ * request, so the sinks that start together share the first ones too.
  */
 export class Limiter {
   private active = 0;
-  /** Waiters per key; Map order is the round robin (a served key moves to the end). */
+  /** Connections held per key. */
+  private readonly held = new Map<string, number>();
+  /** Waiters per key; Map order is the round robin among equals (a served key moves to the end). */
   private readonly waiting = new Map<string, (() => void)[]>();
   private scheduled = false;
   constructor(private readonly limit: number) {}
@@ -105,22 +107,29 @@ export class Limiter {
       return await fn();
     } finally {
       this.active--;
+      this.held.set(key, (this.held.get(key) ?? 1) - 1);
       this.grant();
     }
   }
 
   private grant(): void {
-    while (this.active < this.limit) {
-      const first = this.waiting.entries().next();
-      if (first.done) return;
-      const [key, queue] = first.value;
-      const next = queue.shift();
+    while (this.active < this.limit && this.waiting.size > 0) {
+      let key = "";
+      let fewest = Number.POSITIVE_INFINITY;
+      for (const k of this.waiting.keys()) {
+        const n = this.held.get(k) ?? 0;
+        if (n < fewest) {
+          fewest = n;
+          key = k;
+        }
+      }
+      const queue = this.waiting.get(key) as (() => void)[];
+      const next = queue.shift() as () => void;
       this.waiting.delete(key);
       if (queue.length > 0) this.waiting.set(key, queue);
-      if (next) {
-        this.active++;
-        next();
-      }
+      this.active++;
+      this.held.set(key, fewest + 1);
+      next();
     }
   }
 }
