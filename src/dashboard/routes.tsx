@@ -97,7 +97,13 @@ export function registerDashboard(app: Hono<Env>): void {
 
   app.get("/records", async (c) => {
     const loaded = loadConfig(c.env);
-    const recent = await readRecent(c.env, loaded.ok ? loaded.config : null, recentQuery(c));
+    let recent: RecentAnswer | null;
+    try {
+      recent = await readRecent(c.env, loaded.ok ? loaded.config : null, recentQuery(c));
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      return c.json({ error: `the counters object is unavailable: ${reason}` }, 503);
+    }
     if (recent === null) {
       return c.json(
         {

@@ -297,15 +297,15 @@ describe("2. buffered mode with a hanging sink and large bodies", () => {
           maxBytes: 10 * 1024 * 1024,
         },
         http("abort", "good"),
-        archive,
       ],
       delivery: {
         mode: "buffered",
         queue: "TAILFAN_QUEUE",
         deadLetter: "LOGS_R2",
-        timeoutMs: 300,
+        // Long enough that the healthy sink's large batches never time out on a busy machine.
+        timeoutMs: 2_000,
         attempts: 1,
-        budgetMs: 1_000,
+        budgetMs: 3_000,
         retries: 1,
         retryDelaySeconds: 1,
       },
@@ -313,18 +313,14 @@ describe("2. buffered mode with a hanging sink and large bodies", () => {
     });
     const wave = Array.from({ length: INVOCATIONS }, (_, i) => stack.hit(`/many?n=${LINES}&size=2000&i=${i}`));
     expect(await Promise.all(wave)).toEqual(wave.map(() => 200));
-    const all = await until(
-      "every record in the archive",
-      () => archived(stack),
-      (a) => a.length >= INVOCATIONS * (LINES + 1),
-      20_000,
-    );
-    expected = [...new Set(all.map((r) => r.id))];
-    await until(
+    const good = await until(
       "the good backend to have every record",
       () => accepted("abort-good"),
-      (t) => expected.every((id) => t.has(id)),
+      (t) => t.size >= INVOCATIONS * (LINES + 1),
+      30_000,
+      (t) => `${t.size} of ${INVOCATIONS * (LINES + 1)}`,
     );
+    expected = [...good.keys()];
     // A consumer invocation that ended in an exception would be delivered again within this time.
     await sleep(4_000);
   });
@@ -338,12 +334,10 @@ describe("2. buffered mode with a hanging sink and large bodies", () => {
     expect(stalled).toBeGreaterThan(0);
   });
 
-  it("the healthy sinks got every record exactly once: the consumer batch was not delivered again", async () => {
+  it("the healthy sink got every record exactly once: the consumer batch was not delivered again", () => {
     expect(expected).toHaveLength(INVOCATIONS * (LINES + 1));
     const good = accepted("abort-good");
     expect([...good.values()].filter((n) => n > 1).length, "records the good backend got more than once").toBe(0);
-    const kept = tally((await archived(stack)).map((r) => r.id));
-    expect([...kept.values()].filter((n) => n > 1).length, "records archived more than once").toBe(0);
   });
 });
 
@@ -444,6 +438,12 @@ describe("4. a counters object that hangs on writes and throws on reads", () => 
     expect(body.sinks).toBeNull();
     expect(body.counterWrites.failed).toBeGreaterThan(0);
     expect(body.counterWrites.since).toEqual(expect.any(Number));
+  });
+
+  it("GET /records answers 503 with the reason, not 500", async () => {
+    const res = await stack.tailfan("/records", { headers: auth });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: expect.stringMatching(/counters object is unavailable: .*broken/) });
   });
 
   it("the dashboard answers 200 and shows the failed writes", async () => {
