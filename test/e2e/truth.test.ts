@@ -268,6 +268,58 @@ describe("1. a hanging sink with many batches beside a healthy one", () => {
   });
 });
 
+describe("1. the same with the retry queue (durable)", () => {
+  const LINES = 20;
+  const RECORDS = LINES + 1;
+  let stack: Stack;
+  let st: Map<string, SinkStatus>;
+
+  beforeAll(async () => {
+    stack = await startStack({
+      sinks: [http("fairq", "hang", { maxRecords: 1 }), http("fairq", "fine", { maxRecords: 1 })],
+      delivery: {
+        timeoutMs: 500,
+        attempts: 2,
+        backoffMs: 10,
+        budgetMs: 1_000,
+        queue: "TAILFAN_QUEUE",
+        deadLetter: "LOGS_R2",
+        retries: 0,
+        stats: "TAILFAN_STATS",
+      },
+    });
+    receiver.behave("fairq-hang", { mode: "hang" });
+    expect(await stack.hit(`/many?n=${LINES}`)).toBe(200);
+    st = await until(
+      "both sinks to settle",
+      () => stack.status(),
+      (s) => s.get("fine")?.totals.received === RECORDS && s.get("hang")?.totals.deadLettered === RECORDS,
+      10_000,
+    );
+    // A retry of the healthy sink's records would arrive within this time.
+    await sleep(1_500);
+  });
+
+  afterAll(async () => {
+    await stack?.dispose();
+  });
+
+  it("the healthy sink's records are accepted once and never retried or dead-lettered", async () => {
+    const ids = accepted("fairq-fine");
+    expect(ids.size).toBe(RECORDS);
+    expect([...ids.values()].filter((n) => n > 1)).toEqual([]);
+    expect(requestsAt("fairq-fine")).toHaveLength(RECORDS);
+    expect((await stack.status()).get("fine")?.totals).toMatchObject({
+      sent: RECORDS,
+      retried: 0,
+      deadLettered: 0,
+      failed: 0,
+      pending: 0,
+    });
+    expect(st.get("hang")?.totals).toMatchObject({ sent: 0, deadLettered: RECORDS, failed: 0 });
+  });
+});
+
 describe("2. buffered mode with a hanging sink and large bodies", () => {
   const INVOCATIONS = 30;
   const LINES = 100;
