@@ -28,10 +28,19 @@ export interface WebhookPayload {
  * an exception or log record (they would say the same thing twice).
  */
 export function selectAlerts(batch: readonly SerializedRecord[], minLevel: Level): LogRecord[] {
+  const records = batch.map((i) => i.record);
+  return records.filter(alerting(records, minLevel));
+}
+
+/**
+ * The alert sinks' default filter (`takes`): the records `selectAlerts` would
+ * pick, so the ones that can never alert are counted `droppedFilter`.
+ */
+export function alerting(records: readonly LogRecord[], minLevel: Level): (record: LogRecord) => boolean {
   const min = levelRank(minLevel);
-  const picked = batch.map((i) => i.record).filter((r) => levelRank(r.level) >= min);
-  const covered = new Set(picked.filter((r) => r.type !== "invocation").map((r) => r.invocationId));
-  return picked.filter((r) => r.type !== "invocation" || !covered.has(r.invocationId));
+  const covered = new Set<string>();
+  for (const r of records) if (r.type !== "invocation" && levelRank(r.level) >= min) covered.add(r.invocationId);
+  return (r) => levelRank(r.level) >= min && (r.type !== "invocation" || !covered.has(r.invocationId));
 }
 
 /** How a platform writes the pieces of a message. */

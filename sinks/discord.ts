@@ -13,6 +13,7 @@ import * as v from "valibot";
 import {
   ALERT_LEVELS,
   type AlertStyle,
+  alerting,
   noteRetryAfter,
   renderAlerts,
   selectAlerts,
@@ -44,6 +45,7 @@ export const discordSink = defineSink({
     minLevel: v.optional(v.picklist(ALERT_LEVELS), "error"),
   }),
   batch: () => ({ maxRecords: 1000, maxBytes: 1024 * 1024 }),
+  takes: (records, o) => alerting(records, o.minLevel),
   defaultSecrets: { webhook: "DISCORD_WEBHOOK_URL" },
   create(o) {
     return {

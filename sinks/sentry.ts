@@ -1,9 +1,9 @@
 /**
  * Sentry: every `exception` record becomes one Sentry error event, sent as
- * one envelope (`POST <host>/api/<projectId>/envelope/`) per event. Records of
- * other types are not errors in Sentry's sense and are skipped (they count as
- * delivered); `console.*` lines of the same invocation in the same batch ride
- * along as the event's breadcrumbs.
+ * one envelope (`POST <host>/api/<projectId>/envelope/`) per event;
+ * `console.*` lines of the same invocation in the same batch ride along as
+ * the event's breadcrumbs. Other records are not errors in Sentry's sense:
+ * the sink does not take them (`droppedFilter`).
  *
  * Envelope format: https://develop.sentry.dev/sdk/data-model/envelopes/
  * Event payload: https://develop.sentry.dev/sdk/data-model/event-payloads/
@@ -100,6 +100,7 @@ export const sentrySink = defineSink({
   }),
   // Each event is bounded by the truncation below (well under Sentry's 1 MB per event), so no record limit.
   batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: 1024 * 1024 }),
+  takes: sentryTakes,
   defaultSecrets: { dsn: "SENTRY_DSN" },
   create(o) {
     const dsn = parseDsn(o.dsn) as SentryDsn;
@@ -202,6 +203,13 @@ const MAX_BREADCRUMBS = 100; // The JS SDKs' default maxBreadcrumbs.
 const MAX_TAG_VALUE = 200; // Sentry tag values: at most 200 characters, no line breaks.
 
 /** Pure: the same batch gives the same envelopes (event ids derive from record ids). */
+/** Sentry's default filter: exception records, and the log lines of their invocations (breadcrumbs). */
+export function sentryTakes(records: readonly LogRecord[]): (record: LogRecord) => boolean {
+  const failing = new Set<string>();
+  for (const r of records) if (r.type === "exception") failing.add(r.invocationId);
+  return (r) => r.type === "exception" || (r.type === "log" && failing.has(r.invocationId));
+}
+
 export function encodeSentry(batch: readonly SerializedRecord[], o: EncodeOptions): SentryPayload {
   // console.* lines per invocation, for breadcrumbs.
   const logs = new Map<string, LogRecord[]>();

@@ -186,11 +186,20 @@ export function dateParts(ms: number): { yyyy: string; mm: string; dd: string; h
   return { yyyy, mm, dd, hh, date: `${yyyy}-${mm}-${dd}` };
 }
 
-/** Keeps a key segment safe for KV and R2 keys: no slashes or control characters from user data. */
+/**
+ * Keeps a key segment safe for KV and R2 keys: no slashes or control
+ * characters from user data, and valid UTF-8 whatever the input (a lone
+ * surrogate becomes U+FFFD, the cut never splits a pair), since the store
+ * refuses a key it cannot encode and with it the whole batch.
+ */
 export function keySegment(value: string | null | undefined, fallback = "unknown"): string {
   if (!value) return fallback;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point.
-  return value.replace(/[\u0000-\u001f\u007f/\\]+/g, "_").slice(0, 128);
+  let segment = value.replace(/[\u0000-\u001f\u007f/\\]+/g, "_").slice(0, 128);
+  const last = segment.charCodeAt(segment.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) segment = segment.slice(0, -1);
+  segment = segment.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+  return segment === "." || segment === ".." ? "_" : segment;
 }
 
 /** Cuts a string to at most `maxBytes` of UTF-8 without splitting a character. */

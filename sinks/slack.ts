@@ -14,6 +14,7 @@
 import * as v from "valibot";
 import {
   ALERT_LEVELS,
+  alerting,
   noteRetryAfter,
   renderAlerts,
   SLACK_STYLE,
@@ -35,6 +36,7 @@ export const slackSink = defineSink({
   }),
   // One message per batch: large batches mean fewer messages in a burst.
   batch: () => ({ maxRecords: 1000, maxBytes: 1024 * 1024 }),
+  takes: (records, o) => alerting(records, o.minLevel),
   defaultSecrets: { webhook: "SLACK_WEBHOOK_URL" },
   create(o) {
     return {

@@ -84,6 +84,13 @@ export interface SinkDefinition<O = unknown, P = unknown> {
    * to `"${DD_API_KEY}"`, resolved like any other secret reference.
    */
   defaultSecrets?: Record<string, string>;
+  /**
+   * The records this sink type takes at all (its default filter, applied
+   * after the routes): given every record of one delivery, a test for each.
+   * The others are counted `droppedFilter` for the sink instead of `sent`.
+   * Without it the sink takes every record routed to it.
+   */
+  takes?: (records: readonly LogRecord[], options: O) => (record: LogRecord) => boolean;
   /** Bindings the options name, checked when the config is loaded. */
   bindings?: (options: O) => BindingRef[];
   create(options: O, ctx: SinkContext): Sink<P>;

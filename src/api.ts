@@ -499,6 +499,9 @@ export function registerApi(app: Hono<Env>): void {
             sink: r.sink,
             records: r.records,
             delivered: r.delivered,
+            // Settled: records queued for a retry are pending and dead-lettered ones kept, as /status counts them.
+            pending: r.pending ?? 0,
+            deadLettered: r.deadLettered ?? 0,
             failed: r.failed,
             oversized: r.oversized,
             errors: r.errors.slice(0, 5),

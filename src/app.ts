@@ -3,7 +3,7 @@ import { registerApi } from "./api";
 import { formatConfigErrors, loadConfig, summarizeConfig } from "./config";
 import { loginPage, registerDashboard, setupPage } from "./dashboard/routes";
 import { readSession, sameSecret, validSession } from "./dashboard/session";
-import { statsStub } from "./stats";
+import { counterFlushFailures, statsStub } from "./stats";
 import { VERSION } from "./version";
 
 type Bindings = Record<string, unknown>;
@@ -70,7 +70,15 @@ export function createApp() {
     const { delivery } = result.config;
     const window = Math.min(Math.max(Number(c.req.query("minutes") ?? 60) || 60, 1), 7 * 24 * 60);
     const stub = delivery.stats === null ? null : statsStub(c.env, delivery.stats);
-    const [sinks, errors] = stub === null ? [null, null] : await Promise.all([stub.snapshot(window), stub.errors(20)]);
+    let unavailable: string | null = null;
+    const [sinks, errors] =
+      stub === null
+        ? [null, null]
+        : await Promise.all([stub.snapshot(window), stub.errors(20)]).catch((err: unknown) => {
+            // The counters object failing must not take /status down with it.
+            unavailable = err instanceof Error ? err.message : String(err);
+            return [null, null];
+          });
     return c.json({
       ok: true,
       version: VERSION,
@@ -80,7 +88,14 @@ export function createApp() {
         retries: delivery.retries,
         deadLetter: delivery.deadLetter !== null,
       },
-      counters: sinks === null ? "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding" : "kept",
+      counters:
+        stub === null
+          ? "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding"
+          : unavailable === null
+            ? "kept"
+            : `unavailable: ${unavailable}`,
+      // Counters writes this isolate could not make (the object threw or did not answer in time).
+      ...(stub === null ? {} : { counterWrites: counterFlushFailures() }),
       sinks,
       errors,
       config: { valid: true, ...summarizeConfig(result.config) },

@@ -147,7 +147,7 @@ export async function handleQueue(
               sc,
               { sink: group.sink, reason: "the sink is no longer configured", attempts: group.tries },
               group.items,
-            ),
+            ).then(() => {}),
           );
           continue;
         }

@@ -2,6 +2,7 @@ import { type DeliveryConfig, formatConfigErrors, loadConfig, type ResolvedConfi
 import { type DeliveryOptions, deliverAll, type SinkReport, type SinkTarget } from "./delivery/deliver";
 import { sendMessages, toMessages } from "./delivery/durable";
 import { settleAll } from "./delivery/settle";
+import { keepUnconfigured } from "./delivery/unconfigured";
 import { RecordSerializer, toJson } from "./json";
 import { isLimited, limitSerialized } from "./limits";
 import { normalizeTraceItems } from "./normalize";
@@ -41,10 +42,23 @@ export function planDelivery(
   const viewSerializers = new Map<readonly LogRecord[], RecordSerializer>();
   // The latest records view of the dashboard, kept beside the counters.
   const keep = stats && config.delivery.stats !== null ? config.delivery.recent : 0;
+  // Sink types that take only some records (Sentry: exceptions) say which, once per delivery.
+  const takes = new Map<string, (record: LogRecord) => boolean>();
+  for (const s of config.sinks) {
+    if (!s.definition.takes) continue;
+    takes.set(
+      s.name,
+      s.definition.takes(
+        records.map((e) => ("line" in e ? e.record : e)),
+        s.options,
+      ),
+    );
+  }
   for (let i = 0; i < records.length; i++) {
     const entry = records[i] as LogRecord | SerializedRecord;
     const record = "line" in entry ? entry.record : entry;
-    const names = routeRecord(record, config.table);
+    const routed = routeRecord(record, config.table);
+    const names = takes.size === 0 ? routed : routed.filter((name) => takes.get(name)?.(record) ?? true);
     if (names.length === 0) {
       if (keep > 0) stats?.see(record, "line" in entry ? entry.line : null, names, keep);
       continue;
@@ -239,10 +253,17 @@ export function handleTail(
   try {
     const loaded = loadConfig(env);
     if (!loaded.ok) {
-      console.error(
-        `tailfan: configuration is invalid, ${events.length} TraceItem(s) not delivered. Fix these and redeploy:\n${formatConfigErrors(loaded.errors)}`,
-      );
-      return Promise.resolve([]);
+      const errors = formatConfigErrors(loaded.errors);
+      const kept = keepUnconfigured(events, env)
+        .then((outcome) =>
+          console.error(
+            `tailfan: configuration is invalid, ${events.length} TraceItem(s) not delivered (${outcome}). Fix these and redeploy:\n${errors}`,
+          ),
+        )
+        .catch((err: unknown) => console.error("tailfan: keeping TraceItems of a broken config failed", err))
+        .then(() => [] as SinkReport[]);
+      ctx.waitUntil(kept);
+      return kept;
     }
     const { config } = loaded;
     const stats = new StatsBatch();

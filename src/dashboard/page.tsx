@@ -4,7 +4,7 @@
  */
 import type { Child, FC } from "hono/jsx";
 import type { FilterSpec } from "../router";
-import type { RecentAnswer, SinkError, SinkStats } from "../stats";
+import type { FlushFailures, RecentAnswer, SinkError, SinkStats } from "../stats";
 import { chartSeries, describeFilter, type Series, type SinkHealth, sinkHealth, utc } from "./model";
 
 const CSS = `
@@ -162,6 +162,8 @@ export interface DashboardData {
   /** The latest delivery errors, newest first. */
   errors: SinkError[];
   recent: RecentAnswer | null;
+  /** The counters object's health: a failed read, and this isolate's failed writes. */
+  counters?: { error: string | null; writes: FlushFailures };
   query: { level: string; outcome: string; script: string; type: string; limit: number; refresh: number };
 }
 
@@ -350,7 +352,14 @@ export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
           </section>
         ) : null}
         <h2>Sinks</h2>
-        {data.delivery.counters || data.configErrors ? null : (
+        {data.counters && (data.counters.error !== null || data.counters.writes.failed > 0) ? (
+          <p class="alert" id="counter-failures">
+            {data.counters.error === null ? "" : `Counters unavailable: ${data.counters.error}. `}
+            {data.counters.writes.failed > 0
+              ? `${data.counters.writes.failed} counters write(s) failed since ${new Date(data.counters.writes.since ?? 0).toISOString()}; the counts below miss them.`
+              : ""}
+          </p>
+        ) : data.delivery.counters || data.configErrors ? null : (
           <p class="none">Counters are not kept: set DELIVERY.stats to a TailfanStats Durable Object binding.</p>
         )}
         <section class="cards" id="sinks">

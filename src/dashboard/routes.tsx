@@ -7,7 +7,14 @@ import type { Context, Hono } from "hono";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import { formatConfigErrors, loadConfig, type ResolvedConfig, summarizeConfig } from "../config";
 import { LEVELS, RECORD_TYPES } from "../record";
-import { type RecentAnswer, type RecentQuery, type SinkError, type SinkStats, statsStub } from "../stats";
+import {
+  counterFlushFailures,
+  type RecentAnswer,
+  type RecentQuery,
+  type SinkError,
+  type SinkStats,
+  statsStub,
+} from "../stats";
 import { VERSION } from "../version";
 import { type DashboardData, DashboardPage, LoginPage, NO_SCRIPT, REFRESHES, SetupPage, WINDOWS } from "./page";
 import { newSession, SESSION_COOKIE, sameSecret, sessionCookie } from "./session";
@@ -90,7 +97,13 @@ export function registerDashboard(app: Hono<Env>): void {
 
   app.get("/records", async (c) => {
     const loaded = loadConfig(c.env);
-    const recent = await readRecent(c.env, loaded.ok ? loaded.config : null, recentQuery(c));
+    let recent: RecentAnswer | null;
+    try {
+      recent = await readRecent(c.env, loaded.ok ? loaded.config : null, recentQuery(c));
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      return c.json({ error: `the counters object is unavailable: ${reason}` }, 503);
+    }
     if (recent === null) {
       return c.json(
         {
@@ -116,13 +129,19 @@ export function registerDashboard(app: Hono<Env>): void {
     let stats: SinkStats[] | null = null;
     let recent: RecentAnswer | null = null;
     let errors: SinkError[] = [];
+    let countersError: string | null = null;
     if (config && config.delivery.stats !== null) {
       const stub = statsStub(c.env, config.delivery.stats);
-      [stats, recent, errors] = await Promise.all([
-        stub.snapshot(windowMinutes),
-        readRecent(c.env, config, q),
-        stub.errors(20),
-      ]);
+      try {
+        [stats, recent, errors] = await Promise.all([
+          stub.snapshot(windowMinutes),
+          readRecent(c.env, config, q),
+          stub.errors(20),
+        ]);
+      } catch (err) {
+        // The page still answers when the counters object throws or hangs, and says so.
+        countersError = err instanceof Error ? err.message : String(err);
+      }
     }
     const data: DashboardData = {
       version: VERSION,
@@ -139,6 +158,7 @@ export function registerDashboard(app: Hono<Env>): void {
       stats,
       errors,
       recent,
+      counters: { error: countersError, writes: counterFlushFailures() },
       query: {
         level: q.level ?? "",
         outcome: q.outcome ?? "",

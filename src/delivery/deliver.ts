@@ -42,8 +42,16 @@ export interface SinkReport {
   records: number;
   /** Records in batches the sink accepted. */
   delivered: number;
-  /** Records in batches that failed for good or ran out of attempts. */
+  /**
+   * Records in batches that failed for good or ran out of attempts. Once the
+   * report is settled, only those lost: the ones queued for a retry move to
+   * `pending`, the dead-lettered ones to `deadLettered`.
+   */
   failed: number;
+  /** Records handed to the retry queue when the report was settled. */
+  pending?: number;
+  /** Records written to the dead-letter bucket when the report was settled. */
+  deadLettered?: number;
   /** Records larger than the sink can take. */
   oversized: number;
   /** Send attempts made. */
@@ -62,35 +70,87 @@ export interface FailedBatch {
   status?: number;
   reason: string;
   attempts: number;
+  /** The backend's last `Retry-After`, in ms: the queued retry waits at least this long. */
+  retryAfterMs?: number;
 }
 
-/** A counting semaphore: at most `limit` holders at once. */
+/**
+ * The invocation's connections, shared fairly: at most `limit` holders at
+ * once, and a freed connection goes to the sink with work that holds the
+ * fewest (round robin among equals), so a sink whose sends hang cannot take
+ * the connections of another one by one. Grants are made a microtask after a
+ * request, so the sinks that start together share the first ones too.
+ */
 export class Limiter {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** Connections held per key. */
+  private readonly held = new Map<string, number>();
+  /** Waiters per key; Map order is the round robin among equals (a served key moves to the end). */
+  private readonly waiting = new Map<string, (() => void)[]>();
+  private scheduled = false;
   constructor(private readonly limit: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) {
-      // The slot is handed over by the holder that frees it, so no newcomer can take it in between.
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else {
-      this.active++;
-    }
+
+  async run<T>(fn: () => Promise<T>, key = ""): Promise<T> {
+    await new Promise<void>((resolve) => {
+      const queue = this.waiting.get(key);
+      if (queue) queue.push(resolve);
+      else this.waiting.set(key, [resolve]);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        queueMicrotask(() => {
+          this.scheduled = false;
+          this.grant();
+        });
+      }
+    });
     try {
       return await fn();
     } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
+      this.active--;
+      this.held.set(key, (this.held.get(key) ?? 1) - 1);
+      this.grant();
     }
   }
+
+  private grant(): void {
+    while (this.active < this.limit && this.waiting.size > 0) {
+      let key = "";
+      let fewest = Number.POSITIVE_INFINITY;
+      for (const k of this.waiting.keys()) {
+        const n = this.held.get(k) ?? 0;
+        if (n < fewest) {
+          fewest = n;
+          key = k;
+        }
+      }
+      const queue = this.waiting.get(key) as (() => void)[];
+      const next = queue.shift() as () => void;
+      this.waiting.delete(key);
+      if (queue.length > 0) this.waiting.set(key, queue);
+      this.active++;
+      this.held.set(key, fewest + 1);
+      next();
+    }
+  }
+}
+
+/**
+ * The shortest per-attempt timeout worth an attempt: a batch whose remaining
+ * budget is below it goes to the retry path unsent instead of being sent
+ * with a timeout no backend could meet.
+ */
+export function minAttemptMs(timeoutMs: number): number {
+  return Math.min(timeoutMs, 1_000);
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function attempt(sink: Sink<unknown>, payload: unknown, timeoutMs: number): Promise<SendResult> {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DOMException("send timed out", "TimeoutError")), timeoutMs);
+  // No custom reason: workerd also cancels the request body's upload with the abort reason, and a
+  // reason of our own is then reported as an uncaught exception of the invocation (a queue()
+  // batch would be delivered again); its own AbortError is not.
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     const timeout = new Promise<SendResult>((resolve) => {
       controller.signal.addEventListener("abort", () =>
@@ -145,10 +205,20 @@ export async function deliverToSink(
         return;
       }
       for (let n = 1; ; n++) {
-        const result = await limiter.run(() => {
+        // The attempt's timeout starts when it has a connection, not while it waits for one.
+        const result = await limiter.run(async (): Promise<SendResult | null> => {
+          const timeoutMs = Math.min(options.timeoutMs, deadline - Date.now());
+          if (timeoutMs < minAttemptMs(options.timeoutMs)) return null;
           report.requests++;
-          return attempt(target.sink, payload, Math.min(options.timeoutMs, Math.max(1, deadline - Date.now())));
-        });
+          return attempt(target.sink, payload, timeoutMs);
+        }, target.name);
+        if (result === null) {
+          const reason = "not sent: the delivery budget ran out while waiting for a connection";
+          report.failed += batch.length;
+          report.errors.push(reason);
+          report.failures.push({ items: batch, retryable: true, reason, attempts: n - 1 });
+          return;
+        }
         if (result.outcome === "ok") {
           report.delivered += batch.length;
           for (const item of batch) report.bytes += item.bytes;
@@ -160,6 +230,9 @@ export async function deliverToSink(
           report.errors.push(`${why}: ${result.reason}`);
           const failure: FailedBatch = { items, retryable, reason: result.reason, attempts: n };
           if (result.status !== undefined) failure.status = result.status;
+          if (retryable && "retryAfterMs" in result && result.retryAfterMs !== undefined) {
+            failure.retryAfterMs = result.retryAfterMs;
+          }
           report.failures.push(failure);
         };
         if (result.outcome === "partial") {
@@ -210,19 +283,21 @@ export async function deliverAll(
 ): Promise<SinkReport[]> {
   const limiter = new Limiter(options.maxConnections);
   const settled = await Promise.allSettled(targets.map((t) => deliverToSink(t, limiter, options)));
-  return settled.map((s, i) =>
-    s.status === "fulfilled"
-      ? s.value
-      : {
-          sink: (targets[i] as SinkTarget).name,
-          records: (targets[i] as SinkTarget).items.length,
-          delivered: 0,
-          failed: (targets[i] as SinkTarget).items.length,
-          oversized: 0,
-          requests: 0,
-          bytes: 0,
-          errors: [`delivery crashed: ${String(s.reason)}`],
-          failures: [],
-        },
-  );
+  return settled.map((s, i) => {
+    if (s.status === "fulfilled") return s.value;
+    const target = targets[i] as SinkTarget;
+    // A bug, not a backend's answer: the records go the retry path (or to the dead letter) with the reason.
+    const reason = `delivery crashed: ${s.reason instanceof Error ? s.reason.message : String(s.reason)}`;
+    return {
+      sink: target.name,
+      records: target.items.length,
+      delivered: 0,
+      failed: target.items.length,
+      oversized: 0,
+      requests: 0,
+      bytes: 0,
+      errors: [reason],
+      failures: target.items.length === 0 ? [] : [{ items: target.items, retryable: true, reason, attempts: 0 }],
+    };
+  });
 }

@@ -109,9 +109,12 @@ export async function sendMessages(queue: Queue, bodies: readonly string[], dela
   await flush();
 }
 
+/** The longest delay a Queue message can be given: 12 hours. */
+export const MAX_DELAY_SECONDS = 43_200;
+
 /** Delay before retry number `attempt` (1-based): the base doubling, at most 12 hours. */
 export function retryDelay(baseSeconds: number, attempt: number): number {
-  return Math.min(43_200, Math.round(baseSeconds * 2 ** Math.max(0, attempt - 1)));
+  return Math.min(MAX_DELAY_SECONDS, Math.round(baseSeconds * 2 ** Math.max(0, attempt - 1)));
 }
 
 export interface DeadLetterInfo {

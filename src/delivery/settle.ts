@@ -8,7 +8,14 @@ import type { DeliveryConfig } from "../config";
 import type { SerializedRecord } from "../record";
 import type { StatsBatch } from "../stats";
 import type { FailedBatch, SinkReport } from "./deliver";
-import { type DeadLetterInfo, retryDelay, sendMessages, toMessages, writeDeadLetter } from "./durable";
+import {
+  type DeadLetterInfo,
+  MAX_DELAY_SECONDS,
+  retryDelay,
+  sendMessages,
+  toMessages,
+  writeDeadLetter,
+} from "./durable";
 
 export interface SettleContext {
   env: Record<string, unknown>;
@@ -28,14 +35,23 @@ function log(message: string): void {
   console.error(`tailfan: ${message}`);
 }
 
-/** Writes to the dead-letter bucket, or counts the records as failed when there is none or it refuses. */
+/** What settling did with a report's failed records. */
+interface Settled {
+  pending: number;
+  deadLettered: number;
+}
+
+/**
+ * Writes to the dead-letter bucket, or counts the records as failed when
+ * there is none or it refuses. Returns how many were dead-lettered.
+ */
 export async function deadLetter(
   sc: SettleContext,
   info: DeadLetterInfo,
   items: readonly SerializedRecord[],
-): Promise<void> {
+): Promise<number> {
   const n = items.length;
-  if (n === 0) return;
+  if (n === 0) return 0;
   if (sc.fromQueue) sc.stats.add(info.sink, "pending", -n);
   const binding = sc.delivery.deadLetter;
   if (binding !== null) {
@@ -45,7 +61,7 @@ export async function deadLetter(
       log(
         `sink "${info.sink}": ${n} record(s) dead-lettered to ${binding} after ${info.attempts} attempt(s): ${info.reason}`,
       );
-      return;
+      return n;
     } catch (err) {
       log(
         `sink "${info.sink}": the dead letter ${binding} refused ${n} record(s) (${String(err)}); they are lost: ${info.reason}`,
@@ -55,10 +71,20 @@ export async function deadLetter(
     log(`sink "${info.sink}" lost ${n} record(s) after ${info.attempts} attempt(s): ${info.reason}`);
   }
   sc.stats.add(info.sink, "failed", n);
+  return 0;
+}
+
+/**
+ * Seconds before a queued retry: the schedule's delay, or the backend's
+ * `Retry-After` when that is longer, at most the Queue's 12 hours.
+ */
+export function queuedRetryDelay(baseSeconds: number, attempt: number, retryAfterMs?: number): number {
+  return Math.min(MAX_DELAY_SECONDS, Math.max(retryDelay(baseSeconds, attempt), Math.ceil((retryAfterMs ?? 0) / 1000)));
 }
 
 /** Hands a failed batch to the retry queue; what cannot be queued is dead-lettered. */
-async function requeue(sc: SettleContext, sink: string, failure: FailedBatch, tries: number): Promise<void> {
+async function requeue(sc: SettleContext, sink: string, failure: FailedBatch, tries: number): Promise<Settled> {
+  const done: Settled = { pending: 0, deadLettered: 0 };
   const queueBinding = sc.delivery.queue as string;
   const attempt = sc.queueAttempts + 1;
   const header = {
@@ -76,23 +102,36 @@ async function requeue(sc: SettleContext, sink: string, failure: FailedBatch, tr
   if (failure.status !== undefined) info.status = failure.status;
   const queued = failure.items.length - oversized.length;
   try {
-    await sendMessages(sc.env[queueBinding] as Queue, bodies, retryDelay(sc.delivery.retryDelaySeconds, attempt));
+    await sendMessages(
+      sc.env[queueBinding] as Queue,
+      bodies,
+      queuedRetryDelay(sc.delivery.retryDelaySeconds, attempt, failure.retryAfterMs),
+    );
     sc.stats.add(sink, "retried", queued);
     if (!sc.fromQueue) sc.stats.add(sink, "pending", queued);
+    done.pending += queued;
   } catch (err) {
     log(`sink "${sink}": could not queue ${queued} record(s) for retry (${String(err)})`);
-    await deadLetter(
+    done.deadLettered += await deadLetter(
       sc,
       { ...info, reason: `${failure.reason}; retry queue refused: ${String(err)}` },
       failure.items.filter((i) => !oversized.includes(i)),
     );
   }
   if (oversized.length > 0) {
-    await deadLetter(sc, { ...info, reason: `${failure.reason}; too large for a queue message` }, oversized);
+    done.deadLettered += await deadLetter(
+      sc,
+      { ...info, reason: `${failure.reason}; too large for a queue message` },
+      oversized,
+    );
   }
+  return done;
 }
 
-/** Counts a sink's delivery and settles its failures. */
+/**
+ * Counts a sink's delivery and settles its failures; the report then says
+ * where its failed records went (`pending`, `deadLettered`, `failed`: lost).
+ */
 export async function settleReport(sc: SettleContext, report: SinkReport): Promise<void> {
   const { sink } = report;
   const { stats } = sc;
@@ -110,7 +149,8 @@ export async function settleReport(sc: SettleContext, report: SinkReport): Promi
   for (const failure of report.failures) {
     const tries = (sc.priorTries ?? 0) + failure.attempts;
     const canRetry = failure.retryable && sc.delivery.queue !== null && sc.queueAttempts < sc.delivery.retries;
-    if (canRetry) await requeue(sc, sink, failure, tries);
+    let done: Settled = { pending: 0, deadLettered: 0 };
+    if (canRetry) done = await requeue(sc, sink, failure, tries);
     else {
       const info: DeadLetterInfo = {
         sink,
@@ -121,8 +161,11 @@ export async function settleReport(sc: SettleContext, report: SinkReport): Promi
         attempts: tries,
       };
       if (failure.status !== undefined) info.status = failure.status;
-      await deadLetter(sc, info, failure.items);
+      done.deadLettered = await deadLetter(sc, info, failure.items);
     }
+    report.pending = (report.pending ?? 0) + done.pending;
+    report.deadLettered = (report.deadLettered ?? 0) + done.deadLettered;
+    report.failed -= done.pending + done.deadLettered;
   }
 }
 

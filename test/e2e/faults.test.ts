@@ -425,7 +425,9 @@ describe("durable delivery: retry queue and dead letter", () => {
       const [a, b] = carrying("dur-slow", i);
       expect(a?.answer).toBe("hang");
       const gap = (b?.at ?? 0) - (a?.at ?? 0);
-      expect(gap).toBeGreaterThanOrEqual(TIMEOUT_MS - 50);
+      // The receiver stamps a request when it has read the body, which on a busy machine can be later
+      // than tailfan's timer start: the margin is for that, a cut much earlier than the timeout still fails.
+      expect(gap).toBeGreaterThanOrEqual(TIMEOUT_MS - 150);
       expect(gap).toBeLessThan(TIMEOUT_MS + 400);
     }
     expect([...(final.sinks.get("slow") as SinkView).delivered.keys()].sort()).toEqual(run.expected);

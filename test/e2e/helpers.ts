@@ -3,11 +3,11 @@
  * with esbuild (as wrangler would, `cloudflare:*` left to the runtime), R2
  * reads, and polling.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 import type { Miniflare } from "miniflare";
 
 export const root = join(import.meta.dirname, "..", "..");
@@ -20,11 +20,39 @@ export interface Bundle {
   remove(): void;
 }
 
-/** Bundles tailfan (src/index.ts) into a temporary directory. */
-export async function bundleTailfan(): Promise<Bundle> {
+/**
+ * A sink type with a bug, for fault tests only: its `send` answers nothing
+ * instead of a SendResult, which breaks the delivery code that reads it.
+ */
+const CRASHING_SINK = `
+import * as crashingV from "valibot";
+(SINK_TYPES as Record<string, AnySinkDefinition>).crashing = {
+  type: "crashing",
+  description: "a sink whose send answers nothing (fault tests only)",
+  options: crashingV.strictObject({}),
+  batch: () => ({ maxRecords: 100, maxBytes: 1 << 20 }),
+  create: () => ({ encode: (batch: unknown) => batch, send: async () => undefined as never }),
+};
+`;
+
+/** Bundles tailfan (src/index.ts) into a temporary directory; `crashingSink` adds the `crashing` sink type. */
+export async function bundleTailfan(options: { crashingSink?: boolean } = {}): Promise<Bundle> {
   const dir = mkdtempSync(join(tmpdir(), "tailfan-e2e-"));
   const script = join(dir, "tailfan.js");
+  const plugins: Plugin[] = [];
+  if (options.crashingSink) {
+    plugins.push({
+      name: "crashing-sink",
+      setup(b) {
+        b.onLoad({ filter: /[\\/]sinks[\\/]index\.ts$/ }, (args) => ({
+          contents: `${readFileSync(args.path, "utf8")}\nimport type { AnySinkDefinition } from "./types";\n${CRASHING_SINK}`,
+          loader: "ts",
+        }));
+      },
+    });
+  }
   await build({
+    plugins,
     entryPoints: [join(root, "src/index.ts")],
     bundle: true,
     format: "esm",

@@ -27,6 +27,13 @@ export default {
       case "/ok":
         console.log("served", { path: url.pathname, n: Number(url.searchParams.get("n")) });
         return new Response("ok");
+      case "/many": {
+        // One invocation with many records: `n` log lines of about `size` characters each.
+        const n = Number(url.searchParams.get("n") ?? 10);
+        const pad = "x".repeat(Number(url.searchParams.get("size") ?? 20));
+        for (let i = 0; i < n; i++) console.log("line", i, pad);
+        return new Response("ok");
+      }
       case "/warn":
         console.warn("slow upstream", 1234);
         return new Response("ok, slowly");

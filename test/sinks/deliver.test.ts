@@ -276,6 +276,38 @@ describe("Limiter", () => {
   });
 });
 
+describe("Limiter: sharing between sinks", () => {
+  it("a sink holding its connections with hanging sends cannot take a freed one from a sink with work", async () => {
+    const limiter = new Limiter(6);
+    let release: () => void = () => {};
+    const hanging = new Promise<void>((r) => {
+      release = r;
+    });
+    const order: string[] = [];
+    const hang = Array.from({ length: 20 }, () =>
+      limiter.run(async () => {
+        order.push("hang");
+        await hanging;
+      }, "hang"),
+    );
+    const fine = Array.from({ length: 20 }, () =>
+      limiter.run(async () => {
+        order.push("fine");
+        await new Promise((r) => setTimeout(r, 1));
+      }, "fine"),
+    );
+    // Every fine task gets done while the hanging ones still hold their share.
+    await Promise.all(fine);
+    expect(order.filter((o) => o === "fine")).toHaveLength(20);
+    // The hanging sink, listed first, got half of the first connections and, while fine had work, no more.
+    expect(order.slice(0, 6).filter((o) => o === "hang")).toHaveLength(3);
+    expect(order.filter((o) => o === "hang").length).toBeLessThanOrEqual(6);
+    release();
+    await Promise.all(hang);
+    expect(order.filter((o) => o === "hang")).toHaveLength(20);
+  });
+});
+
 describe("deliverToSink: partial answers", () => {
   it("counts what the backend took, sets aside what it refused for good, and retries only the rest", async () => {
     const items = someRecords(5, "partial").slice(0, 5);

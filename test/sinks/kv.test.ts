@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import { type KvEntry, type KvMetadata, kvSink } from "../../sinks/kv";
-import { ndjson } from "../../sinks/shared";
+import { keySegment, ndjson } from "../../sinks/shared";
 import type { SerializedRecord } from "../../src/record";
 import { sinkContract } from "./contract";
 import { asJson, bindings, makeSink, must, parseNdjson, serialized, T0, traceItem, uid } from "./helpers";
@@ -218,5 +218,19 @@ describe("kv sink: per = batch", () => {
     expect(keys).toHaveLength(1);
     const value = await bindings.LOGS_KV.get(must(keys[0]).name);
     expect(parseNdjson(value ?? "").map((r) => (r as { id: string }).id)).toEqual(records.map((r) => r.record.id));
+  });
+});
+
+describe("keySegment", () => {
+  it("is valid UTF-8 whatever the input: lone surrogates replaced, no cut inside a pair", () => {
+    const wellFormed = (s: string) => new TextDecoder().decode(new TextEncoder().encode(s)) === s;
+    expect(keySegment("a\ud800b")).toBe("a\ufffdb");
+    expect(keySegment("a\udc00b")).toBe("a\ufffdb");
+    expect(keySegment(`${"a".repeat(127)}\u{1f600}`)).toBe("a".repeat(127));
+    expect(keySegment(`${"a".repeat(126)}\u{1f600}`)).toBe(`${"a".repeat(126)}\u{1f600}`);
+    expect(keySegment("..")).toBe("_");
+    expect(keySegment("x/y\u0000z")).toBe("x_y_z");
+    for (const s of ["\ud800", "\udc00\ud800", `${"é".repeat(127)}\ud83d\ude00`])
+      expect(wellFormed(keySegment(s))).toBe(true);
   });
 });

@@ -357,7 +357,9 @@ describe("POST /replay", () => {
       accepted: 3,
       rejected: [{ line: 3, item: 3, reason: expect.stringContaining("not valid JSON") }],
       mode: "direct",
-      sinks: [{ sink: label, records, delivered: records, failed: 0, oversized: 0, errors: [] }],
+      sinks: [
+        { sink: label, records, delivered: records, pending: 0, deadLettered: 0, failed: 0, oversized: 0, errors: [] },
+      ],
     });
     const stored = await r2Lines(label);
     expect(stored).toHaveLength(records);

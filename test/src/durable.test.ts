@@ -15,7 +15,7 @@ import {
   type WorkHeader,
   writeDeadLetter,
 } from "../../src/delivery/durable";
-import { type SettleContext, settleAll, settleReport } from "../../src/delivery/settle";
+import { queuedRetryDelay, type SettleContext, settleAll, settleReport } from "../../src/delivery/settle";
 import { serializeRecord } from "../../src/json";
 import type { LogRecord, SerializedRecord } from "../../src/record";
 import { type Counter, StatsBatch } from "../../src/stats";
@@ -235,6 +235,16 @@ describe("sendMessages to the real TAILFAN_QUEUE", () => {
     const { queue, calls } = countingQueue(real);
     await expect(sendMessages(queue, ["x".repeat(130_000)], LATER)).rejects.toThrow();
     expect(calls).toHaveLength(1);
+  });
+});
+
+describe("queuedRetryDelay", () => {
+  it("takes the backend's Retry-After when it is longer than the schedule, at most the Queue's 12 hours", () => {
+    expect(queuedRetryDelay(1, 1)).toBe(1);
+    expect(queuedRetryDelay(1, 1, 20_000)).toBe(20);
+    expect(queuedRetryDelay(1, 1, 1_500)).toBe(2);
+    expect(queuedRetryDelay(30, 3, 20_000)).toBe(120);
+    expect(queuedRetryDelay(30, 1, 10 * 86_400_000)).toBe(43_200);
   });
 });
 
