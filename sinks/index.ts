@@ -13,6 +13,7 @@ import { lokiSink } from "./loki";
 import { newrelicSink } from "./newrelic";
 import { otlpSink } from "./otlp";
 import { otlpTracesSink } from "./otlp-traces";
+import { pipelineSink } from "./pipeline";
 import { queueSink } from "./queue";
 import { r2Sink } from "./r2";
 import { sentrySink } from "./sentry";
@@ -33,6 +34,7 @@ export const SINK_TYPES: Readonly<Record<string, AnySinkDefinition>> = {
   elasticsearch: elasticsearchSink,
   otlp: otlpSink,
   otlp_traces: otlpTracesSink,
+  pipeline: pipelineSink,
   newrelic: newrelicSink,
   axiom: axiomSink,
   betterstack: betterstackSink,
