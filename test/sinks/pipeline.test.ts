@@ -1,7 +1,16 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import schema from "../../docs/pipeline-schema.json";
 import { PIPELINE_MAX_REQUEST_BYTES, pipelineSink } from "../../sinks/pipeline";
 import { splitBatches } from "../../src/delivery/batch";
+import { serializeRecord } from "../../src/json";
+import { DEFAULT_LIMITS, limitSerialized } from "../../src/limits";
+import { normalizeTraceItems } from "../../src/normalize";
+import { type LogRecord, RECORD_TYPES } from "../../src/record";
+import { InvocationAssembly } from "../../src/stream";
+import { otherEvents, queueCutShort, rpcInherited, scheduledWithSpans } from "../fixtures/tail-stream.synthetic";
+import captured from "../fixtures/trace-items.json";
+import synthetic from "../fixtures/trace-items.synthetic.json";
 import { sinkContract } from "./contract";
 import { asJson, bigRecords, makeSink, must, someRecords, utf8 } from "./helpers";
 
@@ -84,5 +93,50 @@ describe("pipeline sink: send() calls within the Pipelines limits", () => {
     const retry = await broken.send([{ a: 1 }], new AbortController().signal);
     expect(retry).toMatchObject({ outcome: "retry" });
     expect(retry.outcome !== "ok" && retry.reason).toContain("ingest unavailable");
+  });
+});
+
+describe("pipeline sink: the documented stream schema (docs/pipeline-schema.json)", () => {
+  type Field = { name: string; type: "string" | "int64" | "float64" | "bool" | "json"; required: boolean };
+  const fields = new Map((schema as { fields: Field[] }).fields.map((f) => [f.name, f]));
+  const fits: Record<Field["type"], (v: unknown) => boolean> = {
+    string: (v) => typeof v === "string",
+    int64: (v) => Number.isSafeInteger(v),
+    float64: (v) => typeof v === "number" && Number.isFinite(v),
+    bool: (v) => typeof v === "boolean",
+    json: () => true,
+  };
+  /** Every record the fixtures give: captured and synthetic TraceItems, and synthetic streamed invocations. */
+  const records = (): Record<string, unknown>[] => {
+    const items = [...Object.entries(captured), ...Object.entries(synthetic)]
+      .filter(([k]) => !k.startsWith("_"))
+      .map(([, item]) => item);
+    const streamed = [scheduledWithSpans, queueCutShort, rpcInherited, ...otherEvents].flatMap((f) => {
+      const a = new InvocationAssembly(f.onset);
+      for (const e of f.events) a.push(e);
+      return a.records(0);
+    });
+    const limited = limitSerialized(serializeRecord(bigRecords(1, 300_000)[0]?.record as LogRecord), DEFAULT_LIMITS);
+    return [...normalizeTraceItems(items, 0), ...streamed, limited.record].map(
+      (r) => JSON.parse(serializeRecord(r).line) as Record<string, unknown>,
+    );
+  };
+
+  it("has every field of every record, each value of its column's type; required columns are always there", () => {
+    const all = records();
+    expect(new Set(all.map((r) => r.type))).toEqual(new Set(RECORD_TYPES));
+    const seen = new Set<string>();
+    for (const r of all) {
+      for (const [key, value] of Object.entries(r)) {
+        seen.add(key);
+        const field = fields.get(key);
+        expect(field, `column for ${key}`).toBeDefined();
+        if (value !== null && field)
+          expect(fits[field.type](value), `${r.type}.${key} = ${JSON.stringify(value)}`).toBe(true);
+      }
+      for (const f of fields.values()) if (f.required) expect(r[f.name], `${r.type}.${f.name}`).not.toBeUndefined();
+    }
+    // And no column that no record has (a renamed field would leave one behind).
+    expect([...fields.keys()].filter((k) => !seen.has(k))).toEqual([]);
   });
 });
