@@ -73,7 +73,9 @@ afterAll(async () => {
 });
 
 async function hit(path: string) {
-  const res = await mf.dispatchFetch(`http://localhost${path}`);
+  const res = await mf.dispatchFetch(`http://localhost${path}`, {
+    headers: { authorization: "Bearer producer-stream-secret" },
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -160,6 +162,9 @@ describe("producer with streamingTails → workerd → tailfan's tailStream → 
     expect(sub?.attributes["http.request.method"]).toBe("GET");
     expect(String(sub?.attributes["url.full"])).toContain("/ok/upstream?token=");
     expect(JSON.stringify(all)).not.toContain("sub-secret-token");
+    // The onset's request headers are scrubbed as tail()'s are.
+    expect(JSON.stringify(all)).not.toContain("producer-stream-secret");
+    expect(receiver.received.some((r) => r.body.includes("producer-stream-secret"))).toBe(false);
     expect(sub?.startTime).toBeGreaterThanOrEqual(root?.startTime ?? Infinity);
     expect(sub?.endTime).toBeLessThanOrEqual(root?.endTime ?? -Infinity);
     // The invocation answered 502: its span is an error, the subrequest's is not.
