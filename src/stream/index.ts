@@ -5,8 +5,9 @@
  * delivered by tail()'s own path, so every sink, route, scrub rule and
  * counter applies as is.
  */
-import { InvocationAssembly } from "./assemble";
+
 import { handleTail } from "../tail";
+import { InvocationAssembly } from "./assemble";
 
 export { InvocationAssembly };
 
