@@ -115,11 +115,16 @@ describe("producer with streamingTails → workerd → tailfan's tailStream → 
       20_000,
       (rs) => `${rs.length} records`,
     );
+    // Every span at the traces receiver, every log record at the logs receiver (both tails send logs).
     await until(
-      "the traces request",
-      () => receiver.received.filter((r) => r.label === "traces"),
-      (rs) => rs.length > 0,
+      "the traces and logs requests",
+      () => receiver.received,
+      (rs) =>
+        rs.filter((r) => r.label === "traces").reduce((n, r) => n + spansOf(decodeTraces(r.body)).length, 0) >= 4 &&
+        rs.filter((r) => r.label === "logs").reduce((n, r) => n + (r.body.match(/"timeUnixNano"/g)?.length ?? 0), 0) >=
+          classic * 2,
     );
+    // Then a moment more, so that a record delivered twice would show.
     await new Promise((r) => setTimeout(r, 500));
     all = await archived();
     fromStream = all.filter((r) => r.traceId !== undefined);
