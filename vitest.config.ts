@@ -28,7 +28,13 @@ export default defineConfig({
     projects: [
       {
         // Unit and integration tests, inside workerd with the runtime's local KV, R2 and Queues.
-        plugins: [cloudflareTest({ wrangler: { configPath: testWranglerConfig() } })],
+        // A Pipelines binding for the pipeline sink's tests (Miniflare's local stand-in), kept out of wrangler.toml.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: testWranglerConfig() },
+            miniflare: { pipelines: { LOGS_PIPELINE: "tailfan-test" } },
+          }),
+        ],
         test: {
           name: "workers",
           include: ["test/**/*.test.ts"],

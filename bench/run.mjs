@@ -24,6 +24,7 @@ import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { measureRequests } from "./requests.mjs";
+import { measureStream } from "./stream.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const TARGET_RATIO = 1.5;
@@ -260,6 +261,7 @@ async function main() {
     if (nodeResult && nodeResult !== result) report(`Node ${process.version}, same bundle (comparison)`, nodeResult);
     if (flag("json")) console.log(JSON.stringify({ result, nodeResult }, null, 2));
     if (!flag("no-size")) bundleSize();
+    if (!flag("no-stream")) await measureStream({ items: params.items });
     if (!flag("no-requests")) {
       const requests = await measureRequests({
         invocations: opt("invocations", 1000),

@@ -12,6 +12,8 @@ import { kvSink } from "./kv";
 import { lokiSink } from "./loki";
 import { newrelicSink } from "./newrelic";
 import { otlpSink } from "./otlp";
+import { otlpTracesSink } from "./otlp-traces";
+import { pipelineSink } from "./pipeline";
 import { queueSink } from "./queue";
 import { r2Sink } from "./r2";
 import { sentrySink } from "./sentry";
@@ -31,6 +33,8 @@ export const SINK_TYPES: Readonly<Record<string, AnySinkDefinition>> = {
   splunk: splunkSink,
   elasticsearch: elasticsearchSink,
   otlp: otlpSink,
+  otlp_traces: otlpTracesSink,
+  pipeline: pipelineSink,
   newrelic: newrelicSink,
   axiom: axiomSink,
   betterstack: betterstackSink,

@@ -35,6 +35,9 @@ export interface OtlpLogRecord {
   severityText: string;
   body: AnyValue;
   attributes: KeyValue[];
+  /** Hex; only for records of the streaming tail, which knows their span context. */
+  traceId?: string;
+  spanId?: string;
 }
 
 export interface OtlpRequest {
@@ -83,7 +86,7 @@ const SEMCONV: Readonly<Record<string, string>> = {
 };
 
 /** Fields carried elsewhere in the log record or the resource. */
-const NOT_ATTRIBUTES = new Set(["timestamp", "level", "message", "scriptName"]);
+const NOT_ATTRIBUTES = new Set(["timestamp", "level", "message", "scriptName", "traceId", "spanId"]);
 
 /** Units in the name where the record's field has one. */
 const RENAMED: Readonly<Record<string, string>> = {
@@ -152,7 +155,7 @@ export function recordAttributes(record: LogRecord): KeyValue[] {
 /** One record as an OTLP LogRecord. The runtime's time is both the event time and the observed time. */
 export function logRecord(record: LogRecord): OtlpLogRecord {
   const time = unixNano(record.timestamp);
-  return {
+  const out: OtlpLogRecord = {
     timeUnixNano: time,
     observedTimeUnixNano: time,
     severityNumber: SEVERITY_NUMBER[record.level] ?? 0,
@@ -160,7 +163,17 @@ export function logRecord(record: LogRecord): OtlpLogRecord {
     body: { stringValue: record.message },
     attributes: recordAttributes(record),
   };
+  // Ids the collector would refuse (not 32 and 16 hex digits) are left out rather than sent.
+  if (record.traceId !== undefined && TRACE_ID.test(record.traceId)) {
+    out.traceId = record.traceId.toLowerCase();
+    if (record.spanId !== undefined && SPAN_ID.test(record.spanId)) out.spanId = record.spanId.toLowerCase();
+  }
+  return out;
 }
+
+/** W3C trace and span ids: 16 and 8 bytes as hex, not all zero. */
+export const TRACE_ID = /^(?!0{32})[0-9a-fA-F]{32}$/;
+export const SPAN_ID = /^(?!0{16})[0-9a-fA-F]{16}$/;
 
 /** Resource attributes for one script's records. */
 export function resourceAttributes(script: string | null, serviceName: string | undefined): KeyValue[] {
@@ -199,13 +212,16 @@ export function otlpRequest(batch: readonly SerializedRecord[], serviceName?: st
  * retrying them) without saying which; an `errorMessage` alone is a warning.
  * Returns what to warn about, or null.
  */
-export function partialSuccess(response: unknown): { rejected: number; message: string } | null {
+export function partialSuccess(
+  response: unknown,
+  field: "rejectedLogRecords" | "rejectedSpans" = "rejectedLogRecords",
+): { rejected: number; message: string } | null {
   if (!response || typeof response !== "object") return null;
   const p = (response as { partialSuccess?: unknown }).partialSuccess;
   if (!p || typeof p !== "object") return null;
-  const { rejectedLogRecords, errorMessage } = p as { rejectedLogRecords?: unknown; errorMessage?: unknown };
+  const { [field]: rejectedCount, errorMessage } = p as Record<string, unknown>;
   // int64 in proto3 JSON: a decimal string, though some servers send a number.
-  const rejected = Number(rejectedLogRecords ?? 0);
+  const rejected = Number(rejectedCount ?? 0);
   const message = typeof errorMessage === "string" ? errorMessage.replace(/\s+/g, " ").trim().slice(0, 200) : "";
   if (!(rejected > 0) && !message) return null;
   return { rejected: Number.isFinite(rejected) && rejected > 0 ? rejected : 0, message };
@@ -223,7 +239,7 @@ export function partialSuccessWarning(sink: string, p: { rejected: number; messa
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** The endpoint with `path` appended to its path; a query string stays at the end. */
-function appendPath(endpoint: string, path: string): string {
+export function appendPath(endpoint: string, path: string): string {
   const u = new URL(endpoint);
   u.pathname = `${u.pathname.replace(/\/+$/, "")}${path}`;
   return u.toString();

@@ -1,5 +1,6 @@
 import { createApp } from "./app";
 import { handleQueue } from "./queue";
+import { handleTailStream } from "./stream";
 import { handleTail } from "./tail";
 
 export { TailfanStats } from "./stats";
@@ -13,6 +14,10 @@ export default {
   tail(events, env, ctx) {
     // Delivery runs inside ctx.waitUntil; tail() itself returns at once and never throws.
     void handleTail(events, env, ctx);
+  },
+  tailStream(onset, env, ctx) {
+    // The returned handler gets the invocation's later events; delivery starts at its outcome.
+    return handleTailStream(onset, env, ctx);
   },
   async queue(batch, env) {
     await handleQueue(batch, env);

@@ -134,13 +134,54 @@ const OWN_KEYS: Record<RecordType, readonly string[]> = {
     "tailAttributes",
     "preview",
     "extra",
+    "traceId",
+    "spanId",
     "limited",
     "limitedFields",
   ],
   log: ["id", "type", "timestamp", "level", "message", "logLevel", "args", "errors", "limited", "limitedFields"],
   exception: ["id", "type", "timestamp", "level", "message", "exceptionName", "stack", "limited", "limitedFields"],
-  diagnostic: ["id", "type", "timestamp", "level", "message", "channel", "data", "limited", "limitedFields"],
+  diagnostic: [
+    "id",
+    "type",
+    "timestamp",
+    "level",
+    "message",
+    "channel",
+    "data",
+    "traceId",
+    "spanId",
+    "limited",
+    "limitedFields",
+  ],
+  span: [
+    "id",
+    "type",
+    "timestamp",
+    "level",
+    "message",
+    "traceId",
+    "spanId",
+    "parentSpanId",
+    "name",
+    "kind",
+    "startTime",
+    "endTime",
+    "durationMs",
+    "spanOutcome",
+    "statusCode",
+    "statusMessage",
+    "attributes",
+    "limited",
+    "limitedFields",
+  ],
 };
+
+/** The span context of a streamed record; empty for records from tail(). */
+function traceMarks(record: LogRecord): string {
+  if (record.traceId === undefined) return "";
+  return `,"traceId":${q(record.traceId)}${record.spanId === undefined ? "" : `,"spanId":${q(record.spanId)}`}`;
+}
 
 function pick(record: object, keys: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -171,11 +212,15 @@ function head(record: LogRecord): string {
       let out = `${base},"logLevel":${q(record.logLevel)}`;
       if (record.args !== undefined) out += `,"args":${q(record.args)}`;
       if (record.errors !== undefined) out += `,"errors":${q(record.errors)}`;
-      return out + limitMarks(record);
+      return out + traceMarks(record) + limitMarks(record);
     }
     case "exception": {
       const out = `${base},"exceptionName":${q(record.exceptionName)}`;
-      return (record.stack === undefined ? out : `${out},"stack":${q(record.stack)}`) + limitMarks(record);
+      return (
+        (record.stack === undefined ? out : `${out},"stack":${q(record.stack)}`) +
+        traceMarks(record) +
+        limitMarks(record)
+      );
     }
     default:
       return q(pick(record, OWN_KEYS[record.type])).slice(0, -1);

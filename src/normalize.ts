@@ -311,14 +311,15 @@ function invocationIdOf(ctx: InvocationContext, item: Obj, index: number, logs: 
 /**
  * Turns one TraceItem into its records: the invocation record first, then its
  * logs, exceptions and diagnostics channel events in the runtime's order.
- * Never throws, whatever the input.
+ * `eventType` is for callers that know it (the streaming tail names it);
+ * otherwise it is detected. Never throws, whatever the input.
  */
-export function normalizeTraceItem(item: unknown, index = 0, now = Date.now()): LogRecord[] {
+export function normalizeTraceItem(item: unknown, index = 0, now = Date.now(), eventType?: EventType): LogRecord[] {
   if (!isObj(item)) {
     return [malformedRecord(item, index, now)];
   }
   const event = get(item, "event");
-  const eventType = detectEventType(event);
+  eventType ??= detectEventType(event);
   const logs = arr(get(item, "logs"));
   const exceptions = arr(get(item, "exceptions"));
   const diagnostics = arr(get(item, "diagnosticsChannelEvents"));

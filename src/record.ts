@@ -3,10 +3,10 @@
  * names that routes, sink options and README.md refer to; keep them stable.
  */
 
-/** Record kinds: one `invocation` per TraceItem, one `log` per console call, ... */
-export type RecordType = "invocation" | "log" | "exception" | "diagnostic";
+/** Record kinds: one `invocation` per TraceItem, one `log` per console call, one `span` per streamed span, ... */
+export type RecordType = "invocation" | "log" | "exception" | "diagnostic" | "span";
 
-export const RECORD_TYPES: readonly RecordType[] = ["invocation", "log", "exception", "diagnostic"];
+export const RECORD_TYPES: readonly RecordType[] = ["invocation", "log", "exception", "diagnostic", "span"];
 
 /** Levels in ascending severity; `log` ranks with `info`. */
 export type Level = "debug" | "info" | "log" | "warn" | "error";
@@ -158,6 +158,10 @@ interface RecordBase extends InvocationContext {
   level: Level;
   /** Human-readable line. */
   message: string;
+  /** W3C trace id (32 hex digits): known only for records from the streaming tail (`tailStream`). */
+  traceId?: string;
+  /** The span (16 hex digits) the record happened in: the invocation's own span or a subrequest's; `tailStream` only. */
+  spanId?: string;
   /** tailfan cut this record to fit LIMITS; absent when nothing was cut. */
   limited?: true;
   /** Top-level fields that were cut, in record order. */
@@ -199,7 +203,38 @@ export interface DiagnosticRecord extends RecordBase {
   data: Json;
 }
 
-export type LogRecord = InvocationRecord | LogLineRecord | ExceptionRecord | DiagnosticRecord;
+/** OpenTelemetry span kinds, lower case. */
+export type SpanKind = "server" | "client" | "internal" | "consumer";
+
+/** Span status, as the runtime and OpenTelemetry have it. */
+export type SpanStatusCode = "unset" | "ok" | "error";
+
+/**
+ * One span of a streamed invocation: the invocation's own (kind `server` or
+ * `consumer`) or one the runtime opened inside it (a subrequest, a binding call).
+ */
+export interface SpanRecord extends RecordBase {
+  type: "span";
+  traceId: string;
+  spanId: string;
+  /** The span this one runs in; null for the root of a trace. */
+  parentSpanId: string | null;
+  name: string;
+  kind: SpanKind;
+  /** Epoch ms (also `timestamp`). */
+  startTime: number;
+  /** Epoch ms; the start time when the runtime never closed the span. */
+  endTime: number;
+  durationMs: number;
+  /** The runtime's outcome of the span (`ok`, `exception`, `canceled`, ...). */
+  spanOutcome: string;
+  statusCode: SpanStatusCode;
+  statusMessage?: string;
+  /** The runtime's span attributes, with their OpenTelemetry names (`http.request.method`, `url.full`, ...). */
+  attributes: { [key: string]: Json };
+}
+
+export type LogRecord = InvocationRecord | LogLineRecord | ExceptionRecord | DiagnosticRecord | SpanRecord;
 
 /** A record and its JSON line, serialized once and shared by every sink. */
 export interface SerializedRecord {

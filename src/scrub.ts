@@ -773,6 +773,10 @@ function scrubOne(record: LogRecord, pass: Pass): LogRecord {
       case "invocation":
         set("event", scrubEvent(base.event, pass));
         break;
+      case "span":
+        // Span attributes carry subrequest URLs (`url.full`), which may hold tokens.
+        set("attributes", walk(base.attributes, undefined, 0, pass));
+        break;
     }
     if (box.out) rec = box.out;
   }

@@ -243,12 +243,14 @@ async function enqueueBuffered(
  * The tail handler: config (cached per isolate), normalize, route, deliver
  * (or enqueue, in buffered mode) inside waitUntil, one counters write at the
  * end. Never throws; returns the delivery promise for callers that await it.
+ * The streaming tail passes its own `normalize` (TraceItem plus span context).
  */
 export function handleTail(
   events: readonly unknown[],
   env: Record<string, unknown>,
   ctx: Pick<ExecutionContext, "waitUntil">,
   override?: Partial<DeliveryOptions>,
+  normalize: (events: readonly unknown[]) => LogRecord[] = normalizeTraceItems,
 ): Promise<SinkReport[]> {
   try {
     const loaded = loadConfig(env);
@@ -270,7 +272,7 @@ export function handleTail(
     // Loop guard: counted, never logged (a log line would itself be an event about tailfan).
     const own = dropOwnEvents(events, config.selfName);
     stats.add("*", "droppedLoop", own.dropped);
-    const work = prepareRecords(normalizeTraceItems(own.events), config).then(({ records, views }) =>
+    const work = prepareRecords(normalize(own.events), config).then(({ records, views }) =>
       config.delivery.mode === "buffered"
         ? enqueueBuffered(records, config, env, stats, override)
         : deliverDirect(planDelivery(records, config, env, stats, views), config, env, stats, override),
