@@ -6,6 +6,7 @@
  * the same object, so a clean batch costs a few RegExp tests per string.
  */
 import * as v from "valibot";
+import { readVar, resolveRefs, SecretBook } from "./env";
 import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import type { LogRecord } from "./record";
 
@@ -837,6 +838,37 @@ export async function scrubText(text: string, scrubber: Scrubber): Promise<{ tex
   return { text: out, hits: pass.hits };
 }
 
+/**
+ * Masks what the scrubber finds in one text, synchronously: for tailfan's own
+ * words (failure reasons), never records. The scrubber must be in mask mode
+ * (see `reasonScrubber`).
+ */
+export function maskText(text: string, scrubber: Scrubber): string {
+  if (!scrubber.enabled) return text;
+  return scrubString(text, undefined, {
+    sc: scrubber,
+    hits: 0,
+    hashes: new Map(),
+    missing: new Set(),
+    misses: 0,
+    urls: new Map(),
+  });
+}
+
+/**
+ * The scrubber for tailfan's own words: the configured detectors and
+ * patterns (the defaults when SCRUB is unset or off, since a failure reason
+ * is not a record the user chose to leave untouched), always masking.
+ */
+export function reasonScrubber(config: ScrubConfig | null): Scrubber {
+  const on = config !== null && config.enabled;
+  return compileScrubber({
+    ...DEFAULT_SCRUB,
+    detectors: on ? config.detectors : DEFAULT_SCRUB.detectors,
+    patterns: on ? config.patterns : [],
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Configuration
 
@@ -877,7 +909,6 @@ function unknownKey(issue: v.BaseIssue<unknown>): string {
     : `unknown option${(issue.path?.length ?? 0) === 1 ? `; known options: ${OPTION_KEYS.join(", ")}` : ""}`;
 }
 
-const SECRET_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const NAME = /^[a-z][a-z0-9_]{0,39}$/;
 const MIN_HASH_KEY = 16;
 
@@ -892,27 +923,21 @@ export function parseScrubConfig(
   raw: unknown,
   env: Record<string, unknown>,
   variable: string,
+  secrets: SecretBook = new SecretBook(),
 ): { config: ScrubConfig | null; errors: ScrubConfigError[] } {
   const errors: ScrubConfigError[] = [];
   const fail = (path: string, message: string) => {
     errors.push({ variable, path, message });
     return { config: null, errors };
   };
-  if (raw === undefined || raw === null || (typeof raw === "string" && raw.trim() === "")) {
-    return { config: null, errors };
-  }
-  let value = raw;
-  if (typeof raw === "string") {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // The parser's message quotes the input, which may hold a key: not shown.
-      return fail(
-        "",
-        'is not valid JSON; write a JSON object like {"mode":"mask"} or a TOML table like { mode = "mask" }',
-      );
-    }
-  }
+  const read = readVar(
+    raw,
+    variable,
+    'write a JSON object like {"mode":"mask"} or a TOML table like { mode = "mask" }',
+  );
+  if (!read.ok) return fail("", read.error.message);
+  const value = read.value;
+  if (value === undefined) return { config: null, errors };
   if (value === true) return { config: DEFAULT_SCRUB, errors };
   if (value === false) return { config: { ...DEFAULT_SCRUB, enabled: false }, errors };
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -928,19 +953,8 @@ export function parseScrubConfig(
 
   let hashKey: string | null = o.hashKey ?? null;
   if (hashKey !== null) {
-    hashKey = hashKey.replace(SECRET_REF, (ref, name: string) => {
-      const secret = env[name];
-      if (typeof secret === "string") return secret;
-      errors.push({
-        variable,
-        path: ".hashKey",
-        message:
-          secret === undefined
-            ? `secret ${name} is not set (referenced as ${ref}); set it with \`npx wrangler secret put ${name}\`, or in .dev.vars for local dev`
-            : `${ref} names a binding, not a secret or text var`,
-      });
-      return ref;
-    });
+    const resolved = resolveRefs(hashKey, ".hashKey", { variable, env, errors, secrets });
+    hashKey = typeof resolved === "string" ? resolved : null;
   }
   if (mode === "hash") {
     if (hashKey === null || hashKey === "") {
