@@ -191,7 +191,12 @@ describe("secrets in every config path and backend answer", () => {
     const vars = {
       ...base(),
       SINKS: JSON.stringify(sinks),
-      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS", attempts: 1, deadLetter: "LOGS_R2", deadLetterPrefix: prefix }),
+      DELIVERY: JSON.stringify({
+        stats: "TAILFAN_STATS",
+        attempts: 1,
+        deadLetter: "LOGS_R2",
+        deadLetterPrefix: prefix,
+      }),
     };
     const ctx = createExecutionContext();
     await handleTail([captured["fetch-ok"], captured["fetch-exception"]], vars, ctx);
