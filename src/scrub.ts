@@ -192,8 +192,17 @@ const DETECTORS: readonly DetectorDef[] = [
     check: (s) => /\d/.test(s) || s.length >= 20,
   },
   {
+    // Digest credentials: after "Digest ", the values of nonce, cnonce, response and opaque (quoted or not).
     kind: "bearer",
-    source: String.raw`(?:\b|(?<=\\[nrtbf]))(?:proxy-)?authorization\b["']?\s*[:=]\s*["']?(?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?(?<secret>[^\s"',;]{4,})`,
+    source: String.raw`(?<=\bdigest\s[^\n]*?)\b(?:c?nonce|response|opaque)\s*=\s*(?:\\?")?(?<secret>[^\s"',\\]{4,})`,
+    flags: "i",
+    trigger: String.raw`(?:nonce|response|opaque)\s*=`,
+  },
+  {
+    kind: "bearer",
+    // "&" ends the value: in a query string it starts the next parameter, which is not the secret.
+    // Digest parameters (`Digest username="…"`) are the detector above's.
+    source: String.raw`(?:\b|(?<=\\[nrtbf]))(?:proxy-)?authorization\b["']?\s*[:=]\s*["']?(?!digest\s+[\w-]+\s*=)(?:(?:bearer|basic|token|digest|negotiate|apikey)(?:\s|%20)+)?(?<secret>[^\s"',;&]{4,})`,
     flags: "i",
     trigger: "authorization",
     check: notRedacted,
@@ -516,6 +525,57 @@ function findHits(s: string, sc: Scrubber, key: string | undefined): Hit[] | nul
       hits.push({ start: g[0], end: g[1], kind: k.kind, prio: i - sc.keyed.length });
     }
   }
+  hits = matchDetectors(s, sc, hits, null);
+  // The same text as a URL or a form would decode it, and as JSON with "\/" would: a secret written
+  // `Bearer%20…`, `%2Freset%3Ftoken%3D…`, `4111+1111+…` or `https:\/\/hooks.slack.com\/…` is found there and
+  // masked at its place in the original, so a mask ends where the secret ends.
+  if (ENCODED.test(s)) {
+    const view = decodedView(s);
+    if (view !== null) hits = matchDetectors(view.text, sc, hits, view.from);
+  }
+  return hits;
+}
+
+/** Text that a decoded view may read differently: percent escapes, `+` for space, `\/`. */
+const ENCODED = /%[0-7][0-9A-Fa-f]|\+|\\\//;
+
+/**
+ * `s` with `%XX` (ASCII only), `+` and `\/` decoded, and for each of its
+ * characters the offset in `s` where it starts (one more entry: `s.length`).
+ * Null when nothing decodes.
+ */
+function decodedView(s: string): { text: string; from: number[] } | null {
+  let text = "";
+  const from: number[] = [];
+  let changed = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i] as string;
+    from.push(i);
+    if (c === "%" && i + 2 < s.length && /^[0-7][0-9A-Fa-f]$/.test(s.slice(i + 1, i + 3))) {
+      text += String.fromCharCode(Number.parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+      changed = true;
+    } else if (c === "+") {
+      text += " ";
+      changed = true;
+    } else if (c === "\\" && s[i + 1] === "/") {
+      text += "/";
+      i++;
+      changed = true;
+    } else {
+      text += c;
+    }
+  }
+  from.push(s.length);
+  return changed ? { text, from } : null;
+}
+
+/**
+ * Runs the detectors over `s`, adding to `found`. With `from` (a decoded
+ * view's offsets), hits are mapped back to the original text.
+ */
+function matchDetectors(s: string, sc: Scrubber, found: Hit[] | null, from: number[] | null): Hit[] | null {
+  let hits = found;
   let triggered = false;
   for (const re of sc.prechecks) {
     if (re.test(s)) {
@@ -550,7 +610,8 @@ function findHits(s: string, sc: Scrubber, key: string | undefined): Hit[] | nul
         }
         if (ok) {
           hits ??= [];
-          hits.push({ start, end, kind: m.kind, prio: p });
+          if (from === null) hits.push({ start, end, kind: m.kind, prio: p });
+          else hits.push({ start: from[start] as number, end: from[end] as number, kind: m.kind, prio: p });
         }
       }
       x = re.exec(s);
