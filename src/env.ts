@@ -19,7 +19,7 @@ const SECRET_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /**
  * Resolved secret values and their names. `redact` replaces each value, as
- * written, JSON-escaped or URL-encoded, with `${NAME}`.
+ * written, JSON-escaped (with or without `\/`) or URL-encoded, with `${NAME}`.
  */
 export class SecretBook {
   private readonly byValue = new Map<string, string>();
@@ -40,7 +40,9 @@ export class SecretBook {
     if (this.forms !== null) return this.forms;
     const seen = new Map<string, string>();
     for (const [value, name] of this.byValue) {
-      for (const form of [value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value)]) {
+      const json = JSON.stringify(value).slice(1, -1);
+      // JSON as PHP and some encoders write it escapes "/" too.
+      for (const form of [value, json, json.replaceAll("/", "\\/"), encodeURIComponent(value)]) {
         if (form.length >= MIN_SECRET_CHARS && !seen.has(form)) seen.set(form, name);
       }
     }
