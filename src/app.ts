@@ -115,7 +115,11 @@ export function createApp() {
   // The last resort, never the plan: every route answers its own errors. Whatever slips through is not the
   // caller's fault to fix by retrying the same request, but it is no reason for a 500 either.
   app.onError((err, c) => {
-    console.error(`tailfan: ${c.req.method} ${c.req.path} failed: ${err instanceof Error ? err.name : typeof err}`);
+    const loaded = loadConfig(c.env);
+    const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    console.error(
+      `tailfan: ${c.req.method} ${c.req.path} failed: ${loaded.ok ? loaded.config.redact(why) : err instanceof Error ? err.name : typeof err}`,
+    );
     return c.json(
       { error: "the request could not be handled", hint: "check the request's size and shape; GET /health" },
       503,

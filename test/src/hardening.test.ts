@@ -203,3 +203,31 @@ describe("failed logins and bearer tokens are rate limited per client IP (the re
     expect(withIt.warnings.join("\n")).not.toContain("LOGIN_LIMITER");
   });
 });
+
+describe("the last resort", () => {
+  it("an error no route handled answers 503 JSON, not 500, and logs no secret", async () => {
+    const app = createApp();
+    app.post("/boom", () => {
+      throw new Error(`crashed holding ${ADMIN}`);
+    });
+    const logged: unknown[][] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => logged.push(args);
+    try {
+      const res = await app.request(
+        "/boom",
+        { method: "POST", headers: { authorization: `Bearer ${ADMIN}` } },
+        { ...bindings, ADMIN_TOKEN: ADMIN },
+      );
+      expect(res.status).toBe(503);
+      expect(await res.json()).toEqual({
+        error: "the request could not be handled",
+        hint: "check the request's size and shape; GET /health",
+      });
+    } finally {
+      console.error = original;
+    }
+    expect(JSON.stringify(logged)).toContain("crashed holding ${ADMIN_TOKEN}");
+    expect(JSON.stringify(logged)).not.toContain(ADMIN);
+  });
+});
