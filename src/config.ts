@@ -7,7 +7,13 @@ import * as v from "valibot";
 
 export type { ConfigError } from "./issues";
 
-import { type AnySinkDefinition, type BatchLimits, type BindingKind, type SendResult, SINK_TYPES } from "../sinks/index";
+import {
+  type AnySinkDefinition,
+  type BatchLimits,
+  type BindingKind,
+  type SendResult,
+  SINK_TYPES,
+} from "../sinks/index";
 import { readVar, resolveRefs, SecretBook, withoutSecrets } from "./env";
 import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import { type LimitsConfig, parseLimitsConfig } from "./limits";

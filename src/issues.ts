@@ -52,7 +52,9 @@ export function messageOf(issue: v.BaseIssue<unknown>, knownKeys?: KnownKeys): s
     return `expected ${issue.expected}, got ${typeName(issue.input)}`;
   }
   // [\s\S], not ".": a received value with a line break in it must go whole.
-  return issue.message.replace(/:?\s*(but )?received[\s\S]*$/i, "").trim() || `invalid value, expected ${issue.expected}`;
+  return (
+    issue.message.replace(/:?\s*(but )?received[\s\S]*$/i, "").trim() || `invalid value, expected ${issue.expected}`
+  );
 }
 
 /**

@@ -922,11 +922,11 @@ export function maskText(text: string, scrubber: Scrubber): string {
  * is not a record the user chose to leave untouched), always masking.
  */
 export function reasonScrubber(config: ScrubConfig | null): Scrubber {
-  const on = config !== null && config.enabled;
+  const on = config?.enabled ? config : null;
   return compileScrubber({
     ...DEFAULT_SCRUB,
-    detectors: on ? config.detectors : DEFAULT_SCRUB.detectors,
-    patterns: on ? config.patterns : [],
+    detectors: on ? on.detectors : DEFAULT_SCRUB.detectors,
+    patterns: on ? on.patterns : [],
   });
 }
 

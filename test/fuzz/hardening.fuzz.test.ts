@@ -169,11 +169,17 @@ const candidate = fc.record(
     SINKS: fc.oneof(
       jsonValue,
       deepValue,
+      // An option holding a value nested thousands deep: the secret resolver and any other walk over it.
       fc
         .integer({ min: 30, max: 5000 })
         .map((n) => [{ name: "h", type: "http", url: "https://x.example", headers: nested(n, "v") }]),
+      fc.integer({ min: 30, max: 5000 }).map((n) => JSON.stringify([{ name: "h", type: "http", url: nested(n, 1) }])),
     ),
-    ROUTES: fc.oneof(jsonValue, deepValue),
+    ROUTES: fc.oneof(
+      jsonValue,
+      deepValue,
+      fc.integer({ min: 30, max: 5000 }).map((n) => [{ sinks: nested(n, "h") }]),
+    ),
     DELIVERY: fc.oneof(jsonValue, anyString),
     SCRUB: fc.oneof(jsonValue, anyString, deepValue),
     LIMITS: fc.oneof(jsonValue, anyString),
@@ -202,7 +208,7 @@ const body = fc.oneof(
   { arbitrary: anyString, weight: 3 },
   { arbitrary: fc.oneof(anyValue, jsonValue, deepValue).map(safeJson), weight: 3 },
   { arbitrary: deepText, weight: 2 },
-  { arbitrary: candidate.map(safeJson), weight: 3 },
+  { arbitrary: candidate.map(safeJson), weight: 6 },
   {
     arbitrary: fc.record({ events: fc.array(traceItem, { maxLength: 3 }), config: candidate }).map(safeJson),
     weight: 2,
@@ -242,7 +248,10 @@ describe("fuzz: no route answers 500", () => {
             "text/plain",
             "",
           ),
-          fc.constantFrom(`Bearer ${ADMIN}`, "Bearer wrong", "", "Basic x"),
+          fc.oneof(
+            { arbitrary: fc.constant(`Bearer ${ADMIN}`), weight: 6 },
+            { arbitrary: fc.constantFrom("Bearer wrong", "", "Basic x"), weight: 2 },
+          ),
           fc.oneof(
             fc.constant(""),
             anyString.map((s) => `?minutes=${uri(s)}&limit=${uri(s)}`),
@@ -265,7 +274,7 @@ describe("fuzz: no route answers 500", () => {
             expect(answer, `${method} ${path}`).not.toContain("the request could not be handled");
           },
         ),
-        params(60, 0.01),
+        params(100, 0.05),
       );
     },
     TIMEOUT,

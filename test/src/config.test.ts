@@ -324,7 +324,9 @@ describe("config: DELIVERY", () => {
   });
 
   it("reports bad JSON, and all option mistakes at once (binding checks follow once the options are valid)", () => {
-    expect(errorsOf(delivery("{queue: TAILFAN_QUEUE}"))).toMatch(/^DELIVERY: is not valid JSON at line 1, column 2; write a table/);
+    expect(errorsOf(delivery("{queue: TAILFAN_QUEUE}"))).toMatch(
+      /^DELIVERY: is not valid JSON at line 1, column 2; write a table/,
+    );
     const result = delivery({ mode: "fast", timeoutMs: 1, deadLetter: "NOPE", stats: "LOGS_KV", extra: true });
     expect(result.ok).toBe(false);
     if (result.ok) return;
