@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { SINK_TYPES } from "../../sinks/index";
 import { createApp } from "../../src/app";
 import { buildConfig, formatConfigErrors } from "../../src/config";
-import { LOGIN_LIMIT } from "../../src/dashboard/session";
+import { LOGIN_LIMIT, newSession, SESSION_COOKIE } from "../../src/dashboard/session";
 import { MAX_CONFIG_DEPTH } from "../../src/env";
 
 const bindings = env as unknown as Record<string, unknown>;
@@ -170,8 +170,12 @@ describe("failed logins and bearer tokens are rate limited per client IP (the re
     expect(limited.headers.get("retry-after")).toBe("60");
     // The right token now looks like every other guess.
     expect((await get(ip, ADMIN)).status).toBe(429);
-    // Another client is not affected.
+    // Another client is not affected, nor is a valid session cookie from the same one.
     expect((await get(ipOf(), ADMIN)).status).toBe(200);
+    const cookie = `${SESSION_COOKIE}=${await newSession(ADMIN)}`;
+    const page = await app.request("/records", { headers: { cookie, "cf-connecting-ip": ip } }, env);
+    expect(page.status).not.toBe(429);
+    expect(page.status).not.toBe(401);
   });
 
   it("the login form: 429 after the limit of wrong tokens", async () => {

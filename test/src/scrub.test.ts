@@ -127,6 +127,16 @@ describe("scrub: detectors hit real-shaped samples", () => {
     });
   }
 
+  it("what is not scrubbed, as docs/security.md says: JSON or prose passwords, double encoding, numbers", async () => {
+    for (const text of [
+      '{"password":"hunter2"}',
+      "the password is hunter2",
+      "GET /login?next=%252Freset%253Ftoken%253Ds3cr3tvalue99",
+    ]) {
+      expect((await scrubAll(text)).text).toBe(text);
+    }
+  });
+
   it("a JWT after Bearer is reported as a jwt, and the word Bearer stays", async () => {
     expect((await scrubAll(`Authorization: Bearer ${JWT}`)).text).toBe("Authorization: Bearer [REDACTED:jwt]");
   });
