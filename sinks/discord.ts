@@ -20,7 +20,7 @@ import {
   type WebhookPayload,
   waitForSlot,
 } from "./alerts";
-import { classifyStatus, describeError } from "./shared";
+import { classifyStatus, describeError, urlOption } from "./shared";
 import { defineSink, type SendResult } from "./types";
 
 export const DISCORD_CONTENT_LIMIT = 2000;
@@ -40,7 +40,7 @@ export const discordSink = defineSink({
   description: "Posts one readable alert per batch of error records to a Discord webhook.",
   options: v.strictObject({
     /** The webhook URL (`https://discord.com/api/webhooks/<id>/<token>`); it holds the secret. Default: the secret `DISCORD_WEBHOOK_URL`. */
-    webhook: v.pipe(v.string(), v.url("must be an absolute https URL (the webhook URL)")),
+    webhook: urlOption("the webhook URL"),
     /** Lowest level that produces an alert: `debug`, `info`, `log`, `warn` or `error`. Default `error`. */
     minLevel: v.optional(v.picklist(ALERT_LEVELS), "error"),
   }),

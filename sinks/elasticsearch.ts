@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { classifyStatus, postPayload } from "./shared";
+import { classifyStatus, httpUrl, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** A `_bulk` request body ready to send: action and document line pairs, before optional gzip. */
@@ -165,11 +165,7 @@ export const elasticsearchSink = defineSink({
   options: v.pipe(
     v.strictObject({
       /** Base URL of the cluster, e.g. `https://my-deployment.es.us-east-1.aws.elastic.cloud`; `/_bulk` is appended. Required. */
-      endpoint: v.pipe(
-        v.string(),
-        v.url("must be an absolute http(s) URL"),
-        v.check((u) => /^https?:\/\//i.test(u), "must be an absolute http(s) URL"),
-      ),
+      endpoint: httpUrl,
       /** Index, alias or data stream the documents go to. Default `tailfan-logs`. */
       index: v.optional(
         v.pipe(

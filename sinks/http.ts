@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { headerSafe, jsonArray, ndjson, postPayload } from "./shared";
+import { headerSafe, httpUrl, jsonArray, ndjson, postPayload } from "./shared";
 import { defineSink } from "./types";
 
 /** A request body ready to send: the encoded records, before optional gzip. */
@@ -14,7 +14,7 @@ export const httpSink = defineSink({
   description: "POSTs batches of records to any HTTP endpoint as a JSON array or NDJSON.",
   options: v.strictObject({
     /** Endpoint the batches are sent to. Required. */
-    url: v.pipe(v.string(), v.url("must be an absolute http(s) URL")),
+    url: httpUrl,
     /** HTTP method. Default `POST`. */
     method: v.optional(v.picklist(["POST", "PUT"]), "POST"),
     /** Extra request headers; values may reference secrets as `${NAME}`. Default none. */

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Json, Level, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { headerSafe, postPayload } from "./shared";
+import { headerSafe, httpUrl, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /**
@@ -250,11 +250,7 @@ export const otlpSink = defineSink({
   description: "Sends records as OTLP/HTTP JSON logs to an OpenTelemetry Collector or any OTLP backend.",
   options: v.strictObject({
     /** Base URL of the OTLP/HTTP receiver, e.g. `https://otel.example.com:4318`; `/v1/logs` is appended. Required. */
-    endpoint: v.pipe(
-      v.string(),
-      v.url("must be an absolute http(s) URL"),
-      v.check((u) => /^https?:\/\//i.test(u), "must be an absolute http(s) URL"),
-    ),
+    endpoint: httpUrl,
     /** Extra request headers (auth, tenant); values may reference secrets as `${NAME}`. Default none. */
     headers: v.optional(
       v.record(

@@ -11,7 +11,7 @@
 import * as v from "valibot";
 import type { ExceptionRecord, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { postPayload } from "./shared";
+import { httpUrl, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** The parts of a DSN (`https://<publicKey>@<host>[/<path>]/<projectId>`) the sink needs. */
@@ -75,7 +75,7 @@ export const sentrySink = defineSink({
       ),
     ),
     /** Envelope URL, overriding the one derived from the DSN (`https://<host>/api/<projectId>/envelope/`). Default: derived. */
-    endpoint: v.optional(v.pipe(v.string(), v.url("must be an absolute http(s) URL"))),
+    endpoint: v.optional(httpUrl),
     /** Sentry `environment` of every event (e.g. `production`). Default: none (Sentry shows `production`). */
     environment: v.optional(
       v.pipe(

@@ -17,12 +17,26 @@ export const headerSafe = v.check(
   "must not contain control characters or line breaks",
 );
 
-/** An absolute http(s) URL: endpoints and webhooks. */
-export const httpUrl = v.pipe(
-  v.string(),
-  v.url("must be an absolute http(s) URL"),
-  v.regex(/^https?:\/\//i, "must be an absolute http(s) URL"),
-);
+/**
+ * The one URL option of every sink (endpoints, webhooks): an absolute
+ * http(s) URL. A bare URL check would let `ftp:`, `javascript:` or `mailto:`
+ * through; the scheme is checked too. `what` names the URL in the message.
+ */
+export function urlOption(what?: string) {
+  return v.pipe(v.string(), v.check(isHttpUrl, `must be an absolute http(s) URL${what ? ` (${what})` : ""}`));
+}
+
+function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.host !== "" && /^https?:\/\//i.test(s);
+  } catch {
+    return false;
+  }
+}
+
+/** An absolute http(s) URL: endpoints. */
+export const httpUrl = urlOption();
 
 /** Joins record lines as NDJSON (one object per line, trailing newline). */
 export function ndjson(batch: readonly SerializedRecord[]): string {

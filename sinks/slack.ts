@@ -22,7 +22,7 @@ import {
   type WebhookPayload,
   waitForSlot,
 } from "./alerts";
-import { postPayload } from "./shared";
+import { postPayload, urlOption } from "./shared";
 import { defineSink } from "./types";
 
 export const slackSink = defineSink({
@@ -30,7 +30,7 @@ export const slackSink = defineSink({
   description: "Posts one readable alert per batch of error records to a Slack incoming webhook.",
   options: v.strictObject({
     /** The incoming webhook URL (`https://hooks.slack.com/services/...`); it holds the secret. Default: the secret `SLACK_WEBHOOK_URL`. */
-    webhook: v.pipe(v.string(), v.url("must be an absolute https URL (the incoming webhook URL)")),
+    webhook: urlOption("the incoming webhook URL"),
     /** Lowest level that produces an alert: `debug`, `info`, `log`, `warn` or `error`. Default `error`. */
     minLevel: v.optional(v.picklist(ALERT_LEVELS), "error"),
   }),

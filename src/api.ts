@@ -10,6 +10,7 @@ import type { Hono } from "hono/tiny";
 import { SINK_TYPES } from "../sinks/index";
 import { buildConfig, loadConfig, type ResolvedConfig, summarizeConfig } from "./config";
 import { splitBatches } from "./delivery/batch";
+import { depthOf, MAX_CONFIG_DEPTH } from "./env";
 import { utf8Length } from "./json";
 import { normalizeTraceItems } from "./normalize";
 import type { LogRecord } from "./record";
@@ -247,6 +248,10 @@ function readCandidate(raw: unknown, where: string): Record<string, unknown> {
       400,
       `${where} must be a JSON object like { "SINKS": [...], "ROUTES": [...] }, got ${typeName(raw)}`,
     );
+  }
+  // Refused before any walk: a value nested thousands deep would overflow the stack of whatever recursed over it.
+  if (depthOf(raw, MAX_CONFIG_DEPTH + 1) > MAX_CONFIG_DEPTH + 1) {
+    throw new HttpError(400, `${where} is nested more than ${MAX_CONFIG_DEPTH} levels deep; no config needs that`);
   }
   const candidate = raw as Record<string, unknown>;
   const unknown = Object.keys(candidate).filter((k) => !(CANDIDATE_KEYS as readonly string[]).includes(k));

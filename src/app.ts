@@ -2,7 +2,17 @@ import { Hono } from "hono/tiny";
 import { registerApi } from "./api";
 import { formatConfigErrors, loadConfig, summarizeConfig } from "./config";
 import { loginPage, registerDashboard, setupPage } from "./dashboard/routes";
-import { readSession, sameSecret, validSession } from "./dashboard/session";
+import {
+  clientIp,
+  countFailure,
+  hasLoginLimiter,
+  LOGIN_LIMITER,
+  lockedOut,
+  readSession,
+  sameSecret,
+  TOO_MANY,
+  validSession,
+} from "./dashboard/session";
 import { counterFlushFailures, statsStub } from "./stats";
 import { VERSION } from "./version";
 
@@ -26,7 +36,13 @@ export function createApp() {
         503,
       );
     }
-    const { sinks, warnings } = result.config;
+    const { sinks } = result.config;
+    const warnings = [...result.config.warnings];
+    if (typeof c.env.ADMIN_TOKEN === "string" && c.env.ADMIN_TOKEN !== "" && !hasLoginLimiter(c.env)) {
+      warnings.push(
+        `no ${LOGIN_LIMITER} binding: failed logins and bearer tokens are not rate limited; add [[ratelimits]] name = "${LOGIN_LIMITER}" to wrangler.toml`,
+      );
+    }
     return c.json({
       name: "tailfan",
       version: VERSION,
@@ -55,7 +71,13 @@ export function createApp() {
       );
     }
     const bearer = /^Bearer (.+)$/.exec(c.req.header("authorization") ?? "")?.[1];
-    if (bearer !== undefined && (await sameSecret(bearer, token))) return next();
+    if (bearer !== undefined) {
+      // A locked-out IP is refused before its token is compared, so the right guess looks like every other.
+      const ip = clientIp(c.req.raw.headers);
+      if (lockedOut(ip)) return c.json(TOO_MANY.body, 429, TOO_MANY.headers);
+      if (await sameSecret(bearer, token)) return next();
+      if (await countFailure(c.env, ip)) return c.json(TOO_MANY.body, 429, TOO_MANY.headers);
+    }
     // The session cookie opens reads only: the API's POSTs need the bearer token, whatever the browser sends.
     const session = c.req.method === "GET" ? readSession(c.req.header("cookie")) : null;
     if (session !== null && (await validSession(session, token))) return next();
@@ -105,9 +127,18 @@ export function createApp() {
   registerApi(app);
   registerDashboard(app);
   app.notFound((c) => c.json({ error: "not found", hint: "GET /health" }, 404));
+  // The last resort, never the plan: every route answers its own errors. Whatever slips through is not the
+  // caller's fault to fix by retrying the same request, but it is no reason for a 500 either.
   app.onError((err, c) => {
-    console.error("tailfan: request failed", err);
-    return c.json({ error: "internal error" }, 500);
+    const loaded = loadConfig(c.env);
+    const why = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    console.error(
+      `tailfan: ${c.req.method} ${c.req.path} failed: ${loaded.ok ? loaded.config.redact(why) : err instanceof Error ? err.name : typeof err}`,
+    );
+    return c.json(
+      { error: "the request could not be handled", hint: "check the request's size and shape; GET /health" },
+      503,
+    );
   });
   return app;
 }

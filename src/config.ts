@@ -7,12 +7,27 @@ import * as v from "valibot";
 
 export type { ConfigError } from "./issues";
 
-import { type AnySinkDefinition, type BatchLimits, type BindingKind, SINK_TYPES } from "../sinks/index";
+import {
+  type AnySinkDefinition,
+  type BatchLimits,
+  type BindingKind,
+  type SendResult,
+  SINK_TYPES,
+} from "../sinks/index";
+import { readVar, resolveRefs, SecretBook, withoutSecrets } from "./env";
 import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import { type LimitsConfig, parseLimitsConfig } from "./limits";
 import { EVENT_TYPES, LEVELS, RECORD_TYPES } from "./record";
 import { compileFilter, FILTER_KEYS, type FilterSpec, type RecordPredicate, type RoutingTable } from "./router";
-import { compileScrubber, DEFAULT_SCRUB, parseScrubConfig, type Scrubber, type ScrubConfig } from "./scrub";
+import {
+  compileScrubber,
+  DEFAULT_SCRUB,
+  maskText,
+  parseScrubConfig,
+  reasonScrubber,
+  type Scrubber,
+  type ScrubConfig,
+} from "./scrub";
 
 export interface ResolvedSink {
   name: string;
@@ -90,6 +105,15 @@ export interface ResolvedConfig {
   table: RoutingTable;
   /** Things that work but are probably not meant, such as a sink no route names. */
   warnings: string[];
+  /** Every secret value the config resolved (and ADMIN_TOKEN). */
+  secrets: SecretBook;
+  /**
+   * Makes a text tailfan writes about a failure safe to keep and show: each
+   * resolved secret value becomes `${NAME}`, then what the scrub detectors
+   * find is masked. Sinks' failure reasons pass through it before they are
+   * logged, counted or dead-lettered.
+   */
+  redact: (text: string) => string;
 }
 
 export type ConfigResult = { ok: true; config: ResolvedConfig } | { ok: false; errors: ConfigError[] };
@@ -179,60 +203,18 @@ const deliverySchema = v.strictObject({
 const RESERVED = new Set<string>(["name", "type", "unredacted", "scrub", ...FILTER_KEYS]);
 
 /** Reads a list-valued var: a TOML array (the runtime hands an array) or a JSON string. */
-function readList(variable: string, raw: unknown, errors: ConfigError[]): unknown[] | null {
-  if (raw === undefined || raw === null) return null;
-  let value = raw;
-  if (typeof raw === "string") {
-    if (raw.trim() === "") return null;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      errors.push({
-        variable,
-        path: "",
-        message: `is not valid JSON (${err instanceof Error ? err.message : String(err)}); write a JSON array like [{"name":"all","type":"r2","binding":"LOGS"}] or use a TOML array of tables in [vars]`,
-      });
-      return null;
-    }
+function readList(variable: string, raw: unknown, errors: ConfigError[], example: string): unknown[] | null {
+  const read = readVar(raw, variable, `write a JSON array like ${example} or use a TOML array of tables in [vars]`);
+  if (!read.ok) {
+    errors.push(read.error);
+    return null;
   }
+  const value = read.value;
+  if (value === undefined) return null;
   if (!Array.isArray(value)) {
     if (value !== null && typeof value === "object") return [value];
     errors.push({ variable, path: "", message: `expected a list of tables, got ${typeName(value)}` });
     return null;
-  }
-  return value;
-}
-
-const SECRET_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-
-/** Replaces `${NAME}` in every string with the secret or var NAME. */
-function resolveSecrets(
-  value: unknown,
-  env: Record<string, unknown>,
-  at: string,
-  missing: ConfigError[],
-  variable: string,
-): unknown {
-  if (typeof value === "string") {
-    return value.replace(SECRET_REF, (ref, name: string) => {
-      const secret = env[name];
-      if (typeof secret === "string") return secret;
-      missing.push({
-        variable,
-        path: at,
-        message:
-          secret === undefined
-            ? `secret ${name} is not set (referenced as ${ref}); set it with \`npx wrangler secret put ${name}\`, or in .dev.vars for local dev`
-            : `${ref} names a binding, not a secret or text var`,
-      });
-      return ref;
-    });
-  }
-  if (Array.isArray(value)) return value.map((x, i) => resolveSecrets(x, env, `${at}[${i}]`, missing, variable));
-  if (value !== null && typeof value === "object") {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(value)) out[k] = resolveSecrets(x, env, `${at}.${k}`, missing, variable);
-    return out;
   }
   return value;
 }
@@ -262,21 +244,17 @@ function checkBinding(env: Record<string, unknown>, name: string, kind: BindingK
 }
 
 function readDelivery(env: Record<string, unknown>, errors: ConfigError[]): DeliveryConfig {
-  let raw = env.DELIVERY;
-  if (raw === undefined || raw === null || raw === "") return DEFAULT_DELIVERY_CONFIG;
-  if (typeof raw === "string") {
-    try {
-      raw = JSON.parse(raw);
-    } catch (err) {
-      errors.push({
-        variable: "DELIVERY",
-        path: "",
-        message: `is not valid JSON (${err instanceof Error ? err.message : String(err)}); write a table like { queue = "TAILFAN_QUEUE" }`,
-      });
-      return DEFAULT_DELIVERY_CONFIG;
-    }
+  const read = readVar(
+    env.DELIVERY,
+    "DELIVERY",
+    'write a table like { queue = "TAILFAN_QUEUE" } in [vars], or the same as JSON: {"queue":"TAILFAN_QUEUE"}',
+  );
+  if (!read.ok) {
+    errors.push(read.error);
+    return DEFAULT_DELIVERY_CONFIG;
   }
-  const parsed = v.safeParse(deliverySchema, raw);
+  if (read.value === undefined) return DEFAULT_DELIVERY_CONFIG;
+  const parsed = v.safeParse(deliverySchema, read.value);
   if (!parsed.success) {
     errors.push(...issuesToErrors("DELIVERY", "", parsed.issues, Object.keys(deliverySchema.entries)));
     return DEFAULT_DELIVERY_CONFIG;
@@ -312,14 +290,16 @@ function checkDurableObject(env: Record<string, unknown>, name: string): string 
 /** Builds and checks the config from env. Pure apart from reading env; see `loadConfig` for the cache. */
 export function buildConfig(env: Record<string, unknown>): ConfigResult {
   const errors: ConfigError[] = [];
+  const secrets = new SecretBook();
+  if (typeof env.ADMIN_TOKEN === "string") secrets.add("ADMIN_TOKEN", env.ADMIN_TOKEN);
   const delivery = readDelivery(env, errors);
-  const globalScrub = parseScrubConfig(env.SCRUB, env, "SCRUB");
+  const globalScrub = parseScrubConfig(env.SCRUB, env, "SCRUB", secrets);
   errors.push(...globalScrub.errors);
   const scrubber = scrubberOf(globalScrub.config ?? DEFAULT_SCRUB);
   const limits = parseLimitsConfig(env.LIMITS, "LIMITS");
   errors.push(...limits.errors);
   const sinks: ResolvedSink[] = [];
-  const rawSinks = readList("SINKS", env.SINKS, errors);
+  const rawSinks = readList("SINKS", env.SINKS, errors, '[{"name":"all","type":"r2","binding":"LOGS"}]');
   if (rawSinks === null && errors.length === 0) {
     errors.push({
       variable: "SINKS",
@@ -367,7 +347,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
       if (typeof env[secret] === "string") publicOptions[option] = `\${${secret}}`;
     }
     const before = errors.length;
-    const resolved = resolveSecrets(publicOptions, env, at, errors, "SINKS");
+    const resolved = resolveRefs(publicOptions, at, { variable: "SINKS", env, errors, secrets });
     if (errors.length > before) continue;
     const parsed = v.safeParse(definition.options, resolved);
     if (!parsed.success) {
@@ -393,7 +373,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
     let sinkScrubber: Scrubber | null | undefined;
     const rawScrub = (raw as Record<string, unknown>).scrub;
     if (rawScrub !== undefined) {
-      const scrub = parseScrubConfig(rawScrub, env, "SINKS");
+      const scrub = parseScrubConfig(rawScrub, env, "SINKS", secrets);
       if (scrub.errors.length > 0) {
         for (const e of scrub.errors) errors.push({ ...e, path: `${at}.scrub${e.path}` });
         continue;
@@ -416,7 +396,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
 
   let routes: ResolvedConfig["routes"] = null;
   const warnings: string[] = [];
-  const rawRoutes = env.ROUTES === undefined ? null : readList("ROUTES", env.ROUTES, errors);
+  const rawRoutes = readList("ROUTES", env.ROUTES, errors, '[{"sinks":["all"]}]');
   if (rawRoutes !== null) {
     routes = [];
     const routed = new Set<string>();
@@ -463,10 +443,15 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
     });
   }
 
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0) return { ok: false, errors: withoutSecrets(errors, secrets) };
+  const masker = reasonScrubber(globalScrub.config);
+  const redact = (text: string) => maskText(secrets.redact(text), masker);
+  for (const sink of sinks) sink.definition = redacting(sink.definition, redact);
   return {
     ok: true,
     config: {
+      secrets,
+      redact,
       limits: limits.config,
       scrubber,
       selfName: typeof env.SELF_NAME === "string" && env.SELF_NAME !== "" ? env.SELF_NAME : "tailfan",
@@ -478,6 +463,40 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
         sinks: sinks.map((s) => ({ name: s.name, accepts: s.accepts })),
         routes: routes?.map((r) => ({ sinks: r.sinks, matches: r.matches })) ?? null,
       },
+    },
+  };
+}
+
+/**
+ * The sink type with every failure reason its sinks give passed through
+ * `redact`: a backend's error body may quote the credentials it was sent.
+ * The one place reasons enter tailfan, so logs, counters, /status, the
+ * dashboard and dead letters all see the redacted text.
+ */
+function redacting(definition: AnySinkDefinition, redact: (text: string) => string): AnySinkDefinition {
+  const message = (err: unknown) => redact(err instanceof Error ? err.message : String(err));
+  return {
+    ...definition,
+    create(options, ctx) {
+      const sink = definition.create(options, ctx);
+      return {
+        encode(batch) {
+          try {
+            return sink.encode(batch);
+          } catch (err) {
+            throw new Error(message(err));
+          }
+        },
+        async send(payload, signal): Promise<SendResult> {
+          let result: SendResult;
+          try {
+            result = await sink.send(payload, signal);
+          } catch (err) {
+            return { outcome: "fail", reason: `sink threw: ${message(err)}` };
+          }
+          return result.outcome === "ok" ? result : { ...result, reason: redact(result.reason) };
+        },
+      };
     },
   };
 }

@@ -51,7 +51,10 @@ export function messageOf(issue: v.BaseIssue<unknown>, knownKeys?: KnownKeys): s
   if (issue.kind === "schema" && issue.type !== "picklist" && issue.type !== "union") {
     return `expected ${issue.expected}, got ${typeName(issue.input)}`;
   }
-  return issue.message.replace(/:?\s*(but )?received .*$/i, "").trim() || `invalid value, expected ${issue.expected}`;
+  // [\s\S], not ".": a received value with a line break in it must go whole.
+  return (
+    issue.message.replace(/:?\s*(but )?received[\s\S]*$/i, "").trim() || `invalid value, expected ${issue.expected}`
+  );
 }
 
 /**

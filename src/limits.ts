@@ -5,6 +5,7 @@
  * `limitRecord` does the same for a bare record. See limits.md.
  */
 import * as v from "valibot";
+import { readVar } from "./env";
 import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import { MAX_DEPTH, utf8Length } from "./json";
 import { CONTEXT_KEYS, type Json, type LogRecord, type SerializedRecord } from "./record";
@@ -81,28 +82,14 @@ const KNOWN = Object.keys(limitsSchema.entries);
  * `config` is the defaults.
  */
 export function parseLimitsConfig(raw: unknown, variable: string): { config: LimitsConfig; errors: ConfigError[] } {
-  if (raw === undefined || raw === null || (typeof raw === "string" && raw.trim() === "")) {
-    return { config: { ...D }, errors: [] };
-  }
-  let value = raw;
-  if (typeof raw === "string") {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // The parser's message quotes the input: not repeated.
-      return {
-        config: { ...D },
-        errors: [
-          {
-            variable,
-            path: "",
-            message:
-              'is not valid JSON; write a table like { maxRecordBytes = 131072 } in [vars], or the same as JSON: {"maxRecordBytes":131072}',
-          },
-        ],
-      };
-    }
-  }
+  const read = readVar(
+    raw,
+    variable,
+    'write a table like { maxRecordBytes = 131072 } in [vars], or the same as JSON: {"maxRecordBytes":131072}',
+  );
+  if (!read.ok) return { config: { ...D }, errors: [read.error] };
+  const value = read.value;
+  if (value === undefined) return { config: { ...D }, errors: [] };
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return { config: { ...D }, errors: [{ variable, path: "", message: `expected a table, got ${typeName(value)}` }] };
   }

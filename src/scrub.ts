@@ -6,6 +6,7 @@
  * the same object, so a clean batch costs a few RegExp tests per string.
  */
 import * as v from "valibot";
+import { readVar, resolveRefs, SecretBook } from "./env";
 import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import type { LogRecord } from "./record";
 
@@ -191,8 +192,17 @@ const DETECTORS: readonly DetectorDef[] = [
     check: (s) => /\d/.test(s) || s.length >= 20,
   },
   {
+    // Digest credentials: after "Digest ", the values of nonce, cnonce, response and opaque (quoted or not).
     kind: "bearer",
-    source: String.raw`(?:\b|(?<=\\[nrtbf]))(?:proxy-)?authorization\b["']?\s*[:=]\s*["']?(?:(?:bearer|basic|token|digest|negotiate|apikey)\s+)?(?<secret>[^\s"',;]{4,})`,
+    source: String.raw`(?<=\bdigest\s[^\n]*?)\b(?:c?nonce|response|opaque)\s*=\s*(?:\\?")?(?<secret>[^\s"',\\]{4,})`,
+    flags: "i",
+    trigger: String.raw`(?:nonce|response|opaque)\s*=`,
+  },
+  {
+    kind: "bearer",
+    // "&" ends the value: in a query string it starts the next parameter, which is not the secret.
+    // Digest parameters (`Digest username="…"`) are the detector above's.
+    source: String.raw`(?:\b|(?<=\\[nrtbf]))(?:proxy-)?authorization\b["']?\s*[:=]\s*["']?(?!digest\s+[\w-]+\s*=)(?:(?:bearer|basic|token|digest|negotiate|apikey)(?:\s|%20)+)?(?<secret>[^\s"',;&]{4,})`,
     flags: "i",
     trigger: "authorization",
     check: notRedacted,
@@ -515,6 +525,57 @@ function findHits(s: string, sc: Scrubber, key: string | undefined): Hit[] | nul
       hits.push({ start: g[0], end: g[1], kind: k.kind, prio: i - sc.keyed.length });
     }
   }
+  hits = matchDetectors(s, sc, hits, null);
+  // The same text as a URL or a form would decode it, and as JSON with "\/" would: a secret written
+  // `Bearer%20…`, `%2Freset%3Ftoken%3D…`, `4111+1111+…` or `https:\/\/hooks.slack.com\/…` is found there and
+  // masked at its place in the original, so a mask ends where the secret ends.
+  if (ENCODED.test(s)) {
+    const view = decodedView(s);
+    if (view !== null) hits = matchDetectors(view.text, sc, hits, view.from);
+  }
+  return hits;
+}
+
+/** Text that a decoded view may read differently: percent escapes, `+` for space, `\/`. */
+const ENCODED = /%[0-7][0-9A-Fa-f]|\+|\\\//;
+
+/**
+ * `s` with `%XX` (ASCII only), `+` and `\/` decoded, and for each of its
+ * characters the offset in `s` where it starts (one more entry: `s.length`).
+ * Null when nothing decodes.
+ */
+function decodedView(s: string): { text: string; from: number[] } | null {
+  let text = "";
+  const from: number[] = [];
+  let changed = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i] as string;
+    from.push(i);
+    if (c === "%" && i + 2 < s.length && /^[0-7][0-9A-Fa-f]$/.test(s.slice(i + 1, i + 3))) {
+      text += String.fromCharCode(Number.parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+      changed = true;
+    } else if (c === "+") {
+      text += " ";
+      changed = true;
+    } else if (c === "\\" && s[i + 1] === "/") {
+      text += "/";
+      i++;
+      changed = true;
+    } else {
+      text += c;
+    }
+  }
+  from.push(s.length);
+  return changed ? { text, from } : null;
+}
+
+/**
+ * Runs the detectors over `s`, adding to `found`. With `from` (a decoded
+ * view's offsets), hits are mapped back to the original text.
+ */
+function matchDetectors(s: string, sc: Scrubber, found: Hit[] | null, from: number[] | null): Hit[] | null {
+  let hits = found;
   let triggered = false;
   for (const re of sc.prechecks) {
     if (re.test(s)) {
@@ -549,7 +610,8 @@ function findHits(s: string, sc: Scrubber, key: string | undefined): Hit[] | nul
         }
         if (ok) {
           hits ??= [];
-          hits.push({ start, end, kind: m.kind, prio: p });
+          if (from === null) hits.push({ start, end, kind: m.kind, prio: p });
+          else hits.push({ start: from[start] as number, end: from[end] as number, kind: m.kind, prio: p });
         }
       }
       x = re.exec(s);
@@ -841,6 +903,37 @@ export async function scrubText(text: string, scrubber: Scrubber): Promise<{ tex
   return { text: out, hits: pass.hits };
 }
 
+/**
+ * Masks what the scrubber finds in one text, synchronously: for tailfan's own
+ * words (failure reasons), never records. The scrubber must be in mask mode
+ * (see `reasonScrubber`).
+ */
+export function maskText(text: string, scrubber: Scrubber): string {
+  if (!scrubber.enabled) return text;
+  return scrubString(text, undefined, {
+    sc: scrubber,
+    hits: 0,
+    hashes: new Map(),
+    missing: new Set(),
+    misses: 0,
+    urls: new Map(),
+  });
+}
+
+/**
+ * The scrubber for tailfan's own words: the configured detectors and
+ * patterns (the defaults when SCRUB is unset or off, since a failure reason
+ * is not a record the user chose to leave untouched), always masking.
+ */
+export function reasonScrubber(config: ScrubConfig | null): Scrubber {
+  const on = config?.enabled ? config : null;
+  return compileScrubber({
+    ...DEFAULT_SCRUB,
+    detectors: on ? on.detectors : DEFAULT_SCRUB.detectors,
+    patterns: on ? on.patterns : [],
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Configuration
 
@@ -881,7 +974,6 @@ function unknownKey(issue: v.BaseIssue<unknown>): string {
     : `unknown option${(issue.path?.length ?? 0) === 1 ? `; known options: ${OPTION_KEYS.join(", ")}` : ""}`;
 }
 
-const SECRET_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const NAME = /^[a-z][a-z0-9_]{0,39}$/;
 const MIN_HASH_KEY = 16;
 
@@ -896,27 +988,21 @@ export function parseScrubConfig(
   raw: unknown,
   env: Record<string, unknown>,
   variable: string,
+  secrets: SecretBook = new SecretBook(),
 ): { config: ScrubConfig | null; errors: ScrubConfigError[] } {
   const errors: ScrubConfigError[] = [];
   const fail = (path: string, message: string) => {
     errors.push({ variable, path, message });
     return { config: null, errors };
   };
-  if (raw === undefined || raw === null || (typeof raw === "string" && raw.trim() === "")) {
-    return { config: null, errors };
-  }
-  let value = raw;
-  if (typeof raw === "string") {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // The parser's message quotes the input, which may hold a key: not shown.
-      return fail(
-        "",
-        'is not valid JSON; write a JSON object like {"mode":"mask"} or a TOML table like { mode = "mask" }',
-      );
-    }
-  }
+  const read = readVar(
+    raw,
+    variable,
+    'write a JSON object like {"mode":"mask"} or a TOML table like { mode = "mask" }',
+  );
+  if (!read.ok) return fail("", read.error.message);
+  const value = read.value;
+  if (value === undefined) return { config: null, errors };
   if (value === true) return { config: DEFAULT_SCRUB, errors };
   if (value === false) return { config: { ...DEFAULT_SCRUB, enabled: false }, errors };
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -932,19 +1018,8 @@ export function parseScrubConfig(
 
   let hashKey: string | null = o.hashKey ?? null;
   if (hashKey !== null) {
-    hashKey = hashKey.replace(SECRET_REF, (ref, name: string) => {
-      const secret = env[name];
-      if (typeof secret === "string") return secret;
-      errors.push({
-        variable,
-        path: ".hashKey",
-        message:
-          secret === undefined
-            ? `secret ${name} is not set (referenced as ${ref}); set it with \`npx wrangler secret put ${name}\`, or in .dev.vars for local dev`
-            : `${ref} names a binding, not a secret or text var`,
-      });
-      return ref;
-    });
+    const resolved = resolveRefs(hashKey, ".hashKey", { variable, env, errors, secrets });
+    hashKey = typeof resolved === "string" ? resolved : null;
   }
   if (mode === "hash") {
     if (hashKey === null || hashKey === "") {

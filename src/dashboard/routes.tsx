@@ -17,7 +17,17 @@ import {
 } from "../stats";
 import { VERSION } from "../version";
 import { type DashboardData, DashboardPage, LoginPage, NO_SCRIPT, REFRESHES, SetupPage, WINDOWS } from "./page";
-import { newSession, SESSION_COOKIE, sameSecret, sessionCookie } from "./session";
+import {
+  clientIp,
+  countFailure,
+  LOGIN_PERIOD_SECONDS,
+  lockedOut,
+  newSession,
+  SESSION_COOKIE,
+  sameSecret,
+  sessionCookie,
+  TOO_MANY,
+} from "./session";
 
 type Env = { Bindings: Record<string, unknown> };
 type Ctx = Context<Env>;
@@ -32,12 +42,17 @@ export const PAGE_HEADERS: Record<string, string> = {
 };
 
 /** A whole HTML document: the doctype, then the page (standards mode, not quirks). */
-async function page(c: Ctx, node: JSX.Element, status: 200 | 401 | 404): Promise<Response> {
-  return c.html(`<!DOCTYPE html>${await node}`, status, PAGE_HEADERS);
+async function page(
+  c: Ctx,
+  node: JSX.Element,
+  status: 200 | 401 | 404 | 429,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return c.html(`<!DOCTYPE html>${await node}`, status, { ...PAGE_HEADERS, ...headers });
 }
 
-export function loginPage(c: Ctx, error?: string, status: 200 | 401 = 401): Promise<Response> {
-  return page(c, <LoginPage error={error} />, status);
+export function loginPage(c: Ctx, error?: string, status: 200 | 401 | 429 = 401): Promise<Response> {
+  return page(c, <LoginPage error={error} />, status, status === 429 ? TOO_MANY.headers : {});
 }
 
 export function setupPage(c: Ctx): Promise<Response> {
@@ -73,6 +88,9 @@ export function registerDashboard(app: Hono<Env>): void {
   app.post("/login", async (c) => {
     const token = c.env.ADMIN_TOKEN;
     if (typeof token !== "string" || token === "") return setupPage(c);
+    const ip = clientIp(c.req.raw.headers);
+    const tooMany = `Too many failed logins from your address: wait ${LOGIN_PERIOD_SECONDS} seconds.`;
+    if (lockedOut(ip)) return loginPage(c, tooMany, 429);
     if (Number(c.req.header("content-length") ?? 0) > 4096) return loginPage(c, "That is not a token.", 401);
     let given = "";
     try {
@@ -83,6 +101,7 @@ export function registerDashboard(app: Hono<Env>): void {
       // A body that is not a form is a wrong token.
     }
     if (given === "" || !(await sameSecret(given, token))) {
+      if (await countFailure(c.env, ip)) return loginPage(c, tooMany, 429);
       return loginPage(c, "Wrong token: use the value of the ADMIN_TOKEN secret.");
     }
     return c.body(null, 303, { location: "/", "set-cookie": sessionCookie(await newSession(token)) });

@@ -61,3 +61,80 @@ export function readSession(cookieHeader: string | undefined): string | null {
   }
   return null;
 }
+
+/**
+ * The Workers Rate Limiting binding that slows credential guessing:
+ * `[[ratelimits]] name = "LOGIN_LIMITER"`. Optional: without it failed
+ * logins and bearer tokens are not limited, and /health says so.
+ */
+export const LOGIN_LIMITER = "LOGIN_LIMITER";
+/** Failed attempts per client IP per period, as wrangler.toml declares them (documented in docs/security.md). */
+export const LOGIN_LIMIT = 10;
+export const LOGIN_PERIOD_SECONDS = 60;
+
+interface RateLimit {
+  limit(options: { key: string }): Promise<{ success: boolean }>;
+}
+
+function limiterOf(env: Record<string, unknown>): RateLimit | null {
+  const b = env[LOGIN_LIMITER] as Partial<RateLimit> | undefined;
+  return b !== null && typeof b === "object" && typeof b.limit === "function" ? (b as RateLimit) : null;
+}
+
+export function hasLoginLimiter(env: Record<string, unknown>): boolean {
+  return limiterOf(env) !== null;
+}
+
+/** The client's IP as Cloudflare's edge reports it; every request without one shares one budget. */
+export function clientIp(headers: Headers): string {
+  return headers.get("cf-connecting-ip") ?? "unknown";
+}
+
+/**
+ * IPs that spent their budget, until when (ms). The binding only counts (it
+ * has no "peek"), and only failures are counted; so once a failure is
+ * refused, this isolate refuses every credential from that IP, right or
+ * wrong, until the period ends. Otherwise a guesser would be told the right
+ * guess by the one answer that is not 429.
+ */
+const spent = new Map<string, number>();
+const MAX_SPENT = 10_000;
+
+/** Whether this IP is locked out for now (it spent its budget of failures). */
+export function lockedOut(ip: string, now = Date.now()): boolean {
+  const until = spent.get(ip);
+  if (until === undefined) return false;
+  if (until > now) return true;
+  spent.delete(ip);
+  return false;
+}
+
+/**
+ * Counts one failed login or bearer token against the IP's budget; true
+ * when the budget is spent (answer 429). Never throws: a limiter that
+ * fails counts as no limiter.
+ */
+export async function countFailure(env: Record<string, unknown>, ip: string, now = Date.now()): Promise<boolean> {
+  const limiter = limiterOf(env);
+  if (limiter === null) return false;
+  let over = false;
+  try {
+    over = !(await limiter.limit({ key: `auth:${ip}` })).success;
+  } catch {
+    return false;
+  }
+  if (over) {
+    if (spent.size >= MAX_SPENT) spent.clear();
+    spent.set(ip, now + LOGIN_PERIOD_SECONDS * 1000);
+  }
+  return over;
+}
+
+/** The 429 answer's body and headers: how long to wait. */
+export const TOO_MANY = {
+  body: {
+    error: "too many failed attempts",
+    hint: `wait ${LOGIN_PERIOD_SECONDS} s; at most ${LOGIN_LIMIT} failed logins or bearer tokens per client IP per ${LOGIN_PERIOD_SECONDS} s`,
+  },
+  headers: { "retry-after": String(LOGIN_PERIOD_SECONDS) },
+} as const;

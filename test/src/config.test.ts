@@ -57,9 +57,11 @@ describe("config: SINKS", () => {
     expect(errorsOf(buildConfig(withVars({})))).toMatch(/^SINKS: is not set; .*type = "r2"/);
   });
 
-  it("reports bad JSON with the parser's reason", () => {
+  it("reports bad JSON with where the mistake is, never the parser's quote of the value", () => {
     const msg = errorsOf(buildConfig(withVars({ SINKS: '[{"name": "a", type: "http"}]' })));
-    expect(msg).toMatch(/^SINKS: is not valid JSON \(.+\); write a JSON array/);
+    expect(msg).toBe(
+      'SINKS: is not valid JSON at line 1, column 16; write a JSON array like [{"name":"all","type":"r2","binding":"LOGS"}] or use a TOML array of tables in [vars]',
+    );
   });
 
   it("rejects a value that is not a list", () => {
@@ -322,7 +324,9 @@ describe("config: DELIVERY", () => {
   });
 
   it("reports bad JSON, and all option mistakes at once (binding checks follow once the options are valid)", () => {
-    expect(errorsOf(delivery("{queue: TAILFAN_QUEUE}"))).toMatch(/^DELIVERY: is not valid JSON \(.+\); write a table/);
+    expect(errorsOf(delivery("{queue: TAILFAN_QUEUE}"))).toMatch(
+      /^DELIVERY: is not valid JSON at line 1, column 2; write a table/,
+    );
     const result = delivery({ mode: "fast", timeoutMs: 1, deadLetter: "NOPE", stats: "LOGS_KV", extra: true });
     expect(result.ok).toBe(false);
     if (result.ok) return;

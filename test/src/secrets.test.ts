@@ -107,3 +107,109 @@ describe("secrets never leak", () => {
     expect(logged).not.toMatch(/SECRET-/);
   });
 });
+
+/** Reads every dead letter under a prefix of the real local R2 bucket, gunzipped, with its metadata. */
+async function deadLetters(bucket: R2Bucket, prefix: string): Promise<string> {
+  const { objects } = await bucket.list({ prefix, include: ["customMetadata"] });
+  let out = "";
+  for (const o of objects) {
+    const obj = await bucket.get(o.key);
+    if (!obj) continue;
+    const text = await new Response(obj.body.pipeThrough(new DecompressionStream("gzip"))).text();
+    out += `${text}\n${JSON.stringify(o.customMetadata)}\n`;
+  }
+  return out;
+}
+
+describe("secrets in every config path and backend answer", () => {
+  const PLANTED = {
+    COLLECTOR_TOKEN: "SECRET-collector-7f3a9c",
+    DD_API_KEY: "SECRET-datadog-55e1d0",
+    ADMIN_TOKEN: "SECRET-admin-91b2aa",
+    URL_KEY: "SECRET-urlkey-0d0d0d",
+    // A line break: the part of a picklist message that quotes the value must go whole.
+    MULTILINE: "POST\nSECRET-multiline-3e3e3e",
+    BINDING_SECRET: "SECRET-binding-6a6a6a",
+  };
+  const base = () => ({ ...(env as unknown as Record<string, unknown>), ...PLANTED });
+
+  /** Everything a caller can read: /health, /status, the dashboard, /records. */
+  async function surfaces(vars: Record<string, unknown>): Promise<string> {
+    const app = createApp();
+    const auth = { headers: { authorization: `Bearer ${PLANTED.ADMIN_TOKEN}` } };
+    const parts = await Promise.all([
+      app.request("/health", {}, vars),
+      app.request("/status", auth, vars),
+      app.request("/", auth, vars),
+      app.request("/records", auth, vars),
+    ]);
+    return (await Promise.all(parts.map((r) => r.text()))).join("\n");
+  }
+
+  it("never shows a secret from a broken config: picklists, bindings, JSON typos in SINKS and DELIVERY", async () => {
+    const spies = [vi.spyOn(console, "error"), vi.spyOn(console, "warn"), vi.spyOn(console, "log")].map((s) =>
+      s.mockImplementation(() => {}),
+    );
+    const broken: Record<string, unknown>[] = [
+      { SINKS: [{ name: "h", type: "http", url: "https://logs.example.com", method: "${MULTILINE}" }] },
+      { SINKS: [{ name: "h", type: "http", url: "https://logs.example.com", format: "${MULTILINE}" }] },
+      { SINKS: [{ name: "d", type: "discord", webhook: "https://discord.example.com/x", minLevel: "${MULTILINE}" }] },
+      { SINKS: [{ name: "k", type: "kv", binding: "${BINDING_SECRET}" }] },
+      { SINKS: [{ name: "a", type: "r2", binding: "LOGS_R2" }], DELIVERY: { queue: "${BINDING_SECRET}" } },
+      // A typo in a JSON string whose value holds a secret written out: V8's message quotes the text around it.
+      { SINKS: '[{"name":"h","type":"http","url":"https://x.example/?k=SECRET-raw-sinks-1a1a1a",}]' },
+      { SINKS: [{ name: "a", type: "r2", binding: "LOGS_R2" }], DELIVERY: '{"queue":"SECRET-raw-delivery-2b2b",}' },
+      { SINKS: [{ name: "a", type: "r2", binding: "LOGS_R2" }], SCRUB: '{"hashKey":"SECRET-raw-scrub-3c3c",}' },
+      { SINKS: [{ name: "a", type: "r2", binding: "LOGS_R2" }], LIMITS: '{"x":"SECRET-raw-limits-4d4d",}' },
+    ];
+    for (const vars of broken) {
+      const all = { ...base(), ...vars };
+      const result = buildConfig(all);
+      expect(result.ok, JSON.stringify(vars)).toBe(false);
+      const shown = `${result.ok ? "" : formatConfigErrors(result.errors)}\n${await surfaces(all)}`;
+      expect(shown, JSON.stringify(vars)).toMatch(/"ok":false/);
+      expect(shown, JSON.stringify(vars)).not.toMatch(/SECRET-/);
+    }
+    expect(everything(spies.flatMap((s) => s.mock.calls))).not.toMatch(/SECRET-/);
+  });
+
+  it("never keeps a secret a backend quotes back: logs, /status, the dashboard, /records, dead letters", async () => {
+    const spies = [vi.spyOn(console, "error"), vi.spyOn(console, "warn"), vi.spyOn(console, "log")].map((s) =>
+      s.mockImplementation(() => {}),
+    );
+    const receiver = receiverUrl();
+    const prefix = uid("dl-secrets");
+    const sinks = [
+      {
+        name: "tattler",
+        type: "http",
+        url: `${receiver}/tattle/401/${uid("tattle")}?api_key=\${URL_KEY}`,
+        headers: { authorization: "Bearer ${COLLECTOR_TOKEN}" },
+      },
+      { name: "dd-tattler", type: "datadog", endpoint: `${receiver}/tattle/403/${uid("tattle-dd")}` },
+    ];
+    const vars = {
+      ...base(),
+      SINKS: JSON.stringify(sinks),
+      DELIVERY: JSON.stringify({
+        stats: "TAILFAN_STATS",
+        attempts: 1,
+        deadLetter: "LOGS_R2",
+        deadLetterPrefix: prefix,
+      }),
+    };
+    const ctx = createExecutionContext();
+    await handleTail([captured["fetch-ok"], captured["fetch-exception"]], vars, ctx);
+    await waitOnExecutionContext(ctx);
+
+    const shown = await surfaces(vars);
+    const letters = await deadLetters(env.LOGS_R2 as unknown as R2Bucket, prefix);
+    const logged = everything(spies.flatMap((s) => s.mock.calls));
+    // The reasons are there, with the secrets named instead of shown.
+    expect(shown).toContain("invalid credentials Bearer ${COLLECTOR_TOKEN}");
+    expect(shown).toContain("api_key=${URL_KEY}");
+    expect(letters).toContain("invalid credentials ${DD_API_KEY}");
+    expect(logged).toContain('sink "tattler"');
+    for (const text of [shown, letters, logged]) expect(text).not.toMatch(/SECRET-/);
+  });
+});

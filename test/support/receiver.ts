@@ -5,6 +5,8 @@
  *
  *   POST /ok/<label>                 200
  *   POST /status/<code>/<label>      that status (`?retryAfter=N` adds Retry-After)
+ *   POST /tattle/<code>/<label>      that status, with a body quoting the request's credentials and URL, as
+ *                                    careless backends do
  *   POST /hang/<label>               never answers (until the client gives up)
  *   POST /ctl/<label>                answers as the behaviour set for <label> says (200 when none is set)
  *   POST /__behave?label=<label>&mode=<mode>[&retryAfter=N][&for=N]
@@ -120,12 +122,12 @@ export async function startReceiver(port = 0): Promise<Receiver> {
     const gz = req.headers["content-encoding"] === "gzip";
     const parts = url.pathname.split("/").filter(Boolean);
     const route = parts[0] ?? "ok";
-    const label = route === "status" ? (parts[2] ?? "") : (parts[1] ?? "");
+    const label = route === "status" || route === "tattle" ? (parts[2] ?? "") : (parts[1] ?? "");
     // What this request gets: from the path, or from the label's behaviour under /ctl/.
     let b: Behaviour;
     if (route === "ctl") b = take(label);
     else if (route === "hang") b = { mode: "hang" };
-    else if (route === "status") {
+    else if (route === "status" || route === "tattle") {
       b = { mode: Number(parts[1] ?? 500) };
       const retryAfter = url.searchParams.get("retryAfter");
       if (retryAfter !== null) b.retryAfter = retryAfter;
@@ -156,7 +158,8 @@ export async function startReceiver(port = 0): Promise<Receiver> {
     if (b.mode !== "ok") {
       if (b.retryAfter !== undefined) res.setHeader("retry-after", b.retryAfter);
       res.statusCode = b.mode;
-      res.end(`answered ${res.statusCode}`);
+      const creds = [req.headers.authorization, req.headers["dd-api-key"]].filter(Boolean).join(" ");
+      res.end(route === "tattle" ? `invalid credentials ${creds} for ${url.href}` : `answered ${res.statusCode}`);
       return;
     }
     res.statusCode = 200;
