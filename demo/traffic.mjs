@@ -14,35 +14,36 @@
 // background task, an error log with a 500, a 404, a burst of log lines, a
 // thrown error, a cron run and a failing cron run.
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { intOption, parseCli } from "./cli.mjs";
 import { readToken } from "./dev-vars.mjs";
+import { kinds } from "./kinds.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 
-let args;
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      url: { type: "string", default: "http://localhost:8787" },
-      tailfan: { type: "string", default: "http://localhost:8788" },
-      rounds: { type: "string", default: "3" },
-      token: { type: "string" },
-      "no-wait": { type: "boolean", default: false },
-    },
-  }));
-} catch (err) {
-  console.error(
-    `traffic: ${err.message}\nOptions: --url URL, --tailfan URL, --rounds N, --token TOKEN, --no-wait (see demo/README.md)`,
-  );
-  process.exit(1);
-}
+const { values: args } = parseCli(
+  "traffic",
+  `Usage: npm run demo:traffic [-- OPTIONS]
+Sends mixed traffic to the demo producer, then shows tailfan's counters.
+
+  --rounds N       rounds of every route and two cron runs (default 3)
+  --url URL        the producer (default http://localhost:8787)
+  --tailfan URL    tailfan (default http://localhost:8788)
+  --token TOKEN    tailfan's ADMIN_TOKEN (default: env ADMIN_TOKEN, else .dev.vars)
+  --no-wait        send the traffic, do not wait for tailfan's counters
+  -h, --help       this text
+
+See demo/README.md.`,
+  {
+    url: { type: "string", default: "http://localhost:8787" },
+    tailfan: { type: "string", default: "http://localhost:8788" },
+    rounds: { type: "string", default: "3" },
+    token: { type: "string" },
+    "no-wait": { type: "boolean", default: false },
+  },
+);
 const producer = args.url.replace(/\/+$/, "");
 const tailfan = args.tailfan.replace(/\/+$/, "");
-const rounds = Number(args.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) {
-  console.error(`traffic: --rounds must be a whole number of at least 1, got "${args.rounds}"`);
-  process.exit(1);
-}
+const rounds = intOption("traffic", "rounds", args.rounds);
 
 const token = args.token || process.env.ADMIN_TOKEN || readToken(path.join(root, ".dev.vars")) || undefined;
 
@@ -118,19 +119,6 @@ try {
   }
   process.exit(1);
 }
-
-const CRON = "/cdn-cgi/local/scheduled?cron=";
-const kinds = [
-  { label: "/", path: "/" },
-  { label: "/warn", path: "/warn" },
-  { label: "/reject", path: "/reject" },
-  { label: "/500", path: "/500" },
-  { label: "/404", path: "/404" },
-  { label: "/burst?n=5", path: "/burst?n=5" },
-  { label: "/error", path: "/error" },
-  { label: "cron */5", path: `${CRON}*/5+*+*+*+*` },
-  { label: "cron fail", path: `${CRON}fail` },
-];
 
 console.log(`Sending ${rounds} round(s) of traffic to ${producer}`);
 const results = new Map(kinds.map((k) => [k.label, new Map()]));
