@@ -90,7 +90,13 @@ async function readStatus() {
   return { sinks: body.sinks.filter((s) => s.sink !== "*") };
 }
 
-const received = (sinks) => sinks.reduce((sum, s) => sum + (Number(s.totals?.received) || 0), 0);
+/**
+ * Records tailfan made, whichever sinks they went to: each sink counts every record either as
+ * received (routed to it) or droppedFilter (not wanted), so one sink's sum is the number of
+ * records. Adding up every sink's received would count a record once per sink.
+ */
+const records = (sinks) =>
+  Math.max(0, ...sinks.map((s) => (Number(s.totals?.received) || 0) + (Number(s.totals?.droppedFilter) || 0)));
 
 const wait = !args["no-wait"];
 let before;
@@ -106,11 +112,13 @@ if (wait) {
   }
 }
 
-// The producer must answer first. This request is tailed like the rest, so the counts read
-// above include it.
+// The producer must answer first. This request is tailed like the rest, so it is counted as
+// one more /404 (one record, its invocation).
+let probeStatus;
 try {
   const res = await fetch(`${producer}/404`);
   await res.arrayBuffer();
+  probeStatus = String(res.status);
 } catch (err) {
   if (err?.cause?.code === "ECONNREFUSED") {
     console.error(`nothing answers on ${producer}: start \`npm run dev\` first (in another terminal)`);
@@ -122,7 +130,8 @@ try {
 
 console.log(`Sending ${rounds} round(s) of traffic to ${producer}`);
 const results = new Map(kinds.map((k) => [k.label, new Map()]));
-let sent = 0;
+results.get("/404").set(probeStatus, 1);
+let sent = 1;
 for (let round = 0; round < rounds; round++) {
   for (const kind of kinds) {
     let outcome;
@@ -147,7 +156,7 @@ console.log(`${sent} request(s) sent.`);
 
 if (wait && waitProblem === undefined) {
   // Wait until tailfan has counted new records and the count has stopped moving for 1.5 s.
-  const start = received(before);
+  const start = records(before);
   const deadline = Date.now() + 20_000;
   let last = start;
   let lastChange = Date.now();
@@ -161,7 +170,7 @@ if (wait && waitProblem === undefined) {
       break;
     }
     latest = status.sinks;
-    const now = received(latest);
+    const now = records(latest);
     if (now !== last) {
       last = now;
       lastChange = Date.now();
@@ -172,13 +181,15 @@ if (wait && waitProblem === undefined) {
   }
   process.stdout.write("\n");
   if (waitProblem === undefined) {
-    const grew = received(latest) - start;
+    const grew = records(latest) - start;
     if (grew === 0) {
       console.log(
         "tailfan counted no new records within 20 s: check the [tailfan] and [producer] output of npm run dev (the producer names tailfan in its tail_consumers)",
       );
     } else {
-      console.log(`tailfan received ${grew} new record(s). Totals per sink:`);
+      console.log(
+        `tailfan made ${grew} new record(s) from the traffic. Totals per sink (received: the records routed to it; new: received since the start):`,
+      );
     }
     const cols = ["received", "sent", "failed", "deadLettered", "pending"];
     const old = new Map(before.map((s) => [s.sink, Number(s.totals?.received) || 0]));
