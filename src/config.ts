@@ -8,6 +8,7 @@ import * as v from "valibot";
 export type { ConfigError } from "./issues";
 
 import { type AnySinkDefinition, type BatchLimits, type BindingKind, SINK_TYPES } from "../sinks/index";
+import { partsKey, sizeConfig } from "./config-size";
 import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import { type LimitsConfig, parseLimitsConfig } from "./limits";
 import { EVENT_TYPES, LEVELS, RECORD_TYPES } from "./record";
@@ -310,8 +311,9 @@ function checkDurableObject(env: Record<string, unknown>, name: string): string 
 }
 
 /** Builds and checks the config from env. Pure apart from reading env; see `loadConfig` for the cache. */
-export function buildConfig(env: Record<string, unknown>): ConfigResult {
-  const errors: ConfigError[] = [];
+export function buildConfig(rawEnv: Record<string, unknown>): ConfigResult {
+  const { env, errors: sizeErrors, warnings: sizeWarnings } = sizeConfig(rawEnv);
+  const errors: ConfigError[] = [...sizeErrors];
   const delivery = readDelivery(env, errors);
   const globalScrub = parseScrubConfig(env.SCRUB, env, "SCRUB");
   errors.push(...globalScrub.errors);
@@ -415,7 +417,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
   }
 
   let routes: ResolvedConfig["routes"] = null;
-  const warnings: string[] = [];
+  const warnings: string[] = [...sizeWarnings];
   const rawRoutes = env.ROUTES === undefined ? null : readList("ROUTES", env.ROUTES, errors);
   if (rawRoutes !== null) {
     routes = [];
@@ -496,7 +498,7 @@ let cache: { key: string; result: ConfigResult } | undefined;
 
 function cacheKey(env: Record<string, unknown>): string {
   const part = (x: unknown) => (typeof x === "string" ? x : (JSON.stringify(x) ?? ""));
-  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}\u0000${part(env.SCRUB)}\u0000${part(env.LIMITS)}`;
+  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}\u0000${part(env.SCRUB)}\u0000${part(env.LIMITS)}\u0000${partsKey(env)}`;
 }
 
 /**
