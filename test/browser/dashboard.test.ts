@@ -266,7 +266,7 @@ describe("dashboard in Chromium against npm run dev", () => {
     await fetch(`${producer}/warn?key=${marker}`);
     await fetch(`${producer}/`);
     await page.waitForFunction(
-      (m) => [...document.querySelectorAll("#records tbody tr")].some((tr) => tr.textContent?.includes(m)),
+      (m) => Array.from(document.querySelectorAll("#records tbody tr")).some((tr) => tr.textContent?.includes(m)),
       marker,
       { timeout: 30_000 },
     );

@@ -121,7 +121,16 @@ function secretValue(name: string): string {
 }
 
 /** Miniflare binding options for wrangler.toml-style binding tables. */
-function bindingsOf(config: Raw, into: Record<string, Record<string, unknown>>): string[] {
+interface Bindings {
+  kvNamespaces: Record<string, string>;
+  r2Buckets: Record<string, string>;
+  d1Databases: Record<string, string>;
+  analyticsEngineDatasets: Record<string, { dataset: string }>;
+  queueProducers: Record<string, string>;
+  durableObjects: Record<string, { className: string; useSQLite: boolean }>;
+}
+
+function bindingsOf(config: Raw, into: Bindings): string[] {
   const unknown: string[] = [];
   for (const [kind, value] of Object.entries(config)) {
     const list = (Array.isArray(value) ? value : []) as Raw[];
@@ -150,7 +159,7 @@ const unknownTables: string[] = [];
 
 beforeAll(async () => {
   bundle = await bundleTailfan();
-  const into: Record<string, Record<string, unknown>> = {
+  const into: Bindings = {
     kvNamespaces: {},
     r2Buckets: {},
     d1Databases: {},
