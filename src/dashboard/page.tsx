@@ -32,7 +32,7 @@ h2{font-size:16px;margin:24px 0 8px}section{margin-bottom:8px}
 .badge.healthy{background:var(--ok)}.badge.degraded{background:var(--warn)}.badge.failing{background:var(--bad)}.badge.idle{background:var(--idle)}
 .nums{display:grid;grid-template-columns:repeat(4,1fr);gap:4px;margin-top:8px;font-size:12px;color:var(--muted)}.nums b{display:block;font-size:15px;color:var(--fg)}
 svg.chart{width:100%;height:auto;background:#fbfcfd;border:1px solid var(--line);border-radius:4px}
-.legend{display:flex;gap:12px;font-size:12px;color:var(--muted);margin-top:4px}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
+.legend{display:flex;flex-wrap:wrap;gap:2px 12px;font-size:12px;color:var(--muted);margin-top:4px}.legend span{white-space:nowrap}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
 table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line)}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}th{background:#eef0f4;font-weight:600;font-size:13px}
 td.msg{max-width:520px;word-break:break-word}td.t{white-space:nowrap}code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
