@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { keptLines } from "./test/support/quiet";
 
 /**
  * wrangler.toml as it is, copied where no .dev.vars sits beside it: wrangler
@@ -23,36 +24,13 @@ function testWranglerConfig(): string {
   return file;
 }
 
-/**
- * workerd reports every connection refused by a closed port, which the sink tests use on
- * purpose, as two log lines with native stack addresses, written by the workers pool straight
- * to stdout. Exactly those lines (and the stack line after each) are dropped, so that a green
- * run shows only warnings worth reading.
- */
-const REFUSED_CONNECTION = [
-  /^exception = rust\/worker\/ffi\.rs:\d+: disconnected: Connection refused \(os error 111\)$/,
-  /^uncaught exception; source = Uncaught \(in promise\); stack = Error: Network connection lost\.$/,
-  /^uncaught exception; exception = workerd\/jsg\/value\.h:\d+: disconnected: jsg\.Error: Network connection lost\.$/,
-];
-const WORKERD_STACK = /^stack:( \S+workerd@[0-9a-f]+)+$/;
-
+/** Only keptLines reach the stream: workerd's refused-connection lines are dropped (test/support/quiet.ts). */
 function quietRefusedConnections(stream: NodeJS.WriteStream): void {
   const write = stream.write.bind(stream) as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean;
-  let dropStack = false;
+  const state = { dropStack: false };
   stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
-    const kept = text.split(/(?<=\n)/).filter((line) => {
-      const bare = line.replace(/\r?\n$/, "");
-      if (REFUSED_CONNECTION.some((re) => re.test(bare))) {
-        dropStack = true;
-        return false;
-      }
-      const stack = dropStack && WORKERD_STACK.test(bare);
-      if (bare !== "") dropStack = false;
-      return !stack;
-    });
-    if (kept.length === 0) return true;
-    return write(kept.join(""), ...rest);
+    const kept = keptLines(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"), state);
+    return kept === "" ? true : write(kept, ...rest);
   }) as typeof stream.write;
 }
 quietRefusedConnections(process.stdout);
