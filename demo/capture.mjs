@@ -85,6 +85,10 @@ try {
 }
 
 // The local runtime leaves scriptName null; the edge (and so wrangler tail) names the Worker.
-const events = received.map((item) => ({ ...item, scriptName: item.scriptName ?? PRODUCER }));
+// Stack frames name the inline module by this machine's path; a deployed Worker's name its module, index.js.
+const local = /file:\/\/\/[^\s)]*\/script-0\.mjs/g;
+const events = received.map((item) =>
+  JSON.parse(JSON.stringify({ ...item, scriptName: item.scriptName ?? PRODUCER }).replace(local, "index.js")),
+);
 writeFileSync(args.out, events.map((e) => `${JSON.stringify(e, null, 4)}\n`).join(""));
 console.log(`capture: wrote ${events.length} tail events to ${path.relative(process.cwd(), args.out)}`);
