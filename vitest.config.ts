@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { keptLines } from "./test/support/quiet";
 
 /**
  * wrangler.toml as it is, copied where no .dev.vars sits beside it: wrangler
@@ -22,6 +23,18 @@ function testWranglerConfig(): string {
   );
   return file;
 }
+
+/** Only keptLines reach the stream: workerd's refused-connection lines are dropped (test/support/quiet.ts). */
+function quietRefusedConnections(stream: NodeJS.WriteStream): void {
+  const write = stream.write.bind(stream) as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean;
+  const state = { dropStack: false };
+  stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const kept = keptLines(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"), state);
+    return kept === "" ? true : write(kept, ...rest);
+  }) as typeof stream.write;
+}
+quietRefusedConnections(process.stdout);
+quietRefusedConnections(process.stderr);
 
 export default defineConfig({
   test: {

@@ -79,13 +79,16 @@ function countingEnv(env: Env): Env {
         if (prop === "get" && typeof value === "function") {
           return (...args: unknown[]) => {
             const stub = (value as (...a: unknown[]) => Obj).apply(t, args);
-            return {
-              add: (...a: unknown[]) => {
-                counts.statsWrites++;
-                return (stub.add as (...x: unknown[]) => unknown)(...a);
+            // Every RPC method passes through (add, snapshot, recent, errors, and any added later); add is counted.
+            return new Proxy(stub, {
+              get(s, method) {
+                if (method !== "add") return Reflect.get(s, method);
+                return (...a: unknown[]) => {
+                  counts.statsWrites++;
+                  return (s.add as (...x: unknown[]) => unknown)(...a);
+                };
               },
-              snapshot: (...a: unknown[]) => (stub.snapshot as (...x: unknown[]) => unknown)(...a),
-            };
+            });
           };
         }
         return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(t) : value;

@@ -24,6 +24,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { intOption, parseCli } from "../demo/cli.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Buffered mode: at most this many sink requests per 1,000 producer invocations. */
@@ -349,18 +350,25 @@ export async function measureRequests({ invocations = 1000, concurrency = 20, wa
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2);
-  const opt = (name, d) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : d;
-  };
+  const { values: cli } = parseCli(
+    "bench-requests",
+    `Usage: node bench/requests.mjs [--invocations N] [--concurrency N] [--warn-every N] [--json]
+Outbound requests per 1,000 producer invocations, direct and buffered (defaults 1000, 20, 10).`,
+    {
+      invocations: { type: "string", default: "1000" },
+      concurrency: { type: "string", default: "20" },
+      "warn-every": { type: "string", default: "10" },
+      json: { type: "boolean", default: false },
+    },
+  );
+  const opt = (name, min = 1) => intOption("bench-requests", name, cli[name], min);
   measureRequests({
-    invocations: opt("invocations", 1000),
-    concurrency: opt("concurrency", 20),
-    warnEvery: opt("warn-every", 10),
+    invocations: opt("invocations"),
+    concurrency: opt("concurrency"),
+    warnEvery: opt("warn-every", 0),
   })
     .then((r) => {
-      if (args.includes("--json")) console.log(JSON.stringify(r, null, 2));
+      if (cli.json) console.log(JSON.stringify(r, null, 2));
     })
     .catch((err) => {
       console.error(`requests bench could not run: ${err?.stack ?? err}`);

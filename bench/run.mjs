@@ -7,10 +7,7 @@
  * Then, unless --no-requests, outbound requests per 1,000 producer
  * invocations in direct and buffered delivery (bench/requests.mjs).
  *
- * Options: --items N (1000), --rounds N (15), --warmup N (3),
- *          --min-sample-ms N (50), --node (also time in Node), --no-size,
- *          --no-requests, --invocations N (1000), --concurrency N (20),
- *          --warn-every N (10), --json (print the raw results too).
+ * Options: see --help; --quick runs small counts (the CI check).
  * A benchmark, not a test: it prints the targets and whether they were met,
  * and exits 0 either way (non-zero only when it could not run).
  */
@@ -23,6 +20,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { intOption, parseCli } from "../demo/cli.mjs";
 import { measureRequests } from "./requests.mjs";
 import { measureStream } from "./stream.mjs";
 
@@ -30,17 +28,52 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const TARGET_RATIO = 1.5;
 const TARGET_GZIP_KIB = 40;
 
-const args = process.argv.slice(2);
-const flag = (name) => args.includes(`--${name}`);
-const opt = (name, d) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : d;
-};
+const { values: cli } = parseCli(
+  "bench",
+  `Usage: npm run bench [-- OPTIONS]
+The tailfan pipeline against JSON.stringify(events) in workerd, the bundle size,
+and outbound requests per 1,000 producer invocations (direct and buffered).
+
+  --quick                small counts for CI (200 items, 3 rounds, 100 invocations); well under a minute
+  --items N              TraceItems per pass (default 1000)
+  --rounds N             timed rounds (default 15)
+  --warmup N             warm-up rounds (default 3)
+  --min-sample-ms N      repeat passes until a sample lasts this long (default 50)
+  --node                 also time the same bundle in Node
+  --no-size              skip the bundle size (wrangler deploy --dry-run)
+  --no-requests          skip the outbound requests stage
+  --invocations N        producer invocations per delivery mode (default 1000)
+  --concurrency N        invocations at a time (default 20)
+  --warn-every N         every Nth invocation also logs a warning (default 10; 0: never)
+  --json                 print the raw results too
+  -h, --help             this text
+
+Exits 0 whether or not the targets are met; 1 when it could not run or a stage did not finish.`,
+  {
+    quick: { type: "boolean", default: false },
+    items: { type: "string" },
+    rounds: { type: "string" },
+    warmup: { type: "string" },
+    "min-sample-ms": { type: "string" },
+    node: { type: "boolean", default: false },
+    "no-size": { type: "boolean", default: false },
+    "no-requests": { type: "boolean", default: false },
+    invocations: { type: "string" },
+    concurrency: { type: "string" },
+    "warn-every": { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+);
+const quick = cli.quick;
+const flag = (name) => cli[name] === true;
+/** The option's number, else its default (its quick default under --quick). */
+const opt = (name, full, small = full, min = 1) =>
+  cli[name] === undefined ? (quick ? small : full) : intOption("bench", name, cli[name], min);
 const params = {
-  items: opt("items", 1000),
-  rounds: opt("rounds", 15),
-  warmup: opt("warmup", 3),
-  minSampleMs: opt("min-sample-ms", 50),
+  items: opt("items", 1000, 200),
+  rounds: opt("rounds", 15, 3),
+  warmup: opt("warmup", 3, 1, 0),
+  minSampleMs: opt("min-sample-ms", 50, 20),
 };
 
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
@@ -264,11 +297,14 @@ async function main() {
     if (!flag("no-stream")) await measureStream({ items: params.items });
     if (!flag("no-requests")) {
       const requests = await measureRequests({
-        invocations: opt("invocations", 1000),
-        concurrency: opt("concurrency", 20),
-        warnEvery: opt("warn-every", 10),
+        invocations: opt("invocations", 1000, 100),
+        concurrency: opt("concurrency", 20, 10),
+        warnEvery: opt("warn-every", 10, 10, 0),
       });
       if (flag("json")) console.log(JSON.stringify({ requests }, null, 2));
+      // A drain that timed out means tailfan lost or stuck records: a broken benchmark, not a missed target.
+      const stuck = [requests.direct, requests.buffered].filter((m) => !m.drained).map((m) => m.mode);
+      if (stuck.length > 0) throw new Error(`${stuck.join(" and ")} delivery did not drain every record`);
     }
   } finally {
     await mf?.dispose().catch(() => {});

@@ -19,7 +19,8 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs, stripVTControlCharacters } from "node:util";
+import { stripVTControlCharacters } from "node:util";
+import { parseCli, usageError } from "./cli.mjs";
 import { readToken } from "./dev-vars.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -32,29 +33,36 @@ function fail(message) {
   process.exit(1);
 }
 
-let args;
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      port: { type: "string", default: "8787" },
-      "tailfan-port": { type: "string", default: "8788" },
-      "persist-to": { type: "string", default: ".wrangler/state" },
-      secrets: { type: "string" },
-    },
-  }));
-} catch (err) {
-  fail(`${err.message}\nOptions: --port N, --tailfan-port N, --persist-to DIR, --secrets FILE (see demo/README.md)`);
-}
+const { values: args } = parseCli(
+  "dev",
+  `Usage: npm run dev [-- OPTIONS]
+Runs tailfan (dashboard and API) and the demo producer, each in its own wrangler dev.
+
+  --port N             the producer's port (default 8787)
+  --tailfan-port N     tailfan's port (default 8788)
+  --persist-to DIR     local state (default .wrangler/state; the producer's in DIR/producer)
+  --secrets FILE       tailfan's secrets from FILE instead of .dev.vars
+  -h, --help           this text
+
+See demo/README.md.`,
+  {
+    port: { type: "string", default: "8787" },
+    "tailfan-port": { type: "string", default: "8788" },
+    "persist-to": { type: "string", default: ".wrangler/state" },
+    secrets: { type: "string" },
+  },
+);
 
 function port(name) {
   const value = args[name];
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 65535) fail(`--${name} must be a port number (1 to 65535), got "${value}"`);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535)
+    usageError("dev", `--${name} must be a port number (1 to 65535), got "${value}"`);
   return n;
 }
 const producerPort = port("port");
 const tailfanPort = port("tailfan-port");
-if (producerPort === tailfanPort) fail(`--port and --tailfan-port must differ (both are ${producerPort})`);
+if (producerPort === tailfanPort) usageError("dev", `--port and --tailfan-port must differ (both are ${producerPort})`);
 const persistTo = path.resolve(root, args["persist-to"]);
 const envFile = args.secrets === undefined ? undefined : path.resolve(args.secrets);
 

@@ -13,20 +13,32 @@
 // the binding name; R2: `bucket_name`, else the binding name). It only reads.
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { convertV4MiniflareOptions, Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_readConfig } from "wrangler";
+import { intOption, parseCli } from "./cli.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
-const { values: args } = parseArgs({
-  options: {
+const { values: args } = parseCli(
+  "landed",
+  `Usage: npm run demo:landed [-- OPTIONS]
+Shows what tailfan wrote to its local KV and R2 while npm run dev ran (reads only).
+
+  -n N                 show the newest R2 object's first N records (default 5)
+  --json               the newest object's records as NDJSON, nothing else
+  --persist-to DIR     the state dir given to wrangler dev --persist-to (default .wrangler/state)
+  -c, --config FILE    tailfan's config (default wrangler.toml)
+  -h, --help           this text
+
+See demo/README.md.`,
+  {
     "persist-to": { type: "string", default: ".wrangler/state" },
     config: { type: "string", short: "c", default: "wrangler.toml" },
     n: { type: "string", short: "n", default: "5" },
     json: { type: "boolean", default: false },
   },
-});
+);
+const shown = intOption("landed", "n", args.n);
 const persistTo = path.resolve(root, args["persist-to"]);
 if (!existsSync(path.join(persistTo, "v3"))) {
   console.error(
@@ -108,7 +120,7 @@ try {
       for (const line of lines) console.log(line);
       continue;
     }
-    const n = Math.max(1, Number(args.n) || 5);
+    const n = shown;
     say(`\nNewest object: ${newest.key} (${lines.length} record(s)), first ${Math.min(n, lines.length)}:`);
     for (const line of lines.slice(0, n)) {
       const r = JSON.parse(line);

@@ -14,35 +14,36 @@
 // background task, an error log with a 500, a 404, a burst of log lines, a
 // thrown error, a cron run and a failing cron run.
 import path from "node:path";
-import { parseArgs } from "node:util";
+import { intOption, parseCli } from "./cli.mjs";
 import { readToken } from "./dev-vars.mjs";
+import { kinds } from "./kinds.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 
-let args;
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      url: { type: "string", default: "http://localhost:8787" },
-      tailfan: { type: "string", default: "http://localhost:8788" },
-      rounds: { type: "string", default: "3" },
-      token: { type: "string" },
-      "no-wait": { type: "boolean", default: false },
-    },
-  }));
-} catch (err) {
-  console.error(
-    `traffic: ${err.message}\nOptions: --url URL, --tailfan URL, --rounds N, --token TOKEN, --no-wait (see demo/README.md)`,
-  );
-  process.exit(1);
-}
+const { values: args } = parseCli(
+  "traffic",
+  `Usage: npm run demo:traffic [-- OPTIONS]
+Sends mixed traffic to the demo producer, then shows tailfan's counters.
+
+  --rounds N       rounds of every route and two cron runs (default 3)
+  --url URL        the producer (default http://localhost:8787)
+  --tailfan URL    tailfan (default http://localhost:8788)
+  --token TOKEN    tailfan's ADMIN_TOKEN (default: env ADMIN_TOKEN, else .dev.vars)
+  --no-wait        send the traffic, do not wait for tailfan's counters
+  -h, --help       this text
+
+See demo/README.md.`,
+  {
+    url: { type: "string", default: "http://localhost:8787" },
+    tailfan: { type: "string", default: "http://localhost:8788" },
+    rounds: { type: "string", default: "3" },
+    token: { type: "string" },
+    "no-wait": { type: "boolean", default: false },
+  },
+);
 const producer = args.url.replace(/\/+$/, "");
 const tailfan = args.tailfan.replace(/\/+$/, "");
-const rounds = Number(args.rounds);
-if (!Number.isInteger(rounds) || rounds < 1) {
-  console.error(`traffic: --rounds must be a whole number of at least 1, got "${args.rounds}"`);
-  process.exit(1);
-}
+const rounds = intOption("traffic", "rounds", args.rounds);
 
 const token = args.token || process.env.ADMIN_TOKEN || readToken(path.join(root, ".dev.vars")) || undefined;
 
@@ -89,7 +90,13 @@ async function readStatus() {
   return { sinks: body.sinks.filter((s) => s.sink !== "*") };
 }
 
-const received = (sinks) => sinks.reduce((sum, s) => sum + (Number(s.totals?.received) || 0), 0);
+/**
+ * Records tailfan made, whichever sinks they went to: each sink counts every record either as
+ * received (routed to it) or droppedFilter (not wanted), so one sink's sum is the number of
+ * records. Adding up every sink's received would count a record once per sink.
+ */
+const records = (sinks) =>
+  Math.max(0, ...sinks.map((s) => (Number(s.totals?.received) || 0) + (Number(s.totals?.droppedFilter) || 0)));
 
 const wait = !args["no-wait"];
 let before;
@@ -105,11 +112,13 @@ if (wait) {
   }
 }
 
-// The producer must answer first. This request is tailed like the rest, so the counts read
-// above include it.
+// The producer must answer first. This request is tailed like the rest, so it is counted as
+// one more /404 (one record, its invocation).
+let probeStatus;
 try {
   const res = await fetch(`${producer}/404`);
   await res.arrayBuffer();
+  probeStatus = String(res.status);
 } catch (err) {
   if (err?.cause?.code === "ECONNREFUSED") {
     console.error(`nothing answers on ${producer}: start \`npm run dev\` first (in another terminal)`);
@@ -119,22 +128,10 @@ try {
   process.exit(1);
 }
 
-const CRON = "/cdn-cgi/local/scheduled?cron=";
-const kinds = [
-  { label: "/", path: "/" },
-  { label: "/warn", path: "/warn" },
-  { label: "/reject", path: "/reject" },
-  { label: "/500", path: "/500" },
-  { label: "/404", path: "/404" },
-  { label: "/burst?n=5", path: "/burst?n=5" },
-  { label: "/error", path: "/error" },
-  { label: "cron */5", path: `${CRON}*/5+*+*+*+*` },
-  { label: "cron fail", path: `${CRON}fail` },
-];
-
 console.log(`Sending ${rounds} round(s) of traffic to ${producer}`);
 const results = new Map(kinds.map((k) => [k.label, new Map()]));
-let sent = 0;
+results.get("/404").set(probeStatus, 1);
+let sent = 1;
 for (let round = 0; round < rounds; round++) {
   for (const kind of kinds) {
     let outcome;
@@ -159,7 +156,7 @@ console.log(`${sent} request(s) sent.`);
 
 if (wait && waitProblem === undefined) {
   // Wait until tailfan has counted new records and the count has stopped moving for 1.5 s.
-  const start = received(before);
+  const start = records(before);
   const deadline = Date.now() + 20_000;
   let last = start;
   let lastChange = Date.now();
@@ -173,7 +170,7 @@ if (wait && waitProblem === undefined) {
       break;
     }
     latest = status.sinks;
-    const now = received(latest);
+    const now = records(latest);
     if (now !== last) {
       last = now;
       lastChange = Date.now();
@@ -184,13 +181,15 @@ if (wait && waitProblem === undefined) {
   }
   process.stdout.write("\n");
   if (waitProblem === undefined) {
-    const grew = received(latest) - start;
+    const grew = records(latest) - start;
     if (grew === 0) {
       console.log(
         "tailfan counted no new records within 20 s: check the [tailfan] and [producer] output of npm run dev (the producer names tailfan in its tail_consumers)",
       );
     } else {
-      console.log(`tailfan received ${grew} new record(s). Totals per sink:`);
+      console.log(
+        `tailfan made ${grew} new record(s) from the traffic. Totals per sink (received: the records routed to it; new: received since the start):`,
+      );
     }
     const cols = ["received", "sent", "failed", "deadLettered", "pending"];
     const old = new Map(before.map((s) => [s.sink, Number(s.totals?.received) || 0]));

@@ -57,7 +57,7 @@ export function createApp() {
   // only with it, as a bearer token, or, for GET requests from the dashboard, as a login session cookie.
   app.use("*", async (c, next) => {
     const path = c.req.path;
-    if (path === "/health" || path === "/login" || path === "/logout") return next();
+    if (path === "/health" || path === "/login" || path === "/logout" || path === "/favicon.svg") return next();
     const page = path === "/" && c.req.method === "GET";
     const token = c.env.ADMIN_TOKEN;
     if (typeof token !== "string" || token === "") {

@@ -14,6 +14,7 @@ import {
   type SendResult,
   SINK_TYPES,
 } from "../sinks/index";
+import { partsKey, sizeConfig } from "./config-size";
 import { readVar, resolveRefs, SecretBook, withoutSecrets } from "./env";
 import { type ConfigError, issuesToErrors, typeName } from "./issues";
 import { type LimitsConfig, parseLimitsConfig } from "./limits";
@@ -288,8 +289,9 @@ function checkDurableObject(env: Record<string, unknown>, name: string): string 
 }
 
 /** Builds and checks the config from env. Pure apart from reading env; see `loadConfig` for the cache. */
-export function buildConfig(env: Record<string, unknown>): ConfigResult {
-  const errors: ConfigError[] = [];
+export function buildConfig(rawEnv: Record<string, unknown>): ConfigResult {
+  const { env, errors: sizeErrors, warnings: sizeWarnings } = sizeConfig(rawEnv);
+  const errors: ConfigError[] = [...sizeErrors];
   const secrets = new SecretBook();
   if (typeof env.ADMIN_TOKEN === "string") secrets.add("ADMIN_TOKEN", env.ADMIN_TOKEN);
   const delivery = readDelivery(env, errors);
@@ -395,7 +397,7 @@ export function buildConfig(env: Record<string, unknown>): ConfigResult {
   }
 
   let routes: ResolvedConfig["routes"] = null;
-  const warnings: string[] = [];
+  const warnings: string[] = [...sizeWarnings];
   const rawRoutes = readList("ROUTES", env.ROUTES, errors, '[{"sinks":["all"]}]');
   if (rawRoutes !== null) {
     routes = [];
@@ -515,7 +517,7 @@ let cache: { key: string; result: ConfigResult } | undefined;
 
 function cacheKey(env: Record<string, unknown>): string {
   const part = (x: unknown) => (typeof x === "string" ? x : (JSON.stringify(x) ?? ""));
-  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}\u0000${part(env.SCRUB)}\u0000${part(env.LIMITS)}`;
+  return `${part(env.SINKS)}\u0000${part(env.ROUTES)}\u0000${part(env.DELIVERY)}\u0000${part(env.SELF_NAME)}\u0000${part(env.SCRUB)}\u0000${part(env.LIMITS)}\u0000${partsKey(env)}`;
 }
 
 /**

@@ -4,7 +4,7 @@
  * without a page.
  */
 import type { FilterSpec } from "../router";
-import type { Counts, SinkStats } from "../stats";
+import type { Counts, SinkError, SinkStats } from "../stats";
 
 export type Health = "idle" | "healthy" | "degraded" | "failing";
 
@@ -67,17 +67,26 @@ export interface Series {
   sent: number[];
   failed: number[];
   deadLettered: number[];
+  retried: number[];
+  /** Records waiting in the queue at the end of each bucket (a level, not a sum). */
+  pending: number[];
 }
+
+/** The series a chart draws, in order. */
+export const SERIES_KEYS = ["sent", "failed", "deadLettered", "retried", "pending"] as const;
 
 /**
  * The window cut into at most `maxBuckets` equal buckets ending with the
- * current minute, each summing the per-minute counters inside it.
+ * current minute, each summing the per-minute counters inside it. `pending`
+ * is counted as changes per minute, so its series is the level: the waiting
+ * records now (`pendingNow`), less the changes after each bucket.
  */
 export function chartSeries(
   minutes: SinkStats["minutes"],
   now: number,
   windowMinutes: number,
   maxBuckets = 60,
+  pendingNow = 0,
 ): Series {
   const perBucket = Math.max(1, Math.ceil(windowMinutes / maxBuckets));
   const n = Math.ceil(windowMinutes / perBucket);
@@ -88,15 +97,52 @@ export function chartSeries(
     sent: new Array(n).fill(0),
     failed: new Array(n).fill(0),
     deadLettered: new Array(n).fill(0),
+    retried: new Array(n).fill(0),
+    pending: new Array(n).fill(0),
   };
+  const changes: number[] = new Array(n).fill(0);
   for (const m of minutes) {
     const i = Math.floor((m.minute / 60_000 - first) / perBucket);
     if (i < 0 || i >= n) continue;
     (out.sent[i] as number) += m.sent;
     (out.failed[i] as number) += m.failed;
     (out.deadLettered[i] as number) += m.deadLettered;
+    (out.retried[i] as number) += m.retried;
+    (changes[i] as number) += m.pending;
+  }
+  let level = pendingNow;
+  for (let i = n - 1; i >= 0; i--) {
+    out.pending[i] = Math.max(0, level);
+    level -= changes[i] as number;
   }
   return out;
+}
+
+export interface ErrorGroup {
+  sink: string;
+  status: number | null;
+  message: string;
+  count: number;
+  /** Epoch ms of the oldest and the newest kept occurrence. */
+  first: number;
+  last: number;
+}
+
+/** One row per distinct sink, status and message, newest last occurrence first. */
+export function groupErrors(errors: readonly SinkError[]): ErrorGroup[] {
+  const groups = new Map<string, ErrorGroup>();
+  for (const e of errors) {
+    const key = JSON.stringify([e.sink, e.status, e.message]);
+    const g = groups.get(key);
+    if (g === undefined) {
+      groups.set(key, { sink: e.sink, status: e.status, message: e.message, count: 1, first: e.at, last: e.at });
+      continue;
+    }
+    g.count++;
+    if (e.at < g.first) g.first = e.at;
+    if (e.at > g.last) g.last = e.at;
+  }
+  return [...groups.values()].sort((a, b) => b.last - a.last);
 }
 
 /** A filter in words: `outcome exception · level ≥ warn · script api-*`. */

@@ -1,11 +1,21 @@
 /**
- * The dashboard's pages, server-rendered with Hono's JSX: no script, no
- * build step; every value is escaped by the JSX runtime.
+ * The dashboard's pages, server-rendered with Hono's JSX, no build step;
+ * every value is escaped by the JSX runtime. The one script, the live view's
+ * (LIVE_SCRIPT), only swaps in the records panel the server rendered.
  */
 import type { Child, FC } from "hono/jsx";
 import type { FilterSpec } from "../router";
 import type { FlushFailures, RecentAnswer, SinkError, SinkStats } from "../stats";
-import { chartSeries, describeFilter, type Series, type SinkHealth, sinkHealth, utc } from "./model";
+import {
+  chartSeries,
+  describeFilter,
+  groupErrors,
+  SERIES_KEYS,
+  type Series,
+  type SinkHealth,
+  sinkHealth,
+  utc,
+} from "./model";
 
 const CSS = `
 :root{--fg:#1d2330;--muted:#5d6678;--line:#dde1e8;--bg:#f6f7f9;--card:#fff;--ok:#17803d;--bad:#c62828;--warn:#b86e00;--dead:#7b3fb5;--idle:#8a93a3}
@@ -14,7 +24,7 @@ header{display:flex;flex-wrap:wrap;gap:12px;align-items:center;padding:12px 20px
 header h1{font-size:18px;margin:0 12px 0 0}header .meta{color:#c5cbd6;font-size:13px}header form{margin-left:auto}
 header a{color:#fff}main{padding:16px 20px;max-width:1400px;margin:0 auto}
 h2{font-size:16px;margin:24px 0 8px}section{margin-bottom:8px}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(330px,100%),1fr));gap:12px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px}
 .card h3{margin:0 0 2px;font-size:15px;display:flex;gap:8px;align-items:center}
 .card .type{color:var(--muted);font-weight:400;font-size:13px}.reason{color:var(--muted);margin:2px 0 8px;font-size:13px}
@@ -22,7 +32,7 @@ h2{font-size:16px;margin:24px 0 8px}section{margin-bottom:8px}
 .badge.healthy{background:var(--ok)}.badge.degraded{background:var(--warn)}.badge.failing{background:var(--bad)}.badge.idle{background:var(--idle)}
 .nums{display:grid;grid-template-columns:repeat(4,1fr);gap:4px;margin-top:8px;font-size:12px;color:var(--muted)}.nums b{display:block;font-size:15px;color:var(--fg)}
 svg.chart{width:100%;height:auto;background:#fbfcfd;border:1px solid var(--line);border-radius:4px}
-.legend{display:flex;gap:12px;font-size:12px;color:var(--muted);margin-top:4px}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
+.legend{display:flex;flex-wrap:wrap;gap:2px 12px;font-size:12px;color:var(--muted);margin-top:4px}.legend span{white-space:nowrap}.legend i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
 table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line)}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}th{background:#eef0f4;font-weight:600;font-size:13px}
 td.msg{max-width:520px;word-break:break-word}td.t{white-space:nowrap}code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
@@ -36,9 +46,56 @@ button{background:#2b59c3;color:#fff;border-color:#2b59c3;cursor:pointer}header 
 .errors li{margin-bottom:4px}.alert{background:#fdecea;border:1px solid #f3b8b2;padding:10px 12px;border-radius:6px}
 .login{max-width:420px;margin:10vh auto;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:24px}
 .login form{display:flex;flex-direction:column;gap:12px}.login p{color:var(--muted)}
+.scroll{max-width:100%;overflow-x:auto}td code{word-break:break-all}.live{font-size:12px;color:var(--muted)}
+@media (max-width:700px){header{padding:10px 12px}header form{margin-left:0}main{padding:12px}
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}table.stack thead{display:none}
+table.stack tr{border-bottom:1px solid var(--line);padding:6px 0}table.stack td{border:0;padding:1px 8px;max-width:none}
+table.stack td[data-label]::before{content:attr(data-label) ": ";color:var(--muted);font-size:12px}}
 `;
 
-const Layout: FC<{ title: string; refresh?: number; children?: Child }> = ({ title, refresh, children }) => (
+/** The favicon, served at /favicon.svg: tailfan's fan of lines on the header's colour. */
+export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1d2330"/><g stroke-width="3" stroke-linecap="round"><path d="M6 16h8" stroke="#fff"/><path d="M14 16l12-9" stroke="#17803d"/><path d="M14 16h12" stroke="#2b59c3"/><path d="M14 16l12 9" stroke="#b86e00"/></g></svg>`;
+
+/** Seconds between the live view's reloads of the records panel. */
+export const LIVE_SECONDS = 3;
+
+/**
+ * The live view, served at /dashboard.js: every LIVE_SECONDS it fetches the
+ * records panel of the page's own URL (its filters) and swaps it in. The
+ * panel is HTML the server rendered and escaped; nothing is built from JSON.
+ */
+export const LIVE_SCRIPT = `(() => {
+  const status = document.getElementById("live-status");
+  const panel = () => document.getElementById("records-live");
+  if (!panel() || !status) return;
+  const seconds = Number(panel().dataset.live) || ${LIVE_SECONDS};
+  const url = new URL(location.href);
+  url.searchParams.set("part", "records");
+  async function tick() {
+    if (!document.hidden) {
+      try {
+        const res = await fetch(url, { credentials: "same-origin" });
+        if (!res.ok) throw new Error("tailfan answered " + res.status);
+        const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById("records-live");
+        if (!fresh) throw new Error("no records in the answer");
+        panel().replaceWith(document.importNode(fresh, true));
+        status.textContent = "live: updated " + new Date().toISOString().slice(11, 19) + " UTC, every " + seconds + " s";
+      } catch (err) {
+        status.textContent = "live: " + (err && err.message ? err.message : "tailfan did not answer") + "; retrying";
+      }
+    }
+    setTimeout(tick, seconds * 1000);
+  }
+  setTimeout(tick, seconds * 1000);
+})();
+`;
+
+const Layout: FC<{ title: string; refresh?: number; live?: boolean; children?: Child }> = ({
+  title,
+  refresh,
+  live,
+  children,
+}) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -46,7 +103,9 @@ const Layout: FC<{ title: string; refresh?: number; children?: Child }> = ({ tit
       <meta name="robots" content="noindex" />
       {refresh ? <meta http-equiv="refresh" content={String(refresh)} /> : null}
       <title>{title}</title>
+      <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
       <style dangerouslySetInnerHTML={{ __html: CSS }} />
+      {live ? <script src="/dashboard.js" defer /> : null}
     </head>
     <body>{children}</body>
   </html>
@@ -86,24 +145,29 @@ export const SetupPage: FC = () => (
   </Layout>
 );
 
-const SERIES = [
-  { key: "sent", label: "sent", color: "var(--ok)" },
-  { key: "failed", label: "failed", color: "var(--bad)" },
-  { key: "deadLettered", label: "dead-lettered", color: "var(--dead)" },
-] as const;
+const SERIES_STYLE: Record<(typeof SERIES_KEYS)[number], { label: string; color: string; dash?: string }> = {
+  sent: { label: "sent", color: "var(--ok)" },
+  failed: { label: "failed", color: "var(--bad)" },
+  deadLettered: { label: "dead-lettered", color: "var(--dead)" },
+  retried: { label: "retried", color: "var(--warn)" },
+  pending: { label: "pending", color: "var(--idle)", dash: "3 2" },
+};
+const SERIES = SERIES_KEYS.map((key) => ({ key, ...SERIES_STYLE[key] }));
 
 const W = 320;
 const H = 90;
 const PAD = 4;
 
-/** Sent vs failed vs dead-lettered per bucket, as three lines. */
+/** Sent, failed, dead-lettered and retried per bucket, and the records pending, as lines. */
 const Chart: FC<{ sink: string; series: Series }> = ({ sink, series }) => {
   const n = series.starts.length;
   let max = 1;
   for (const s of SERIES) for (const v of series[s.key]) if (v > max) max = v;
   const x = (i: number) => (n <= 1 ? W / 2 : PAD + (i * (W - 2 * PAD)) / (n - 1));
   const y = (v: number) => H - PAD - (v * (H - 2 * PAD)) / max;
-  const total = (key: (typeof SERIES)[number]["key"]) => series[key].reduce((a, b) => a + b, 0);
+  // Pending is a level: its figure is the latest, not a sum.
+  const total = (key: (typeof SERIES_KEYS)[number]) =>
+    key === "pending" ? (series.pending[n - 1] ?? 0) : series[key].reduce((a, b) => a + b, 0);
   const totals = SERIES.map((s) => `${total(s.key)} ${s.label}`).join(", ");
   return (
     <figure style="margin:0">
@@ -122,6 +186,7 @@ const Chart: FC<{ sink: string; series: Series }> = ({ sink, series }) => {
             fill="none"
             stroke={s.color}
             stroke-width="1.5"
+            stroke-dasharray={s.dash}
             points={series[s.key].map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ")}
           />
         ))}
@@ -164,7 +229,15 @@ export interface DashboardData {
   recent: RecentAnswer | null;
   /** The counters object's health: a failed read, and this isolate's failed writes. */
   counters?: { error: string | null; writes: FlushFailures };
-  query: { level: string; outcome: string; script: string; type: string; limit: number; refresh: number };
+  query: {
+    level: string;
+    outcome: string;
+    script: string;
+    type: string;
+    limit: number;
+    refresh: number;
+    live: boolean;
+  };
 }
 
 const NUMBERS = [
@@ -191,7 +264,10 @@ const SinkCard: FC<{ sink: SinkView; stats: SinkStats | undefined; data: Dashboa
     </h3>
     <p class="reason">{health.reason}</p>
     {data.delivery.counters ? (
-      <Chart sink={sink.name} series={chartSeries(stats?.minutes ?? [], data.now, data.windowMinutes)} />
+      <Chart
+        sink={sink.name}
+        series={chartSeries(stats?.minutes ?? [], data.now, data.windowMinutes, 60, stats?.totals.pending ?? 0)}
+      />
     ) : null}
     <div class="nums">
       {NUMBERS.map(([key, label]) => (
@@ -233,6 +309,63 @@ function pretty(line: string): string {
   }
 }
 
+/** The count line and the records table: what the live view reloads (GET /?part=records). */
+export const RecordsPanel: FC<{ recent: RecentAnswer; live: boolean }> = ({ recent, live }) => (
+  <div id="records-live" data-live={live ? String(LIVE_SECONDS) : undefined}>
+    <p class="none" id="records-count">
+      {recent.kept === 0
+        ? "No records yet. Name tailfan in a Worker's tail_consumers (locally: npm run demo:traffic) and they appear here."
+        : recent.records.length === 0
+          ? `No record matches these filters (of the ${recent.kept} latest kept).`
+          : `${recent.records.length} shown of the ${recent.kept} latest kept`}
+    </p>
+    <table id="records" class="stack">
+      <thead>
+        <tr>
+          <th>time (UTC)</th>
+          <th>type</th>
+          <th>level</th>
+          <th>outcome</th>
+          <th>script</th>
+          <th>message</th>
+          <th>went to</th>
+        </tr>
+      </thead>
+      <tbody>
+        {recent.records.map((r) => (
+          <tr data-level={r.level} data-outcome={r.outcome} data-type={r.type} data-script={r.script ?? NO_SCRIPT}>
+            <td class="t">{utc(r.at)}</td>
+            <td data-label="type">{r.type}</td>
+            <td data-label="level" class={`level-${r.level}`}>
+              {r.level}
+            </td>
+            <td data-label="outcome" class={r.outcome === "ok" ? "" : "outcome-bad"}>
+              {r.outcome}
+            </td>
+            <td data-label="script">{r.script ?? <span class="none">{NO_SCRIPT}</span>}</td>
+            <td class="msg">
+              {r.message}
+              {r.line === null ? null : (
+                <details>
+                  <summary>record</summary>
+                  <pre>{pretty(r.line)}</pre>
+                </details>
+              )}
+            </td>
+            <td data-label="went to">
+              {r.sinks.length === 0 ? (
+                <span class="none">no sink</span>
+              ) : (
+                r.sinks.map((s) => <span class="chip">{s}</span>)
+              )}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </div>
+);
+
 const Records: FC<{ data: DashboardData }> = ({ data }) => {
   const { recent, query } = data;
   if (data.configErrors) return <p class="none">Not shown while the configuration is invalid.</p>;
@@ -268,56 +401,17 @@ const Records: FC<{ data: DashboardData }> = ({ data }) => {
           options={["", ...REFRESHES.map(String)]}
           any="off"
         />
+        <label>
+          Live records
+          <input type="checkbox" name="live" value="1" checked={query.live} />
+        </label>
         <button type="submit">Apply</button>
         <a href="/">clear</a>
       </form>
-      <p class="none" id="records-count">
-        {recent.kept === 0
-          ? "No records yet. Name tailfan in a Worker's tail_consumers (locally: npm run demo:traffic) and they appear here."
-          : recent.records.length === 0
-            ? `No record matches these filters (of the ${recent.kept} latest kept).`
-            : `${recent.records.length} shown of the ${recent.kept} latest kept`}
-      </p>
-      <table id="records">
-        <thead>
-          <tr>
-            <th>time (UTC)</th>
-            <th>type</th>
-            <th>level</th>
-            <th>outcome</th>
-            <th>script</th>
-            <th>message</th>
-            <th>went to</th>
-          </tr>
-        </thead>
-        <tbody>
-          {recent.records.map((r) => (
-            <tr data-level={r.level} data-outcome={r.outcome} data-type={r.type} data-script={r.script ?? NO_SCRIPT}>
-              <td class="t">{utc(r.at)}</td>
-              <td>{r.type}</td>
-              <td class={`level-${r.level}`}>{r.level}</td>
-              <td class={r.outcome === "ok" ? "" : "outcome-bad"}>{r.outcome}</td>
-              <td>{r.script ?? <span class="none">{NO_SCRIPT}</span>}</td>
-              <td class="msg">
-                {r.message}
-                {r.line === null ? null : (
-                  <details>
-                    <summary>record</summary>
-                    <pre>{pretty(r.line)}</pre>
-                  </details>
-                )}
-              </td>
-              <td>
-                {r.sinks.length === 0 ? (
-                  <span class="none">no sink</span>
-                ) : (
-                  r.sinks.map((s) => <span class="chip">{s}</span>)
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      {query.live ? (
+        <p class="live" id="live-status">{`live: the records below reload every ${LIVE_SECONDS} s`}</p>
+      ) : null}
+      <RecordsPanel recent={recent} live={query.live} />
     </>
   );
 };
@@ -328,7 +422,7 @@ export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
   const { errors } = data;
   const loop = byName.get("*");
   return (
-    <Layout title="tailfan" refresh={data.query.refresh}>
+    <Layout title="tailfan" refresh={data.query.refresh} live={data.query.live && data.recent !== null}>
       <header>
         <h1>tailfan</h1>
         <span class="meta">
@@ -380,21 +474,27 @@ export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
         <section id="errors">
           {errors.length === 0 && data.warnings.length === 0 ? <p class="none">No delivery errors.</p> : null}
           {errors.length > 0 ? (
-            <table>
+            <table class="stack">
               <thead>
                 <tr>
-                  <th>time (UTC)</th>
+                  <th>last seen (UTC)</th>
                   <th>sink</th>
                   <th>status</th>
+                  <th>times</th>
+                  <th>first seen (UTC)</th>
                   <th>error</th>
                 </tr>
               </thead>
               <tbody>
-                {errors.map((e) => (
-                  <tr data-sink={e.sink}>
-                    <td class="t">{utc(e.at)}</td>
-                    <td>{e.sink}</td>
-                    <td>{e.status === null ? "—" : String(e.status)}</td>
+                {groupErrors(errors).map((e) => (
+                  <tr data-sink={e.sink} data-count={String(e.count)}>
+                    <td class="t">{utc(e.last)}</td>
+                    <td data-label="sink">{e.sink}</td>
+                    <td data-label="status">{e.status === null ? "—" : String(e.status)}</td>
+                    <td data-label="times">{String(e.count)}</td>
+                    <td data-label="first seen" class="t">
+                      {utc(e.first)}
+                    </td>
                     <td class="msg">{e.message}</td>
                   </tr>
                 ))}
@@ -415,51 +515,55 @@ export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
           {data.routes === null ? (
             <p class="none">No ROUTES: each sink takes every record its own filter lets through.</p>
           ) : (
-            <table>
+            <div class="scroll">
+              <table>
+                <thead>
+                  <tr>
+                    <th>#</th>
+                    <th>records matching</th>
+                    <th>go to</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {data.routes.map((r, i) => (
+                    <tr>
+                      <td>{String(i)}</td>
+                      <td>{describeFilter(r.filter)}</td>
+                      <td>
+                        {r.sinks.map((s) => (
+                          <span class="chip">{s}</span>
+                        ))}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+          <div class="scroll">
+            <table style="margin-top:8px" id="sink-table">
               <thead>
                 <tr>
-                  <th>#</th>
-                  <th>records matching</th>
-                  <th>go to</th>
+                  <th>sink</th>
+                  <th>type</th>
+                  <th>own filter</th>
+                  <th>options (secrets by name)</th>
                 </tr>
               </thead>
               <tbody>
-                {data.routes.map((r, i) => (
+                {data.sinks.map((s) => (
                   <tr>
-                    <td>{String(i)}</td>
-                    <td>{describeFilter(r.filter)}</td>
+                    <td>{s.name}</td>
+                    <td>{s.type}</td>
+                    <td>{describeFilter(s.filter)}</td>
                     <td>
-                      {r.sinks.map((s) => (
-                        <span class="chip">{s}</span>
-                      ))}
+                      <code>{JSON.stringify(s.options)}</code>
                     </td>
                   </tr>
                 ))}
               </tbody>
             </table>
-          )}
-          <table style="margin-top:8px" id="sink-table">
-            <thead>
-              <tr>
-                <th>sink</th>
-                <th>type</th>
-                <th>own filter</th>
-                <th>options (secrets by name)</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.sinks.map((s) => (
-                <tr>
-                  <td>{s.name}</td>
-                  <td>{s.type}</td>
-                  <td>{describeFilter(s.filter)}</td>
-                  <td>
-                    <code>{JSON.stringify(s.options)}</code>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          </div>
         </section>
 
         <h2>Latest records</h2>

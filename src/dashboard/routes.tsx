@@ -9,6 +9,7 @@ import { formatConfigErrors, loadConfig, type ResolvedConfig, summarizeConfig } 
 import { LEVELS, RECORD_TYPES } from "../record";
 import {
   counterFlushFailures,
+  ERRORS_KEPT,
   type RecentAnswer,
   type RecentQuery,
   type SinkError,
@@ -16,7 +17,18 @@ import {
   statsStub,
 } from "../stats";
 import { VERSION } from "../version";
-import { type DashboardData, DashboardPage, LoginPage, NO_SCRIPT, REFRESHES, SetupPage, WINDOWS } from "./page";
+import {
+  type DashboardData,
+  DashboardPage,
+  FAVICON_SVG,
+  LIVE_SCRIPT,
+  LoginPage,
+  NO_SCRIPT,
+  REFRESHES,
+  RecordsPanel,
+  SetupPage,
+  WINDOWS,
+} from "./page";
 import {
   clientIp,
   countFailure,
@@ -32,13 +44,21 @@ import {
 type Env = { Bindings: Record<string, unknown> };
 type Ctx = Context<Env>;
 
+const CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /** The dashboard's page headers: never cached, never framed, no script at all. */
 export const PAGE_HEADERS: Record<string, string> = {
   "cache-control": "no-store",
-  "content-security-policy":
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "content-security-policy": CSP,
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
+};
+
+/** The live view's page: the same, plus tailfan's own script and its fetches to tailfan, nothing else. */
+export const LIVE_PAGE_HEADERS: Record<string, string> = {
+  ...PAGE_HEADERS,
+  "content-security-policy": `${CSP}; script-src 'self'; connect-src 'self'`,
 };
 
 /** A whole HTML document: the doctype, then the page (standards mode, not quirks). */
@@ -47,8 +67,9 @@ async function page(
   node: JSX.Element,
   status: 200 | 401 | 404 | 429,
   headers: Record<string, string> = {},
+  live = false,
 ): Promise<Response> {
-  return c.html(`<!DOCTYPE html>${await node}`, status, { ...PAGE_HEADERS, ...headers });
+  return c.html(`<!DOCTYPE html>${await node}`, status, { ...(live ? LIVE_PAGE_HEADERS : PAGE_HEADERS), ...headers });
 }
 
 export function loginPage(c: Ctx, error?: string, status: 200 | 401 | 429 = 401): Promise<Response> {
@@ -107,6 +128,19 @@ export function registerDashboard(app: Hono<Env>): void {
     return c.body(null, 303, { location: "/", "set-cookie": sessionCookie(await newSession(token)) });
   });
 
+  // Open, like /login, so that the login page has its icon too.
+  app.get("/favicon.svg", (c) =>
+    c.body(FAVICON_SVG, 200, { "content-type": "image/svg+xml", "cache-control": "public, max-age=86400" }),
+  );
+
+  app.get("/dashboard.js", (c) =>
+    c.body(LIVE_SCRIPT, 200, {
+      "content-type": "text/javascript; charset=utf-8",
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+    }),
+  );
+
   app.post("/logout", (c) =>
     c.body(null, 303, {
       location: "/",
@@ -144,7 +178,14 @@ export function registerDashboard(app: Hono<Env>): void {
     };
     const windowMinutes = oneOf("window", WINDOWS, 60);
     const refresh = oneOf("refresh", REFRESHES, 0);
+    const live = c.req.query("live") === "1";
     const q = recentQuery(c);
+    if (c.req.query("part") === "records") {
+      // The live view's reload: the records panel alone, rendered as on the page.
+      const recent = await readRecent(c.env, config, q);
+      if (recent === null) return c.text("records are not kept", 404, PAGE_HEADERS);
+      return c.html(await (<RecordsPanel recent={recent} live={live} />), 200, PAGE_HEADERS);
+    }
     let stats: SinkStats[] | null = null;
     let recent: RecentAnswer | null = null;
     let errors: SinkError[] = [];
@@ -155,7 +196,8 @@ export function registerDashboard(app: Hono<Env>): void {
         [stats, recent, errors] = await Promise.all([
           stub.snapshot(windowMinutes),
           readRecent(c.env, config, q),
-          stub.errors(20),
+          // All that are kept, so that repeats group into one row with their count.
+          stub.errors(ERRORS_KEPT),
         ]);
       } catch (err) {
         // The page still answers when the counters object throws or hangs, and says so.
@@ -185,8 +227,9 @@ export function registerDashboard(app: Hono<Env>): void {
         type: q.type ?? "",
         limit: q.limit,
         refresh,
+        live,
       },
     };
-    return page(c, <DashboardPage data={data} />, 200);
+    return page(c, <DashboardPage data={data} />, 200, {}, live && recent !== null);
   });
 }

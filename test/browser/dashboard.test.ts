@@ -238,6 +238,47 @@ describe("dashboard in Chromium against npm run dev", () => {
     expect(await page.locator('select[name="level"]').inputValue()).toBe("warn");
   });
 
+  it("fits a 390 px phone: no sideways scroll, the message column readable", async () => {
+    const phone = await context.newPage();
+    try {
+      await phone.setViewportSize({ width: 390, height: 844 });
+      await phone.goto(`${tailfan}/?window=15`);
+      expect(await phone.locator("#records tbody tr").count()).toBeGreaterThan(0);
+      const scrollWidth = await phone.evaluate(() => document.scrollingElement?.scrollWidth ?? Infinity);
+      expect(scrollWidth).toBeLessThanOrEqual(390);
+      // Each record stacks its cells, so its message gets the whole width, not a squeezed column.
+      const widths = await phone
+        .locator("#records tbody td.msg")
+        .evaluateAll((tds) => tds.map((td) => td.getBoundingClientRect().width));
+      expect(Math.min(...widths)).toBeGreaterThan(300);
+    } finally {
+      await phone.close();
+    }
+  });
+
+  it("live view: new records appear without a reload, with the page's filters", async () => {
+    await page.goto(`${tailfan}/?level=warn&live=1`);
+    // A unique key that reads like the demo's own (the screenshot taken next shows it).
+    const marker = `session:${Date.now() % 100_000}`;
+    await page.evaluate(() => {
+      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+    // A warning (kept by the filter) and a plain request (not kept), both after the page loaded.
+    await fetch(`${producer}/warn?key=${marker}`);
+    await fetch(`${producer}/`);
+    await page.waitForFunction(
+      (m) => Array.from(document.querySelectorAll("#records tbody tr")).some((tr) => tr.textContent?.includes(m)),
+      marker,
+      { timeout: 30_000 },
+    );
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    const levels = await page
+      .locator("#records tbody tr")
+      .evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-level")));
+    expect(levels.every((l) => l === "warn" || l === "error")).toBe(true);
+    expect(await page.locator("#live-status").textContent()).toMatch(/^live: updated \d\d:\d\d:\d\d UTC/);
+  });
+
   it("takes a screenshot that shows the header, the sinks and the records", async () => {
     await page.goto(`${tailfan}/?level=warn&window=15`);
     const file = path.join(out, "dashboard.png");

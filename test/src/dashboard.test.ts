@@ -7,7 +7,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
-import { chartSeries, describeFilter, sinkHealth } from "../../src/dashboard/model";
+import { chartSeries, describeFilter, groupErrors, sinkHealth } from "../../src/dashboard/model";
 import {
   newSession,
   readSession,
@@ -229,8 +229,8 @@ describe("dashboard page after a tail() run", () => {
     expect(card(bad)).toContain('data-series="sent" data-total="0"');
     // ...and its error is listed under Recent errors with its status.
     const errors = html.slice(html.indexOf('<section id="errors">'), html.indexOf('<section id="routes">'));
-    expect(errors).toContain(`<tr data-sink="${bad}">`);
-    expect(errors).toContain("<td>400</td>");
+    expect(errors).toContain(`<tr data-sink="${bad}" data-count="1">`);
+    expect(errors).toContain('<td data-label="status">400</td>');
     expect(errors).toContain("HTTP 400");
   });
 
@@ -463,5 +463,129 @@ describe("dashboard model", () => {
     ).toBe(
       "outcome exception · level ≥ error · script a-* or b · event fetch · record log · status 5xx or 404 · 25 % sampled",
     );
+  });
+});
+
+describe("dashboard: errors, charts, icon and live view", () => {
+  it("groups repeated errors into one row per sink and reason, with the count and first and last seen", async () => {
+    const bad = uid("dash-repeat");
+    const other = uid("dash-other-err");
+    const environment = envWith([
+      { name: bad, type: "http", url: `${base}/status/400/${bad}` },
+      { name: other, type: "http", url: `${base}/status/401/${other}` },
+    ]);
+    for (let i = 0; i < 4; i++) await tail(environment, [traceItem({ script: uid("dash-rep") })]);
+    const html = await (await request(environment, "/", { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+    const errors = html.slice(html.indexOf('<section id="errors">'), html.indexOf('<section id="routes">'));
+    const rows = [...errors.matchAll(/<tr data-sink="([^"]+)" data-count="(\d+)">/g)].map((m) => [m[1], m[2]]);
+    expect(rows.filter(([sink]) => sink === bad || sink === other).sort()).toEqual(
+      [
+        [bad, "4"],
+        [other, "4"],
+      ].sort(),
+    );
+    expect(errors).toContain("first seen");
+  });
+
+  it("groupErrors keeps the oldest and newest time of each distinct error, newest first", () => {
+    const e = (sink: string, at: number, message = "HTTP 503", status: number | null = 503) => ({
+      sink,
+      at,
+      message,
+      status,
+    });
+    expect(groupErrors([e("a", 30), e("b", 25), e("a", 20), e("a", 10, "HTTP 500", 500), e("a", 5)])).toEqual([
+      { sink: "a", status: 503, message: "HTTP 503", count: 3, first: 5, last: 30 },
+      { sink: "b", status: 503, message: "HTTP 503", count: 1, first: 25, last: 25 },
+      { sink: "a", status: 500, message: "HTTP 500", count: 1, first: 10, last: 10 },
+    ]);
+  });
+
+  it("draws retried records and the pending level", () => {
+    const NOW = Date.UTC(2026, 10, 21, 12, 30, 20);
+    const at = (ago: number, counts: Partial<Counts>) => ({
+      minute: Math.floor(NOW / 60_000) * 60_000 - ago * 60_000,
+      ...zeroCounts(),
+      ...counts,
+    });
+    // 5 records handed to the retry queue 3 minutes ago, 2 of them delivered a minute ago: 3 still pending.
+    const s = chartSeries([at(3, { retried: 5, pending: 5 }), at(1, { sent: 2, pending: -2 })], NOW, 15, 60, 3);
+    expect(s.retried.at(-4)).toBe(5);
+    expect(s.pending.slice(-5)).toEqual([0, 5, 5, 3, 3]);
+  });
+
+  it("shows a failing sink's retries in its chart", async () => {
+    const bad = uid("dash-retry");
+    const environment = envWith(
+      [{ name: bad, type: "http", url: `${base}/status/503/${bad}` }],
+      {},
+      {
+        queue: "TAILFAN_QUEUE",
+        retryDelaySeconds: 600,
+      },
+    );
+    await tail(environment, [traceItem({ script: uid("dash-retry-s") })]);
+    const headers = { authorization: `Bearer ${ADMIN}` };
+    const status = (await (await request(environment, "/status", { headers })).json()) as { sinks: SinkStats[] };
+    const totals = status.sinks.find((x) => x.sink === bad)?.totals;
+    expect(totals?.retried).toBeGreaterThan(0);
+    const html = await (await request(environment, "/", { headers })).text();
+    const card = html.slice(html.indexOf(`<div class="card" data-sink="${bad}"`));
+    expect(card).toContain(`data-series="retried" data-total="${totals?.retried}"`);
+    expect(card).toContain('data-series="pending"');
+  });
+
+  it("has a favicon, served without a login", async () => {
+    const environment = envWith([{ name: "a", type: "r2", binding: "LOGS_R2" }]);
+    const res = await request(environment, "/favicon.svg");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("image/svg+xml");
+    expect(await res.text()).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    const login = await (await request(environment, "/")).text();
+    expect(login).toContain('<link rel="icon" href="/favicon.svg" type="image/svg+xml"/>');
+  });
+
+  it("live view: the page loads tailfan's script only when asked, and the panel reloads with the page's filters", async () => {
+    const sink = uid("dash-live");
+    const script = uid("dash-live-s");
+    const environment = envWith([{ name: sink, type: "r2", binding: "LOGS_R2", prefix: sink }]);
+    await tail(environment, [
+      traceItem({ script, logs: [{ level: "warn", message: ["live warn"] }] }),
+      traceItem({ script, logs: [{ level: "info", message: ["live info"] }] }),
+    ]);
+    const headers = { authorization: `Bearer ${ADMIN}` };
+    const plain = await request(environment, `/?script=${script}`, { headers });
+    expect(plain.headers.get("content-security-policy")).not.toContain("script-src");
+    expect(await plain.text()).not.toContain("<script");
+
+    const live = await request(environment, `/?script=${script}&live=1`, { headers });
+    const csp = live.headers.get("content-security-policy") ?? "";
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'; connect-src 'self'");
+    const html = await live.text();
+    expect(html).toContain('<script src="/dashboard.js" defer="">');
+    expect(html).toContain('<div id="records-live" data-live="3">');
+    expect(html).toContain('name="live" value="1" checked=""');
+
+    // What the script fetches: its own URL with part=records, so the same filters apply.
+    const part = await request(environment, `/?script=${script}&level=warn&live=1&part=records`, { headers });
+    const panel = await part.text();
+    expect(part.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(panel.startsWith('<div id="records-live"')).toBe(true);
+    expect(panel).not.toContain("<html");
+    expect(recordRows(panel).every((r) => r.script === script && (r.level === "warn" || r.level === "error"))).toBe(
+      true,
+    );
+    expect(panel).toContain("live warn");
+    expect(panel).not.toContain("live info");
+
+    const js = await request(environment, "/dashboard.js", { headers });
+    expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    const code = await js.text();
+    expect(code).toContain('url.searchParams.set("part", "records")');
+    // Only server-rendered, escaped HTML is inserted; no innerHTML, no eval.
+    expect(code).not.toMatch(/innerHTML|eval\(|new Function/);
+    // Behind the login like the page.
+    expect((await request(environment, "/dashboard.js")).status).toBe(401);
   });
 });
