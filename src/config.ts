@@ -496,7 +496,9 @@ function redacting(definition: AnySinkDefinition, redact: (text: string) => stri
           } catch (err) {
             return { outcome: "fail", reason: `sink threw: ${message(err)}` };
           }
-          return result.outcome === "ok" ? result : { ...result, reason: redact(result.reason) };
+          // Anything but a failure with a reason passes as it came: the core judges a malformed result itself.
+          if (typeof result !== "object" || result === null || result.outcome === "ok") return result;
+          return typeof result.reason === "string" ? { ...result, reason: redact(result.reason) } : result;
         },
       };
     },

@@ -128,6 +128,7 @@ interface Bindings {
   analyticsEngineDatasets: Record<string, { dataset: string }>;
   queueProducers: Record<string, string>;
   durableObjects: Record<string, { className: string; useSQLite: boolean }>;
+  pipelines: Record<string, string>;
 }
 
 function bindingsOf(config: Raw, into: Bindings): string[] {
@@ -139,6 +140,7 @@ function bindingsOf(config: Raw, into: Bindings): string[] {
     else if (kind === "d1_databases") for (const b of list) into.d1Databases[String(b.binding)] = String(b.binding);
     else if (kind === "analytics_engine_datasets")
       for (const b of list) into.analyticsEngineDatasets[String(b.binding)] = { dataset: String(b.dataset) };
+    else if (kind === "pipelines") for (const b of list) into.pipelines[String(b.binding)] = String(b.stream);
     else if (kind === "queues") {
       for (const b of ((value as Raw).producers ?? []) as Raw[])
         into.queueProducers[String(b.binding)] = String(b.queue);
@@ -166,6 +168,7 @@ beforeAll(async () => {
     analyticsEngineDatasets: {},
     queueProducers: {},
     durableObjects: {},
+    pipelines: {},
   };
   const wrangler = readToml(readFileSync(join(root, "wrangler.toml"), "utf8"));
   bindingsOf(wrangler, into);
