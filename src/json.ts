@@ -14,7 +14,7 @@ export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
     case "boolean":
       return value;
     case "number":
-      return Number.isFinite(value) ? value : String(value);
+      return jsonNumber(value);
     case "bigint":
       return value.toString();
     case "undefined":
@@ -58,6 +58,11 @@ export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
   } finally {
     visited.delete(obj);
   }
+}
+
+/** A number as tailfan writes it: NaN and the infinities, which JSON cannot hold, as their names ("NaN"), not null. */
+export function jsonNumber(n: number): number | string {
+  return Number.isFinite(n) ? n : String(n);
 }
 
 const encoder = new TextEncoder();
