@@ -254,20 +254,21 @@ export class RecordSerializer {
       // Records are built from JSON values, so this is a last line of defence.
       line = JSON.stringify(toJson(record));
     }
-    return new Serialized(record, line);
+    return serialized(record, line);
   }
 }
 
 /**
  * A serialized record. Its exact UTF-8 size is measured only when asked:
  * most batches are far enough from their limits that the bounds
- * `line.length <= bytes <= 3 * line.length` decide.
+ * `line.length <= bytes <= 3 * line.length` decide. Build it with
+ * `serialized`, the one constructor.
  */
 class Serialized implements SerializedRecord {
-  private size = -1;
   constructor(
     readonly record: LogRecord,
     readonly line: string,
+    private size: number,
   ) {}
   get bytes(): number {
     if (this.size >= 0) return this.size;
@@ -275,6 +276,15 @@ class Serialized implements SerializedRecord {
     if (!Object.isFrozen(this)) this.size = size;
     return size;
   }
+}
+
+/**
+ * The one way to make a SerializedRecord: `line` must be the record's JSON;
+ * `bytes`, its UTF-8 length, when already known, else measured on first use.
+ * Pass the item itself along (a spread copy would lose the lazy `bytes`).
+ */
+export function serialized(record: LogRecord, line: string, bytes = -1): SerializedRecord {
+  return new Serialized(record, line, bytes);
 }
 
 function sameInvocation(a: LogRecord, b: LogRecord): boolean {

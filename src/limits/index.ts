@@ -5,7 +5,7 @@
  * `limitRecord` does the same for a bare record. docs/security.md (Size
  * limits) describes LIMITS; config.ts reads it, cut.ts cuts.
  */
-import { utf8Length } from "../json";
+import { serialized, utf8Length } from "../json";
 import type { LogRecord, SerializedRecord } from "../record";
 import type { LimitsConfig } from "./config";
 import { cutRecord } from "./cut";
@@ -64,5 +64,5 @@ export function limitSerialized(item: SerializedRecord, config: LimitsConfig): S
   const length = item.line.length;
   if (messageFits(item.record, config) && (length * 3 <= max || (length <= max && item.bytes <= max))) return item;
   const cut = cutRecord(item.record, config);
-  return cut === null ? item : { record: cut.record, line: cut.line, bytes: cut.bytes };
+  return cut === null ? item : serialized(cut.record, cut.line, cut.bytes);
 }
