@@ -1,4 +1,7 @@
 import { CONTEXT_KEYS, type Json, type LogRecord, type RecordType, type SerializedRecord } from "./record";
+import { utf8Length } from "./text";
+
+export { utf8Length };
 
 /** How deep a nested value is copied before it is replaced by a marker. */
 export const MAX_DEPTH = 16;
@@ -65,21 +68,11 @@ export function jsonNumber(n: number): number | string {
   return Number.isFinite(n) ? n : String(n);
 }
 
-const encoder = new TextEncoder();
-let scratch = new Uint8Array(64 * 1024);
-
 /** Sets an own property, even one named `__proto__` (which plain assignment would turn into a prototype). */
 export function setOwn(out: { [key: string]: Json }, key: string, value: Json): void {
   if (key === "__proto__")
     Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   else out[key] = value;
-}
-
-/** UTF-8 byte length of a JS string (lone surrogates count as U+FFFD, as they are sent). */
-export function utf8Length(s: string): number {
-  // encodeInto into a reused buffer is several times faster than counting in JS.
-  if (s.length * 3 > scratch.length) scratch = new Uint8Array(Math.max(s.length * 3, scratch.length * 2));
-  return encoder.encodeInto(s, scratch).written;
 }
 
 /**
