@@ -12,20 +12,7 @@ export const MAX_DEPTH = 16;
  * Never throws.
  */
 export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return value;
-    case "number":
-      return jsonNumber(value);
-    case "bigint":
-      return value.toString();
-    case "undefined":
-    case "function":
-    case "symbol":
-      return null;
-  }
-  if (value === null) return null;
+  if (value === null || typeof value !== "object") return primitiveJson(value) ?? null;
   const obj = value as object;
   if (obj instanceof Date) {
     const t = obj.getTime();
@@ -60,6 +47,27 @@ export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
     return "[Unserializable]";
   } finally {
     visited.delete(obj);
+  }
+}
+
+/**
+ * A value that is not an object (or null) as tailfan writes it; undefined
+ * for what JSON cannot hold at all (undefined, functions, symbols), which an
+ * object leaves out and an array writes as null.
+ */
+export function primitiveJson(value: unknown): Json | undefined {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      return jsonNumber(value);
+    case "bigint":
+      return value.toString();
+    case "object":
+      return null;
+    default:
+      return undefined;
   }
 }
 

@@ -1,5 +1,5 @@
 /** Plain JSON as JSON.stringify sees a value, within the depth and array-length limits. */
-import { jsonNumber, setOwn } from "../json";
+import { primitiveJson, setOwn } from "../json";
 import type { Json } from "../record";
 import { type Cut, sizeOfAny } from "./measure";
 import { itemMarker } from "./shrink";
@@ -24,20 +24,7 @@ function isPlainObject(obj: object): boolean {
  * and within the limits is returned as it is, not copied.
  */
 export function shape(value: unknown, depth: number, st: ShapeState): Json | undefined {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return value;
-    case "number":
-      return jsonNumber(value);
-    case "bigint":
-      return value.toString();
-    case "undefined":
-    case "function":
-    case "symbol":
-      return undefined;
-  }
-  if (value === null) return null;
+  if (value === null || typeof value !== "object") return primitiveJson(value);
   let obj = value as object;
   try {
     const toJSON = (obj as { toJSON?: unknown }).toJSON;

@@ -73,19 +73,11 @@ export class TailfanStats extends DurableObject {
         ...values,
       );
       if (d.lastError) {
-        this.sql.exec(
-          "INSERT INTO errors (sink, at, message, status) VALUES (?, ?, ?, ?)",
-          d.sink,
-          d.lastError.at,
-          d.lastError.message.slice(0, 1000),
-          d.lastError.status ?? null,
-        );
+        const row = [d.sink, d.lastError.at, d.lastError.message.slice(0, 1000), d.lastError.status ?? null];
+        this.sql.exec("INSERT INTO errors (sink, at, message, status) VALUES (?, ?, ?, ?)", ...row);
         this.sql.exec(
           "INSERT INTO last_error (sink, at, message, status) VALUES (?, ?, ?, ?) ON CONFLICT (sink) DO UPDATE SET at = excluded.at, message = excluded.message, status = excluded.status",
-          d.sink,
-          d.lastError.at,
-          d.lastError.message.slice(0, 1000),
-          d.lastError.status ?? null,
+          ...row,
         );
       }
     }
