@@ -92,7 +92,7 @@ function versionOf(pkg) {
 }
 
 /**
- * src/tail.ts imports src/stats.ts, whose TailfanStats extends `DurableObject`
+ * src/tail.ts imports src/stats/, whose TailfanStats extends `DurableObject`
  * from "cloudflare:workers". The bench Worker never uses it, and the same
  * bundle must also load in Node (the fallback), so that module is a stub here.
  */

@@ -3,8 +3,8 @@
  * how a burst is summarised into one message, and the per-webhook pacing of
  * about one message per second.
  */
-import type { Level, LogRecord } from "../src/record";
-import { describeError } from "./shared";
+import { type Level, type LogRecord, levelRank as recordRank } from "../src/record";
+import { cutText, describeError } from "./shared";
 import type { SendResult, SerializedRecord } from "./types";
 
 /** Slack: a section block holds 3,000 characters; the whole message is kept within that. */
@@ -12,8 +12,8 @@ export const SLACK_TEXT_LIMIT = 3000;
 
 /** Levels in ascending severity, as in src/record.ts (`log` ranks with `info`). */
 export const ALERT_LEVELS = ["debug", "info", "log", "warn", "error"] as const satisfies readonly Level[];
-const RANK: Record<Level, number> = { debug: 0, info: 1, log: 1, warn: 2, error: 3 };
-const levelRank = (l: Level) => RANK[l] ?? 0;
+// A level this version does not know ranks lowest.
+const levelRank = (l: Level) => recordRank(l) ?? 0;
 
 /** A webhook message, or null when no record in the batch calls for an alert. */
 export interface WebhookPayload {
@@ -73,15 +73,6 @@ const NOUN: Record<Level, [string, string]> = {
   log: ["log", "logs"],
   debug: ["debug", "debugs"],
 };
-
-/** Cuts to `max` UTF-16 units with an ellipsis, never splitting a surrogate pair. */
-export function cutText(s: string, max: number): string {
-  if (s.length <= max) return s;
-  let end = Math.max(0, max - 1);
-  const c = s.charCodeAt(end - 1);
-  if (c >= 0xd800 && c <= 0xdbff) end--;
-  return `${s.slice(0, end)}…`;
-}
 
 /** One line of text: line breaks and runs of spaces folded. */
 const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();

@@ -33,10 +33,9 @@ export interface Frame {
   close: string;
 }
 
-/** UTF-8 size of a record's line; works on copies of a record that lost the lazy `bytes` getter. */
+/** UTF-8 size of a record's line. */
 export function lineBytes(item: SerializedRecord): number {
-  const b = (item as { bytes?: unknown }).bytes;
-  return typeof b === "number" ? b : utf8Length(item.line);
+  return item.bytes;
 }
 
 /**

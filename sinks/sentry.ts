@@ -11,7 +11,7 @@
 import * as v from "valibot";
 import type { ExceptionRecord, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { httpUrl, postPayload } from "./shared";
+import { cutText as cut, httpUrl, postPayload, utf8Length } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** The parts of a DSN (`https://<publicKey>@<host>[/<path>]/<projectId>`) the sink needs. */
@@ -314,14 +314,6 @@ const BREADCRUMB_LEVEL: Record<string, string> = {
   error: "error",
 };
 
-function cut(s: string, max: number): string {
-  if (s.length <= max) return s;
-  let end = max - 1;
-  const c = s.charCodeAt(end - 1);
-  if (c >= 0xd800 && c <= 0xdbff) end--; // do not split a surrogate pair
-  return `${s.slice(0, end)}…`;
-}
-
 function tagValue(s: string): string {
   return cut(s.replace(/[\r\n]+/g, " "), MAX_TAG_VALUE);
 }
@@ -416,21 +408,4 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
     }));
   if (crumbs.length > 0) event.breadcrumbs = { values: crumbs };
   return event;
-}
-
-function utf8Length(s: string): number {
-  let bytes = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        bytes += 4;
-        i++;
-      } else bytes += 3;
-    } else bytes += 3;
-  }
-  return bytes;
 }

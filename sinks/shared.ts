@@ -2,6 +2,8 @@
 import * as v from "valibot";
 import type { SendResult, SerializedRecord } from "./types";
 
+export { cutText, utf8Length } from "../src/text";
+
 /** Control characters (tab excepted) would break or smuggle headers. */
 export function hasControlCharacter(value: string): boolean {
   for (let i = 0; i < value.length; i++) {

@@ -1,4 +1,7 @@
 import { CONTEXT_KEYS, type Json, type LogRecord, type RecordType, type SerializedRecord } from "./record";
+import { utf8Length } from "./text";
+
+export { utf8Length };
 
 /** How deep a nested value is copied before it is replaced by a marker. */
 export const MAX_DEPTH = 16;
@@ -9,20 +12,7 @@ export const MAX_DEPTH = 16;
  * Never throws.
  */
 export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return value;
-    case "number":
-      return Number.isFinite(value) ? value : String(value);
-    case "bigint":
-      return value.toString();
-    case "undefined":
-    case "function":
-    case "symbol":
-      return null;
-  }
-  if (value === null) return null;
+  if (value === null || typeof value !== "object") return primitiveJson(value) ?? null;
   const obj = value as object;
   if (obj instanceof Date) {
     const t = obj.getTime();
@@ -60,21 +50,37 @@ export function toJson(value: unknown, depth = 0, seen?: Set<object>): Json {
   }
 }
 
-const encoder = new TextEncoder();
-let scratch = new Uint8Array(64 * 1024);
+/**
+ * A value that is not an object (or null) as tailfan writes it; undefined
+ * for what JSON cannot hold at all (undefined, functions, symbols), which an
+ * object leaves out and an array writes as null.
+ */
+export function primitiveJson(value: unknown): Json | undefined {
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return value;
+    case "number":
+      return jsonNumber(value);
+    case "bigint":
+      return value.toString();
+    case "object":
+      return null;
+    default:
+      return undefined;
+  }
+}
+
+/** A number as tailfan writes it: NaN and the infinities, which JSON cannot hold, as their names ("NaN"), not null. */
+export function jsonNumber(n: number): number | string {
+  return Number.isFinite(n) ? n : String(n);
+}
 
 /** Sets an own property, even one named `__proto__` (which plain assignment would turn into a prototype). */
 export function setOwn(out: { [key: string]: Json }, key: string, value: Json): void {
   if (key === "__proto__")
     Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   else out[key] = value;
-}
-
-/** UTF-8 byte length of a JS string (lone surrogates count as U+FFFD, as they are sent). */
-export function utf8Length(s: string): number {
-  // encodeInto into a reused buffer is several times faster than counting in JS.
-  if (s.length * 3 > scratch.length) scratch = new Uint8Array(Math.max(s.length * 3, scratch.length * 2));
-  return encoder.encodeInto(s, scratch).written;
 }
 
 /**
@@ -249,20 +255,21 @@ export class RecordSerializer {
       // Records are built from JSON values, so this is a last line of defence.
       line = JSON.stringify(toJson(record));
     }
-    return new Serialized(record, line);
+    return serialized(record, line);
   }
 }
 
 /**
  * A serialized record. Its exact UTF-8 size is measured only when asked:
  * most batches are far enough from their limits that the bounds
- * `line.length <= bytes <= 3 * line.length` decide.
+ * `line.length <= bytes <= 3 * line.length` decide. Build it with
+ * `serialized`, the one constructor.
  */
 class Serialized implements SerializedRecord {
-  private size = -1;
   constructor(
     readonly record: LogRecord,
     readonly line: string,
+    private size: number,
   ) {}
   get bytes(): number {
     if (this.size >= 0) return this.size;
@@ -270,6 +277,15 @@ class Serialized implements SerializedRecord {
     if (!Object.isFrozen(this)) this.size = size;
     return size;
   }
+}
+
+/**
+ * The one way to make a SerializedRecord: `line` must be the record's JSON;
+ * `bytes`, its UTF-8 length, when already known, else measured on first use.
+ * Pass the item itself along (a spread copy would lose the lazy `bytes`).
+ */
+export function serialized(record: LogRecord, line: string, bytes = -1): SerializedRecord {
+  return new Serialized(record, line, bytes);
 }
 
 function sameInvocation(a: LogRecord, b: LogRecord): boolean {

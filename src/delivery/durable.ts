@@ -5,6 +5,7 @@
  * A message is text: one JSON header line, then the records as NDJSON, the
  * same lines the sinks send, so nothing is serialized again.
  */
+import { serialized } from "../json";
 import type { SerializedRecord } from "../record";
 import { splitBatches } from "./batch";
 
@@ -78,15 +79,7 @@ export function fromMessage(body: unknown): WorkMessage {
 }
 
 function lineItem(record: SerializedRecord["record"], line: string): SerializedRecord {
-  let size = -1;
-  return {
-    record,
-    line,
-    get bytes() {
-      if (size < 0) size = new TextEncoder().encode(line).length;
-      return size;
-    },
-  };
+  return serialized(record, line);
 }
 
 /** Sends message bodies with sendBatch, within its 100-message and 256 KB limits. */

@@ -586,5 +586,3 @@ export const traceBatch: fc.Arbitrary<unknown[]> = fc.oneof(
 
 /** A tail() batch without huge strings (for properties that do I/O). */
 export const smallTraceBatch: fc.Arbitrary<unknown[]> = fc.array(traceItemLike, { maxLength: 3 });
-
-// ---------------------------------------------------------------- known issues (input the properties skip until fixed)

@@ -239,8 +239,7 @@ describe("Limiter", () => {
     await expect(limiter.run(async () => 42)).resolves.toBe(42);
   });
 
-  // Known bug (src/delivery/deliver.ts, Limiter.run): a released slot is handed to a waiter only
-  // when the waiter's continuation runs; a caller arriving in between also sees a free slot.
+  // A released slot must go to a waiter, not to a caller arriving while it is handed over.
   it("never exceeds its limit when a caller arrives while a released slot is being handed over", async () => {
     let worst = 0;
     for (let depth = 0; depth < 8; depth++) {

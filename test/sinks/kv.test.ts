@@ -181,8 +181,8 @@ describe("kv sink: writes to the real local KV", () => {
     expect(res.success).toBe(false);
   });
 
-  // Known bug (sinks/kv.ts, `.slice(0, 512)` on the filled-in key): the cut counts UTF-16 units from
-  // the end, so a long key loses its {id} and distinct invocations overwrite each other in KV.
+  // A filled-in key over KV's 512 bytes is cut and then ends in its record id (`~<id>`), so distinct
+  // invocations never overwrite each other.
   it("distinct invocations never share a key, even when the filled-in key is long", async () => {
     const tag = uid("kvlong");
     const script = "s".repeat(200); // keySegment caps it at 128

@@ -400,6 +400,47 @@ describe("POST /replay", () => {
   });
 });
 
+describe("body limit", () => {
+  const limit = `the limit is ${MAX_BODY_BYTES} bytes (1 MiB): split the capture into smaller requests`;
+
+  it("refuses a body over 1 MiB with 413, naming its declared size, or that it streamed past the limit", async () => {
+    const size = MAX_BODY_BYTES + 10;
+    const declared = await post("/config/check", "x".repeat(size), deployment(), {
+      ...auth,
+      "content-length": String(size),
+    });
+    expect(declared.status).toBe(413);
+    expect(declared.json).toEqual({ error: `the body is ${size} bytes; ${limit}` });
+    const chunk = new Uint8Array(64 * 1024).fill(0x78);
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent > MAX_BODY_BYTES + chunk.length) controller.close();
+        else controller.enqueue(chunk);
+        sent += chunk.length;
+      },
+    });
+    const res = await app.request("/replay", { method: "POST", body: stream, headers: auth }, deployment());
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ error: `the body is more than ${MAX_BODY_BYTES} bytes; ${limit}` });
+    // Refused once past the limit: the rest of the stream is never read.
+    expect(sent).toBeLessThanOrEqual(MAX_BODY_BYTES + 2 * chunk.length);
+  });
+
+  it("refuses a body that is not UTF-8 with 400, and reads an empty one as empty", async () => {
+    const bad = await app.request(
+      "/config/check",
+      { method: "POST", body: new Uint8Array([0x7b, 0xff, 0x7d]), headers: auth },
+      deployment(),
+    );
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: "the body is not valid UTF-8 text" });
+    const empty = await post("/config/check", "", deployment());
+    expect(empty.status).toBe(400);
+    expect(empty.json).toEqual({ error: "the body is empty; send a JSON object" });
+  });
+});
+
 describe("splitJsonValues", () => {
   it("splits NDJSON and pretty-printed objects, and a truncated object costs only itself", () => {
     const text = ['{"a":1}', "", "{", '  "b": "x}{"', "}", '{"c": [1,', '{"d":2}'].join("\n");

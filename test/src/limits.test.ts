@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { formatConfigErrors } from "../../src/config";
-import { MAX_DEPTH, RecordSerializer, serializeRecord } from "../../src/json";
+import { MAX_DEPTH, RecordSerializer, serializeRecord, toJson } from "../../src/json";
 import {
   DEFAULT_LIMITS,
   isLimited,
@@ -218,6 +218,15 @@ describe("limitRecord: cutting", () => {
     expect(out.limitedFields).toEqual(["message"]);
     expect(log?.message.length).toBe(1024 * 1024);
     expect(utf8(JSON.stringify(out))).toBeLessThanOrEqual(KIB64);
+  });
+
+  it("non-finite numbers in a bare record are written as the rest of the pipeline writes them (toJson), not as null", () => {
+    const [, log] = records(traceItem({ logs: [{ level: "log", message: ["x".repeat(100 * 1024)] }] }));
+    const bare = { ...must(log?.type === "log" ? log : undefined), args: [NaN, Infinity, -Infinity, { n: NaN }] };
+    const out = limitRecord(bare as LogRecord, L).record as LimitedRecord;
+    const args = out.type === "log" ? must(out.args) : [];
+    expect(args).toEqual([toJson(NaN), toJson(Infinity), toJson(-Infinity), { n: toJson(NaN) }]);
+    expect(args[0]).toBe("NaN");
   });
 
   it("10 000 console arguments: the array keeps maxArrayItems elements, the last a marker; message and args listed", () => {

@@ -1,4 +1,6 @@
+/// <reference types="vite/client" />
 import { describe, expect, it } from "vitest";
+import security from "../../docs/security.md?raw";
 import { serializeRecord } from "../../src/json";
 import { normalizeTraceItems } from "../../src/normalize";
 import type { ExceptionRecord, InvocationRecord, LogLineRecord, LogRecord } from "../../src/record";
@@ -6,6 +8,7 @@ import {
   compileScrubber,
   DEFAULT_SCRUB,
   DETECTOR_KINDS,
+  DETECTORS_OFF_BY_DEFAULT,
   type DetectorKind,
   parseScrubConfig,
   type ScrubConfig,
@@ -149,6 +152,15 @@ describe("scrub: detectors hit real-shaped samples", () => {
     expect((await scrubAll(`git clone https://${GH}@github.com/o/r`, DEFAULT_SCRUB)).text).toBe(
       "git clone https://[REDACTED:github_token]@github.com/o/r",
     );
+  });
+
+  it("every kind in the catalogue has a sample here and a line in docs/security.md, in catalogue order", () => {
+    expect([...new Set(cases.map(([kind]) => kind))].sort()).toEqual([...DETECTOR_KINDS].sort());
+    const on = DETECTOR_KINDS.filter((k) => !DETECTORS_OFF_BY_DEFAULT.includes(k));
+    const rows = [...security.matchAll(/^\| `([a-z0-9_]+)` \|/gm)].map((m) => m[1]);
+    expect(rows.slice(0, on.length)).toEqual(on);
+    const off = /^Off by default: (.*) \(see below\)\.$/m.exec(security)?.[1] ?? "";
+    expect([...off.matchAll(/`([a-z0-9_]+)`/g)].map((m) => m[1]).sort()).toEqual([...DETECTORS_OFF_BY_DEFAULT].sort());
   });
 
   it("a JWT in a query value is one hit, as a jwt", async () => {

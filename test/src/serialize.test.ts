@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { fromMessage, toMessages } from "../../src/delivery/durable";
 import { RecordSerializer, serializeRecord, utf8Length } from "../../src/json";
+import { DEFAULT_LIMITS, limitSerialized } from "../../src/limits";
 import { normalizeTraceItems } from "../../src/normalize";
 import captured from "../fixtures/trace-items.json";
 import synthetic from "../fixtures/trace-items.synthetic.json";
@@ -46,5 +48,27 @@ describe("RecordSerializer", () => {
     const { line, bytes } = serializeRecord(record);
     expect(bytes).toBe(utf8Length(line));
     expect(bytes).toBeGreaterThan(line.length);
+  });
+});
+
+describe("SerializedRecord", () => {
+  it("is made one way wherever it comes from: serialized, cut by LIMITS, or read back from a work message", () => {
+    // Multi-byte text and a lone surrogate (written as \udXXX, sent as U+FFFD): line.length is not the size.
+    const [, log] = normalizeTraceItems([
+      {
+        ...captured["fetch-console-error"],
+        logs: [{ level: "log", message: ["é€😀 \ud800", "y".repeat(70_000)], timestamp: 1 }],
+      },
+    ]);
+    const item = serializeRecord(log as never);
+    const cut = limitSerialized(item, DEFAULT_LIMITS);
+    expect(cut).not.toBe(item);
+    const { bodies } = toMessages({ v: 1, kind: "records", at: 0 }, [item, cut]);
+    const back = bodies.flatMap((b) => fromMessage(b).items);
+    expect(back).toHaveLength(2);
+    for (const x of [item, cut, ...back]) {
+      expect(Object.getPrototypeOf(x)).toBe(Object.getPrototypeOf(item));
+      expect(x.bytes).toBe(new TextEncoder().encode(x.line).length);
+    }
   });
 });
