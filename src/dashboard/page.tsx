@@ -4,18 +4,9 @@
  * (LIVE_SCRIPT), only swaps in the records panel the server rendered.
  */
 import type { Child, FC } from "hono/jsx";
-import type { FilterSpec } from "../router";
+import { describeFilter, type FilterSpec } from "../filter";
 import type { FlushFailures, RecentAnswer, SinkError, SinkStats } from "../stats";
-import {
-  chartSeries,
-  describeFilter,
-  groupErrors,
-  SERIES_KEYS,
-  type Series,
-  type SinkHealth,
-  sinkHealth,
-  utc,
-} from "./model";
+import { chartSeries, groupErrors, SERIES_KEYS, type Series, type SinkHealth, sinkHealth, utc } from "./model";
 
 const CSS = `
 :root{--fg:#1d2330;--muted:#5d6678;--line:#dde1e8;--bg:#f6f7f9;--card:#fff;--ok:#17803d;--bad:#c62828;--warn:#b86e00;--dead:#7b3fb5;--idle:#8a93a3}

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { compileFilter, globToRegExp, sampled } from "../../src/filter";
 import { normalizeTraceItems } from "../../src/normalize";
 import type { LogRecord } from "../../src/record";
-import { compileFilter, globToRegExp, type RoutingTable, routeRecord, sampled } from "../../src/router";
+import { type RoutingTable, routeRecord } from "../../src/router";
 
 function item(over: Record<string, unknown> = {}, status: number | null = 200) {
   return {
