@@ -99,10 +99,10 @@ describe("config size", () => {
     expect(r.ok ? "" : formatConfigErrors(r.errors)).toMatch(/^SINKS_2: is not valid JSON/);
   });
 
-  it("words a broken part as every config var: the position, never a fragment of the value", () => {
-    const r = buildConfig(withVars({ SINKS_1: JSON.stringify(httpSinks(1)), SINKS_2: "[{ leaked-fragment-91 }]" }));
+  it("words a broken part as every config var: never a fragment of the value", () => {
+    const r = buildConfig(withVars({ SINKS_1: JSON.stringify(httpSinks(1)), SINKS_2: `[{"a": leaked-fragment-91}]` }));
     const text = r.ok ? "" : formatConfigErrors(r.errors);
-    expect(text).toBe("SINKS_2: is not valid JSON at line 1, column 4; each part is a list, e.g. [{ ... }, { ... }]");
+    expect(text).toBe("SINKS_2: is not valid JSON; each part is a list, e.g. [{ ... }, { ... }]");
     expect(text).not.toContain("leaked");
   });
 

@@ -1,4 +1,4 @@
-import { asJson, hash53, setOwn, toJson } from "./json";
+import { asJson, hash53, setOwn, toJson } from "../json";
 import type {
   EventType,
   ExceptionRecord,
@@ -9,7 +9,11 @@ import type {
   LogLineRecord,
   LogRecord,
   ScriptVersionInfo,
-} from "./record";
+} from "../record";
+import { detectEventType, eventKind, invocationSummary, isRuntimeEvent } from "./events";
+import { arr, get, isObj, num, type Obj, str, time } from "./read";
+
+export { detectEventType } from "./events";
 
 /**
  * TraceItem fields this version reads. Anything else on a TraceItem is kept
@@ -36,175 +40,11 @@ const KNOWN_FIELDS = new Set([
   "wallTime",
 ]);
 
-/** Runtime class names of event info objects, the surest hint of an event's type. */
-const EVENT_CLASS: Record<string, EventType> = {
-  FetchEventInfo: "fetch",
-  JsRpcEventInfo: "rpc",
-  ConnectEventInfo: "connect",
-  ScheduledEventInfo: "scheduled",
-  AlarmEventInfo: "alarm",
-  QueueEventInfo: "queue",
-  EmailEventInfo: "email",
-  TailEventInfo: "tail",
-  CustomEventInfo: "custom",
-  HibernatableWebSocketEventInfo: "websocket",
-  OnHibernateEventInfo: "hibernate",
-};
-
 const ERROR_OUTCOMES = new Set(["exception", "exceededCpu", "exceededMemory", "scriptNotFound"]);
-
-type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null;
-}
-function str(v: unknown): string | null {
-  return typeof v === "string" ? v : null;
-}
-function num(v: unknown): number | null {
-  return typeof v === "number" && Number.isFinite(v) ? v : null;
-}
-/**
- * Times every backend can store: from September 2001 to April 2262 (int64 nanoseconds end
- * in April 2262). Anything else from a malformed item is not a time.
- */
-const MIN_TIME = 1_000_000_000_000;
-const MAX_TIME = 9_223_372_036_854;
-function time(v: unknown): number | null {
-  const t = num(v);
-  return t !== null && t >= MIN_TIME && t <= MAX_TIME ? t : null;
-}
-function get(o: Obj, key: string): unknown {
-  try {
-    return o[key];
-  } catch {
-    return undefined;
-  }
-}
-function arr(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
-}
-
-/** An event info object made by the runtime (its class name is known), not user data. */
-function isRuntimeEvent(event: unknown): boolean {
-  if (!isObj(event)) return false;
-  const name = (Object.getPrototypeOf(event) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
-  return typeof name === "string" && name in EVENT_CLASS;
-}
-
-/** Recognises the event type from the runtime class name or, for JSON input, the event's shape. */
-export function detectEventType(event: unknown): EventType {
-  if (event === null || event === undefined) return "none";
-  if (!isObj(event)) return "unknown";
-  const ctorName = (Object.getPrototypeOf(event) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
-  if (typeof ctorName === "string") {
-    const byClass = EVENT_CLASS[ctorName];
-    if (byClass) return byClass;
-  }
-  if ("request" in event) return "fetch";
-  if ("rpcMethod" in event) return "rpc";
-  if ("cron" in event) return "scheduled";
-  if ("scheduledTime" in event) return "alarm";
-  if ("queue" in event && "batchSize" in event) return "queue";
-  if ("mailFrom" in event || "rcptTo" in event) return "email";
-  if ("consumedEvents" in event) return "tail";
-  if ("getWebSocketEvent" in event) return "websocket";
-  if ("reason" in event && Object.keys(event).length === 1) return "hibernate";
-  // Connect and custom events carry no fields; without the runtime class
-  // (JSON captures, replays) they cannot be told apart.
-  if (Object.keys(event).length === 0) return "custom";
-  return "unknown";
-}
-
-function timeOf(v: unknown): number | undefined {
-  let t: unknown = v;
-  if (v instanceof Date) t = v.getTime();
-  else if (typeof v === "string") t = Date.parse(v);
-  return time(t) ?? undefined;
-}
 
 /** Copies the event's fields that every record of the invocation carries. */
 function eventFields(ctx: InvocationContext, event: unknown): void {
-  if (!isObj(event)) return;
-  switch (ctx.eventType) {
-    case "fetch": {
-      const request = get(event, "request");
-      if (isObj(request)) {
-        const method = str(get(request, "method"));
-        if (method !== null) ctx.method = method;
-        const url = str(get(request, "url"));
-        if (url !== null) ctx.url = url;
-        const cf = get(request, "cf");
-        if (isObj(cf)) {
-          const colo = str(get(cf, "colo"));
-          if (colo !== null) ctx.colo = colo;
-          const country = str(get(cf, "country"));
-          if (country !== null) ctx.country = country;
-        }
-      }
-      const response = get(event, "response");
-      if (isObj(response)) {
-        const status = num(get(response, "status"));
-        if (status !== null) ctx.status = status;
-      }
-      return;
-    }
-    case "scheduled":
-    case "alarm": {
-      const cron = str(get(event, "cron"));
-      if (cron !== null) ctx.cron = cron;
-      const t = timeOf(get(event, "scheduledTime"));
-      if (t !== undefined) ctx.scheduledTime = t;
-      return;
-    }
-    case "queue": {
-      const queue = str(get(event, "queue"));
-      if (queue !== null) ctx.queue = queue;
-      const batchSize = num(get(event, "batchSize"));
-      if (batchSize !== null) ctx.batchSize = batchSize;
-      return;
-    }
-    case "email": {
-      const from = str(get(event, "mailFrom"));
-      if (from !== null) ctx.mailFrom = from;
-      const to = str(get(event, "rcptTo"));
-      if (to !== null) ctx.rcptTo = to;
-      const size = num(get(event, "rawSize"));
-      if (size !== null) ctx.rawSize = size;
-      return;
-    }
-    case "rpc": {
-      const m = str(get(event, "rpcMethod"));
-      if (m !== null) ctx.rpcMethod = m;
-      return;
-    }
-    case "websocket": {
-      const ws = get(event, "getWebSocketEvent");
-      if (isObj(ws)) {
-        const t = str(get(ws, "webSocketEventType"));
-        if (t !== null) ctx.webSocketEventType = t;
-        const code = num(get(ws, "code"));
-        if (code !== null) ctx.webSocketCode = code;
-        const clean = get(ws, "wasClean");
-        if (typeof clean === "boolean") ctx.webSocketClean = clean;
-      }
-      return;
-    }
-    case "hibernate": {
-      const reason = str(get(event, "reason"));
-      if (reason !== null) ctx.hibernateReason = reason;
-      return;
-    }
-    case "tail": {
-      // Array.from, not map: a sparse array must not leave holes in the record.
-      ctx.tailScripts = Array.from(arr(get(event, "consumedEvents")), (c) =>
-        isObj(c) ? str(get(c, "scriptName")) : null,
-      );
-      return;
-    }
-    default:
-      return;
-  }
+  if (isObj(event)) eventKind(ctx.eventType)?.context?.(event, ctx);
 }
 
 /** Level of an invocation: from its outcome, raised by its HTTP status. */
@@ -258,32 +98,6 @@ export function renderMessage(message: unknown): string {
   return renderPart(message);
 }
 
-function invocationSummary(ctx: InvocationContext): string {
-  const tail = `${ctx.outcome}`;
-  switch (ctx.eventType) {
-    case "fetch":
-      return `${ctx.method ?? "?"} ${ctx.url ?? "?"} ${ctx.status ?? "-"} ${tail}`;
-    case "scheduled":
-      return `scheduled "${ctx.cron ?? ""}" ${tail}`;
-    case "alarm":
-      return `alarm ${tail}`;
-    case "queue":
-      return `queue ${ctx.queue ?? "?"} (${ctx.batchSize ?? 0} messages) ${tail}`;
-    case "email":
-      return `email from ${ctx.mailFrom ?? "?"} to ${ctx.rcptTo ?? "?"} ${tail}`;
-    case "rpc":
-      return `rpc ${ctx.rpcMethod ?? "?"} ${tail}`;
-    case "websocket":
-      return `websocket ${ctx.webSocketEventType ?? "?"} ${tail}`;
-    case "hibernate":
-      return `hibernate ${ctx.hibernateReason ?? "?"} ${tail}`;
-    case "tail":
-      return `tail of ${ctx.tailScripts?.length ?? 0} events ${tail}`;
-    default:
-      return `${ctx.eventType} ${tail}`;
-  }
-}
-
 function scriptVersionOf(v: unknown): ScriptVersionInfo | null {
   if (!isObj(v)) return null;
   const out: ScriptVersionInfo = {};
@@ -302,7 +116,7 @@ function invocationIdOf(ctx: InvocationContext, item: Obj, index: number, logs: 
   const last = logs[logs.length - 1];
   const key = `${ctx.scriptName}|${ctx.entrypoint}|${ctx.dispatchNamespace}|${ctx.durableObjectId}|${ctx.eventType}|${
     ctx.eventTimestamp
-  }|${ctx.url ?? ctx.cron ?? ctx.queue ?? ctx.rpcMethod ?? ""}|${ctx.status}|${ctx.outcome}|${ctx.cpuTime}|${ctx.wallTime}|${logs.length}|${
+  }|${eventKind(ctx.eventType)?.idPart?.(ctx) ?? ""}|${ctx.status}|${ctx.outcome}|${ctx.cpuTime}|${ctx.wallTime}|${logs.length}|${
     arr(get(item, "exceptions")).length
   }|${isObj(first) ? num(get(first, "timestamp")) : ""}|${isObj(last) ? num(get(last, "timestamp")) : ""}|${index}`;
   return hash53(key).toString(36).padStart(11, "0");
