@@ -1,5 +1,6 @@
 import { asJson, hash53, setOwn, toJson } from "../json";
 import type {
+  DiagnosticRecord,
   EventType,
   ExceptionRecord,
   InvocationContext,
@@ -133,12 +134,25 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now(), e
     return [malformedRecord(item, index, now)];
   }
   const event = get(item, "event");
-  eventType ??= detectEventType(event);
   const logs = arr(get(item, "logs"));
   const exceptions = arr(get(item, "exceptions"));
   const diagnostics = arr(get(item, "diagnosticsChannelEvents"));
-  const tags = arr(get(item, "scriptTags")).filter((t): t is string => typeof t === "string");
+  const ctx = invocationContext(item, event, eventType ?? detectEventType(event));
+  ctx.invocationId = invocationIdOf(ctx, item, index, logs);
 
+  const firstLog = logs[0];
+  const fallbackTime = isObj(firstLog) ? time(get(firstLog, "timestamp")) : null;
+  const at = ctx.eventTimestamp ?? fallbackTime ?? now;
+  const records: LogRecord[] = [invocationRecord(ctx, item, event, at, [logs, exceptions, diagnostics])];
+  let seq = 1;
+  for (const log of logs) records.push(logRecord(ctx, log, `${ctx.invocationId}-${seq++}`, at));
+  for (const ex of exceptions) records.push(exceptionRecord(ctx, ex, `${ctx.invocationId}-${seq++}`, at));
+  for (const d of diagnostics) records.push(diagnosticRecord(ctx, d, `${ctx.invocationId}-${seq++}`, at));
+  return records;
+}
+
+/** The context every record of the invocation carries, its id still to be derived. */
+function invocationContext(item: Obj, event: unknown, eventType: EventType): InvocationContext {
   const ctx: InvocationContext = {
     invocationId: "",
     scriptName: str(get(item, "scriptName")),
@@ -146,7 +160,7 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now(), e
     entrypoint: str(get(item, "entrypoint")),
     executionModel: str(get(item, "executionModel")),
     dispatchNamespace: str(get(item, "dispatchNamespace")),
-    scriptTags: tags,
+    scriptTags: arr(get(item, "scriptTags")).filter((t): t is string => typeof t === "string"),
     durableObjectId: str(get(item, "durableObjectId")),
     outcome: str(get(item, "outcome")) ?? "unknown",
     eventType,
@@ -156,17 +170,21 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now(), e
     truncated: get(item, "truncated") === true,
   };
   eventFields(ctx, event);
-  ctx.invocationId = invocationIdOf(ctx, item, index, logs);
+  return ctx;
+}
 
-  const firstLog = logs[0];
-  const fallbackTime = isObj(firstLog) ? time(get(firstLog, "timestamp")) : null;
-  const invocationTime = ctx.eventTimestamp ?? fallbackTime ?? now;
-
+function invocationRecord(
+  ctx: InvocationContext,
+  item: Obj,
+  event: unknown,
+  timestamp: number,
+  [logs, exceptions, diagnostics]: [unknown[], unknown[], unknown[]],
+): InvocationRecord {
   const invocation: InvocationRecord = {
     ...ctx,
     id: `${ctx.invocationId}-0`,
     type: "invocation",
-    timestamp: invocationTime,
+    timestamp,
     level: invocationLevel(ctx.outcome, ctx.status),
     message: invocationSummary(ctx),
     // The runtime's event objects are plain data behind getters: kept by reference, like plain JSON input.
@@ -179,6 +197,13 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now(), e
   if (isObj(tailAttributes)) invocation.tailAttributes = asJson(tailAttributes) as { [key: string]: Json };
   const preview = get(item, "preview");
   if (preview !== undefined) invocation.preview = asJson(preview);
+  const extra = extraFields(item);
+  if (extra) invocation.extra = extra;
+  return invocation;
+}
+
+/** TraceItem fields this version does not know, kept as they came. */
+function extraFields(item: Obj): { [key: string]: Json } | undefined {
   let extra: { [key: string]: Json } | undefined;
   for (const key of Object.keys(item)) {
     if (KNOWN_FIELDS.has(key)) continue;
@@ -187,64 +212,63 @@ export function normalizeTraceItem(item: unknown, index = 0, now = Date.now(), e
     extra ??= {};
     setOwn(extra, key, toJson(v));
   }
-  if (extra) invocation.extra = extra;
+  return extra;
+}
 
-  const records: LogRecord[] = [invocation];
-  let seq = 1;
-  for (const log of logs) {
-    const l = isObj(log) ? log : { message: log };
-    const raw = str(get(l, "level")) ?? "log";
-    const message = get(l, "message");
-    // Spread first: the runtime copies the context's shape in one step.
-    const rec: LogLineRecord = {
-      ...ctx,
-      id: `${ctx.invocationId}-${seq++}`,
-      type: "log",
-      timestamp: time(get(l, "timestamp")) ?? invocationTime,
-      level: logLevel(raw),
-      message: renderMessage(message),
-      logLevel: raw,
-    };
-    if (Array.isArray(message) && message.some((p) => typeof p !== "string")) {
-      rec.args = asJson(message) as Json[];
-    } else if (!Array.isArray(message) && typeof message !== "string" && message !== undefined) {
-      rec.args = [toJson(message)];
-    }
-    const errorInfo = arr(get(l, "errorInfo")).filter((e) => e !== null && e !== undefined);
-    if (errorInfo.length > 0) rec.errors = toJson(errorInfo) as Json[];
-    records.push(rec);
+function logRecord(ctx: InvocationContext, log: unknown, id: string, invocationTime: number): LogLineRecord {
+  const l = isObj(log) ? log : { message: log };
+  const raw = str(get(l, "level")) ?? "log";
+  const message = get(l, "message");
+  // Spread first: the runtime copies the context's shape in one step.
+  const rec: LogLineRecord = {
+    ...ctx,
+    id,
+    type: "log",
+    timestamp: time(get(l, "timestamp")) ?? invocationTime,
+    level: logLevel(raw),
+    message: renderMessage(message),
+    logLevel: raw,
+  };
+  if (Array.isArray(message) && message.some((p) => typeof p !== "string")) {
+    rec.args = asJson(message) as Json[];
+  } else if (!Array.isArray(message) && typeof message !== "string" && message !== undefined) {
+    rec.args = [toJson(message)];
   }
-  for (const ex of exceptions) {
-    const e = isObj(ex) ? ex : { message: ex };
-    const rec: ExceptionRecord = {
-      ...ctx,
-      id: `${ctx.invocationId}-${seq++}`,
-      type: "exception",
-      timestamp: time(get(e, "timestamp")) ?? invocationTime,
-      level: "error",
-      message: str(get(e, "message")) ?? renderMessage(get(e, "message")),
-      exceptionName: str(get(e, "name")) ?? "Error",
-    };
-    const stack = str(get(e, "stack"));
-    if (stack !== null) rec.stack = stack;
-    records.push(rec);
-  }
-  for (const d of diagnostics) {
-    const ev = isObj(d) ? d : { message: d };
-    const channel = str(get(ev, "channel")) ?? "";
-    const data = toJson(get(ev, "message"));
-    records.push({
-      ...ctx,
-      id: `${ctx.invocationId}-${seq++}`,
-      type: "diagnostic",
-      timestamp: time(get(ev, "timestamp")) ?? invocationTime,
-      level: "info",
-      message: `${channel}: ${renderPart(data)}`,
-      channel,
-      data,
-    });
-  }
-  return records;
+  const errorInfo = arr(get(l, "errorInfo")).filter((e) => e !== null && e !== undefined);
+  if (errorInfo.length > 0) rec.errors = toJson(errorInfo) as Json[];
+  return rec;
+}
+
+function exceptionRecord(ctx: InvocationContext, ex: unknown, id: string, invocationTime: number): ExceptionRecord {
+  const e = isObj(ex) ? ex : { message: ex };
+  const rec: ExceptionRecord = {
+    ...ctx,
+    id,
+    type: "exception",
+    timestamp: time(get(e, "timestamp")) ?? invocationTime,
+    level: "error",
+    message: str(get(e, "message")) ?? renderMessage(get(e, "message")),
+    exceptionName: str(get(e, "name")) ?? "Error",
+  };
+  const stack = str(get(e, "stack"));
+  if (stack !== null) rec.stack = stack;
+  return rec;
+}
+
+function diagnosticRecord(ctx: InvocationContext, d: unknown, id: string, invocationTime: number): DiagnosticRecord {
+  const ev = isObj(d) ? d : { message: d };
+  const channel = str(get(ev, "channel")) ?? "";
+  const data = toJson(get(ev, "message"));
+  return {
+    ...ctx,
+    id,
+    type: "diagnostic",
+    timestamp: time(get(ev, "timestamp")) ?? invocationTime,
+    level: "info",
+    message: `${channel}: ${renderPart(data)}`,
+    channel,
+    data,
+  };
 }
 
 /** A TraceItem that is not an object still becomes a record, so nothing vanishes. */

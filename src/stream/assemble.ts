@@ -128,28 +128,9 @@ export class InvocationAssembly {
       case "diagnosticChannel":
         this.diagnostics.push({ timestamp: at, spanId, channel: e.channel, message: e.message });
         return;
-      case "spanOpen": {
-        // A span's opening event is reported in its parent's context.
-        const span: OpenSpan = {
-          spanId: String(e.spanId),
-          parentSpanId: spanId ?? this.root.spanId,
-          name: String(e.name),
-          // Spans the runtime opens inside an invocation are its calls out: subrequests and bindings.
-          kind: "client",
-          start: at,
-          end: null,
-          outcome: null,
-          status: null,
-          attributes: {},
-        };
-        if (e.info?.type === "attributes") addAttributes(span.attributes, e.info.info);
-        else if (e.info?.type === "fetch") {
-          span.attributes["http.request.method"] = e.info.method;
-          span.attributes["url.full"] = e.info.url;
-        }
-        this.spans.set(span.spanId, span);
+      case "spanOpen":
+        this.openSpan(e, at, spanId);
         return;
-      }
       case "spanClose": {
         const span = spanId === undefined ? undefined : this.spans.get(spanId);
         if (span && span !== this.root) {
@@ -158,13 +139,9 @@ export class InvocationAssembly {
         }
         return;
       }
-      case "spanUpdate": {
-        const span = spanId === undefined ? undefined : this.spans.get(spanId);
-        if (!span) return;
-        if (e.info.type === "name") span.name = String(e.info.name);
-        else if (e.info.type === "status") span.status = { ...e.info.status };
+      case "spanUpdate":
+        this.updateSpan(e, spanId);
         return;
-      }
       case "attributes": {
         const span = (spanId === undefined ? undefined : this.spans.get(spanId)) ?? this.root;
         addAttributes(span.attributes, e.info);
@@ -184,6 +161,35 @@ export class InvocationAssembly {
       default:
         return;
     }
+  }
+
+  /** A span the runtime opened; its opening event is reported in its parent's context. */
+  private openSpan(e: TailStream.SpanOpen, at: number, parentSpanId: string | undefined): void {
+    const span: OpenSpan = {
+      spanId: String(e.spanId),
+      parentSpanId: parentSpanId ?? this.root.spanId,
+      name: String(e.name),
+      // Spans the runtime opens inside an invocation are its calls out: subrequests and bindings.
+      kind: "client",
+      start: at,
+      end: null,
+      outcome: null,
+      status: null,
+      attributes: {},
+    };
+    if (e.info?.type === "attributes") addAttributes(span.attributes, e.info.info);
+    else if (e.info?.type === "fetch") {
+      span.attributes["http.request.method"] = e.info.method;
+      span.attributes["url.full"] = e.info.url;
+    }
+    this.spans.set(span.spanId, span);
+  }
+
+  private updateSpan(e: TailStream.SpanUpdate, spanId: string | undefined): void {
+    const span = spanId === undefined ? undefined : this.spans.get(spanId);
+    if (!span) return;
+    if (e.info.type === "name") span.name = String(e.info.name);
+    else if (e.info.type === "status") span.status = { ...e.info.status };
   }
 
   /** The TraceItem these events stand for, in the shape tail() receives. */
