@@ -6,7 +6,7 @@
  * EventType union derive from this table.
  */
 import type { InvocationContext, SpanKind } from "../record";
-import { arr, get, isObj, num, type Obj, str, timeOf } from "./read";
+import { arr, bool, copyFields, get, isObj, num, type Obj, str, timeOf } from "./read";
 
 type OnsetInfo = TailStream.Onset["info"];
 type InfoType = OnsetInfo["type"];
@@ -42,32 +42,18 @@ const stream = <T extends InfoType>(
 
 /** The fields a scheduled or an alarm event carries. */
 function scheduledContext(event: Obj, ctx: InvocationContext): void {
-  const cron = str(get(event, "cron"));
-  if (cron !== null) ctx.cron = cron;
-  const t = timeOf(get(event, "scheduledTime"));
-  if (t !== undefined) ctx.scheduledTime = t;
+  copyFields(ctx, event, { cron: ["cron", str], scheduledTime: ["scheduledTime", timeOf] });
 }
 
 function fetchContext(event: Obj, ctx: InvocationContext): void {
   const request = get(event, "request");
   if (isObj(request)) {
-    const method = str(get(request, "method"));
-    if (method !== null) ctx.method = method;
-    const url = str(get(request, "url"));
-    if (url !== null) ctx.url = url;
+    copyFields(ctx, request, { method: ["method", str], url: ["url", str] });
     const cf = get(request, "cf");
-    if (isObj(cf)) {
-      const colo = str(get(cf, "colo"));
-      if (colo !== null) ctx.colo = colo;
-      const country = str(get(cf, "country"));
-      if (country !== null) ctx.country = country;
-    }
+    if (isObj(cf)) copyFields(ctx, cf, { colo: ["colo", str], country: ["country", str] });
   }
   const response = get(event, "response");
-  if (isObj(response)) {
-    const status = num(get(response, "status"));
-    if (status !== null) ctx.status = status;
-  }
+  if (isObj(response)) copyFields(ctx, response, { status: ["status", num] });
 }
 
 function fetchFromStream(info: TailStream.FetchEventInfo, status: number | undefined): unknown {
@@ -85,12 +71,11 @@ function fetchFromStream(info: TailStream.FetchEventInfo, status: number | undef
 function webSocketContext(event: Obj, ctx: InvocationContext): void {
   const ws = get(event, "getWebSocketEvent");
   if (!isObj(ws)) return;
-  const t = str(get(ws, "webSocketEventType"));
-  if (t !== null) ctx.webSocketEventType = t;
-  const code = num(get(ws, "code"));
-  if (code !== null) ctx.webSocketCode = code;
-  const clean = get(ws, "wasClean");
-  if (typeof clean === "boolean") ctx.webSocketClean = clean;
+  copyFields(ctx, ws, {
+    webSocketEventType: ["webSocketEventType", str],
+    webSocketCode: ["code", num],
+    webSocketClean: ["wasClean", bool],
+  });
 }
 
 /**
@@ -125,12 +110,7 @@ export const EVENT_KINDS = {
   queue: {
     runtimeClass: "QueueEventInfo",
     recognise: (e) => "queue" in e && "batchSize" in e,
-    context(event, ctx) {
-      const queue = str(get(event, "queue"));
-      if (queue !== null) ctx.queue = queue;
-      const batchSize = num(get(event, "batchSize"));
-      if (batchSize !== null) ctx.batchSize = batchSize;
-    },
+    context: (event, ctx) => copyFields(ctx, event, { queue: ["queue", str], batchSize: ["batchSize", num] }),
     summary: (c) => `queue ${c.queue ?? "?"} (${c.batchSize ?? 0} messages)`,
     idPart: (c) => c.queue,
     stream: stream("queue", "consumer", (info) => ({ queue: info.queueName, batchSize: info.batchSize })),
@@ -138,14 +118,8 @@ export const EVENT_KINDS = {
   email: {
     runtimeClass: "EmailEventInfo",
     recognise: (e) => "mailFrom" in e || "rcptTo" in e,
-    context(event, ctx) {
-      const from = str(get(event, "mailFrom"));
-      if (from !== null) ctx.mailFrom = from;
-      const to = str(get(event, "rcptTo"));
-      if (to !== null) ctx.rcptTo = to;
-      const size = num(get(event, "rawSize"));
-      if (size !== null) ctx.rawSize = size;
-    },
+    context: (event, ctx) =>
+      copyFields(ctx, event, { mailFrom: ["mailFrom", str], rcptTo: ["rcptTo", str], rawSize: ["rawSize", num] }),
     summary: (c) => `email from ${c.mailFrom ?? "?"} to ${c.rcptTo ?? "?"}`,
     stream: stream("email", "consumer", (info) => ({
       mailFrom: info.mailFrom,
@@ -156,10 +130,7 @@ export const EVENT_KINDS = {
   rpc: {
     runtimeClass: "JsRpcEventInfo",
     recognise: (e) => "rpcMethod" in e,
-    context(event, ctx) {
-      const m = str(get(event, "rpcMethod"));
-      if (m !== null) ctx.rpcMethod = m;
-    },
+    context: (event, ctx) => copyFields(ctx, event, { rpcMethod: ["rpcMethod", str] }),
     summary: (c) => `rpc ${c.rpcMethod ?? "?"}`,
     idPart: (c) => c.rpcMethod,
     stream: stream("jsrpc", "server"),
@@ -201,10 +172,7 @@ export const EVENT_KINDS = {
   hibernate: {
     runtimeClass: "OnHibernateEventInfo",
     recognise: (e) => "reason" in e && Object.keys(e).length === 1,
-    context(event, ctx) {
-      const reason = str(get(event, "reason"));
-      if (reason !== null) ctx.hibernateReason = reason;
-    },
+    context: (event, ctx) => copyFields(ctx, event, { hibernateReason: ["reason", str] }),
     summary: (c) => `hibernate ${c.hibernateReason ?? "?"}`,
     stream: stream("onHibernate", "internal", (info) => ({ reason: info.reason })),
   },

@@ -12,7 +12,7 @@ import type {
   ScriptVersionInfo,
 } from "../record";
 import { detectEventType, eventKind, invocationSummary, isRuntimeEvent } from "./events";
-import { arr, get, isObj, num, type Obj, str, time } from "./read";
+import { arr, copyFields, get, isObj, num, type Obj, str, time } from "./read";
 
 export { detectEventType } from "./events";
 
@@ -102,12 +102,7 @@ export function renderMessage(message: unknown): string {
 function scriptVersionOf(v: unknown): ScriptVersionInfo | null {
   if (!isObj(v)) return null;
   const out: ScriptVersionInfo = {};
-  const id = str(get(v, "id"));
-  if (id !== null) out.id = id;
-  const tag = str(get(v, "tag"));
-  if (tag !== null) out.tag = tag;
-  const message = str(get(v, "message"));
-  if (message !== null) out.message = message;
+  copyFields(out, v, { id: ["id", str], tag: ["tag", str], message: ["message", str] });
   return out;
 }
 

@@ -41,3 +41,17 @@ export function get(o: Obj, key: string): unknown {
 export function arr(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
+export function bool(v: unknown): boolean | null {
+  return typeof v === "boolean" ? v : null;
+}
+
+/** For each field of `to`: the key it is read from and how; a value the reader refuses (null) leaves it absent. */
+export type FieldReads<T> = { [K in keyof T]?: [key: string, read: (v: unknown) => T[K] | null | undefined] };
+
+/** Copies the fields `reads` names from `from` to `to`, in the order `reads` lists them. */
+export function copyFields<T extends object>(to: T, from: Obj, reads: FieldReads<T>): void {
+  for (const [field, [key, read]] of Object.entries(reads) as [keyof T & string, [string, (v: unknown) => unknown]][]) {
+    const value = read(get(from, key));
+    if (value !== null && value !== undefined) (to as Record<string, unknown>)[field] = value;
+  }
+}
