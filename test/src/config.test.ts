@@ -423,4 +423,14 @@ describe("config: built once per isolate", () => {
     expect(changed).not.toBe(first);
     expect(changed.ok && changed.config.sinks[0]?.name).toBe("other");
   });
+
+  it("rebuilds when any config var it reads changes, and not for a var it does not read", async () => {
+    const { CONFIG_VARS, loadConfig } = await import("../../src/config");
+    const base = withVars({ SINKS: JSON.stringify([{ name: "cached", type: "r2", binding: "LOGS_R2" }]) });
+    for (const name of CONFIG_VARS) {
+      const before = loadConfig(base);
+      expect(loadConfig({ ...base, UNRELATED_VAR: "x" }), name).toBe(before);
+      expect(loadConfig({ ...base, [name]: `${String(base[name] ?? "")} ` }), name).not.toBe(before);
+    }
+  });
 });
