@@ -8,8 +8,28 @@
 import type { InvocationContext, SpanKind } from "../record";
 import { arr, bool, copyFields, get, isObj, num, type Obj, str, timeOf } from "./read";
 
-type OnsetInfo = TailStream.Onset["info"];
-type InfoType = OnsetInfo["type"];
+/**
+ * The streaming tail's onset infos, by type, as the Workers types declare
+ * them (TailStream.Onset["info"]). Written out so that code running in Node
+ * (the traces wire test) can import the normalizer without those types.
+ */
+interface StreamInfos {
+  fetch: { method: string; url: string; cfJson?: object; headers: readonly { name: string; value: string }[] };
+  jsrpc: object;
+  scheduled: { scheduledTime: Date; cron: string };
+  alarm: { scheduledTime: Date };
+  queue: { queueName: string; batchSize: number };
+  email: { mailFrom: string; rcptTo: string; rawSize: number };
+  trace: { traces: readonly (string | null)[] };
+  hibernatableWebSocket: {
+    info: { type: "message" } | { type: "error" } | { type: "close"; code: number; wasClean: boolean };
+  };
+  onHibernate: { reason: string };
+  custom: object;
+  connect: object;
+}
+type InfoType = keyof StreamInfos;
+type OnsetInfo = { [T in InfoType]: { readonly type: T } & Readonly<StreamInfos[T]> }[InfoType];
 
 /** The streaming tail's side of a kind: its onset info and the TraceItem `event` that info stands for. */
 interface StreamSide<T extends InfoType> {
@@ -56,7 +76,7 @@ function fetchContext(event: Obj, ctx: InvocationContext): void {
   if (isObj(response)) copyFields(ctx, response, { status: ["status", num] });
 }
 
-function fetchFromStream(info: TailStream.FetchEventInfo, status: number | undefined): unknown {
+function fetchFromStream(info: Extract<OnsetInfo, { type: "fetch" }>, status: number | undefined): unknown {
   const headers: Record<string, string> = {};
   for (const h of Array.isArray(info.headers) ? info.headers : []) {
     const name = String(h.name).toLowerCase();
