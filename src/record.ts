@@ -19,37 +19,9 @@ export function levelRank(level: Level): number {
   return LEVEL_RANK[level];
 }
 
-/** Event types tailfan recognises; anything else arrives as `unknown` with the raw event kept. */
-export type EventType =
-  | "fetch"
-  | "scheduled"
-  | "alarm"
-  | "queue"
-  | "email"
-  | "rpc"
-  | "websocket"
-  | "tail"
-  | "connect"
-  | "hibernate"
-  | "custom"
-  | "none"
-  | "unknown";
+import type { EventType } from "./normalize/events";
 
-export const EVENT_TYPES: readonly EventType[] = [
-  "fetch",
-  "scheduled",
-  "alarm",
-  "queue",
-  "email",
-  "rpc",
-  "websocket",
-  "tail",
-  "connect",
-  "hibernate",
-  "custom",
-  "none",
-  "unknown",
-];
+export { EVENT_TYPES, type EventType } from "./normalize/events";
 
 /** A JSON value: what every record is made of, so `JSON.stringify` never throws on it. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };

@@ -3,7 +3,6 @@
  * per-sink health, chart series and readable filters. Pure, so it is tested
  * without a page.
  */
-import type { FilterSpec } from "../router";
 import type { Counts, SinkError, SinkStats } from "../stats";
 
 export type Health = "idle" | "healthy" | "degraded" | "failing";
@@ -143,21 +142,6 @@ export function groupErrors(errors: readonly SinkError[]): ErrorGroup[] {
     if (e.at > g.last) g.last = e.at;
   }
   return [...groups.values()].sort((a, b) => b.last - a.last);
-}
-
-/** A filter in words: `outcome exception · level ≥ warn · script api-*`. */
-export function describeFilter(filter: FilterSpec): string {
-  const parts: string[] = [];
-  const list = (xs: readonly string[]) => xs.join(" or ");
-  if (filter.outcomes?.length) parts.push(`outcome ${list(filter.outcomes)}`);
-  if (filter.level) parts.push(`level ≥ ${filter.level}`);
-  if (filter.scripts?.length) parts.push(`script ${list(filter.scripts)}`);
-  if (filter.eventTypes?.length) parts.push(`event ${list(filter.eventTypes)}`);
-  if (filter.types?.length) parts.push(`record ${list(filter.types)}`);
-  if (filter.status?.length) parts.push(`status ${list(filter.status)}`);
-  if (filter.sample !== undefined && filter.sample < 1)
-    parts.push(`${Math.round(filter.sample * 1000) / 10} % sampled`);
-  return parts.length === 0 ? "every record" : parts.join(" · ");
 }
 
 /** `2026-11-21 10:32:05` in UTC. */

@@ -4,18 +4,9 @@
  * (LIVE_SCRIPT), only swaps in the records panel the server rendered.
  */
 import type { Child, FC } from "hono/jsx";
-import type { FilterSpec } from "../router";
+import { describeFilter, type FilterSpec } from "../filter";
 import type { FlushFailures, RecentAnswer, SinkError, SinkStats } from "../stats";
-import {
-  chartSeries,
-  describeFilter,
-  groupErrors,
-  SERIES_KEYS,
-  type Series,
-  type SinkHealth,
-  sinkHealth,
-  utc,
-} from "./model";
+import { chartSeries, groupErrors, SERIES_KEYS, type Series, type SinkHealth, sinkHealth, utc } from "./model";
 
 const CSS = `
 :root{--fg:#1d2330;--muted:#5d6678;--line:#dde1e8;--bg:#f6f7f9;--card:#fff;--ok:#17803d;--bad:#c62828;--warn:#b86e00;--dead:#7b3fb5;--idle:#8a93a3}
@@ -416,154 +407,182 @@ const Records: FC<{ data: DashboardData }> = ({ data }) => {
   );
 };
 
-export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
-  const byName = new Map((data.stats ?? []).map((s) => [s.sink, s]));
-  const health = new Map(data.sinks.map((s) => [s.name, sinkHealth(byName.get(s.name), data.now, data.windowMinutes)]));
-  const { errors } = data;
+const PageHeader: FC<{ data: DashboardData }> = ({ data }) => (
+  <header>
+    <h1>tailfan</h1>
+    <span class="meta">
+      {`v${data.version} · ${data.delivery.mode} delivery · retries ${data.delivery.durable ? "through the queue" : "in-invocation only"} · dead letter ${data.delivery.deadLetter ? "on" : "off"} · charts: last ${data.windowMinutes} min`}
+    </span>
+    <form method="post" action="/logout">
+      <button type="submit">Log out</button>
+    </form>
+  </header>
+);
+
+const ConfigErrors: FC<{ errors: DashboardData["configErrors"] }> = ({ errors }) =>
+  errors ? (
+    <section class="alert" id="config-errors">
+      <b>The configuration is invalid; nothing is delivered until it is fixed and redeployed.</b>
+      <ul class="errors">
+        {errors.map((e) => (
+          <li>
+            <code>{e}</code>
+          </li>
+        ))}
+      </ul>
+    </section>
+  ) : null;
+
+/** Why the counts may be short: the counters failed, or are not kept at all. */
+const CountersNote: FC<{ data: DashboardData }> = ({ data }) =>
+  data.counters && (data.counters.error !== null || data.counters.writes.failed > 0) ? (
+    <p class="alert" id="counter-failures">
+      {data.counters.error === null ? "" : `Counters unavailable: ${data.counters.error}. `}
+      {data.counters.writes.failed > 0
+        ? `${data.counters.writes.failed} counters write(s) failed since ${new Date(data.counters.writes.since ?? 0).toISOString()}; the counts below miss them.`
+        : ""}
+    </p>
+  ) : data.delivery.counters || data.configErrors ? null : (
+    <p class="none">Counters are not kept: set DELIVERY.stats to a TailfanStats Durable Object binding.</p>
+  );
+
+const SinksSection: FC<{ data: DashboardData; byName: Map<string, SinkStats> }> = ({ data, byName }) => {
   const loop = byName.get("*");
   return (
-    <Layout title="tailfan" refresh={data.query.refresh} live={data.query.live && data.recent !== null}>
-      <header>
-        <h1>tailfan</h1>
-        <span class="meta">
-          {`v${data.version} · ${data.delivery.mode} delivery · retries ${data.delivery.durable ? "through the queue" : "in-invocation only"} · dead letter ${data.delivery.deadLetter ? "on" : "off"} · charts: last ${data.windowMinutes} min`}
-        </span>
-        <form method="post" action="/logout">
-          <button type="submit">Log out</button>
-        </form>
-      </header>
-      <main>
-        {data.configErrors ? (
-          <section class="alert" id="config-errors">
-            <b>The configuration is invalid; nothing is delivered until it is fixed and redeployed.</b>
-            <ul class="errors">
-              {data.configErrors.map((e) => (
-                <li>
-                  <code>{e}</code>
-                </li>
-              ))}
-            </ul>
-          </section>
-        ) : null}
-        <h2>Sinks</h2>
-        {data.counters && (data.counters.error !== null || data.counters.writes.failed > 0) ? (
-          <p class="alert" id="counter-failures">
-            {data.counters.error === null ? "" : `Counters unavailable: ${data.counters.error}. `}
-            {data.counters.writes.failed > 0
-              ? `${data.counters.writes.failed} counters write(s) failed since ${new Date(data.counters.writes.since ?? 0).toISOString()}; the counts below miss them.`
-              : ""}
-          </p>
-        ) : data.delivery.counters || data.configErrors ? null : (
-          <p class="none">Counters are not kept: set DELIVERY.stats to a TailfanStats Durable Object binding.</p>
-        )}
-        <section class="cards" id="sinks">
-          {data.sinks.map((s) => (
-            <SinkCard
-              sink={s}
-              stats={byName.get(s.name)}
-              data={data}
-              health={health.get(s.name) ?? { health: "idle", reason: "" }}
-            />
+    <>
+      <section class="cards" id="sinks">
+        {data.sinks.map((s) => (
+          <SinkCard
+            sink={s}
+            stats={byName.get(s.name)}
+            data={data}
+            health={sinkHealth(byName.get(s.name), data.now, data.windowMinutes)}
+          />
+        ))}
+      </section>
+      {loop && loop.totals.droppedLoop > 0 ? (
+        <p class="none">{`${loop.totals.droppedLoop} TraceItem(s) of tailfan itself dropped by the loop guard.`}</p>
+      ) : null}
+    </>
+  );
+};
+
+const ErrorsSection: FC<{ errors: DashboardData["errors"]; warnings: string[] }> = ({ errors, warnings }) => (
+  <section id="errors">
+    {errors.length === 0 && warnings.length === 0 ? <p class="none">No delivery errors.</p> : null}
+    {errors.length > 0 ? (
+      <table class="stack">
+        <thead>
+          <tr>
+            <th>last seen (UTC)</th>
+            <th>sink</th>
+            <th>status</th>
+            <th>times</th>
+            <th>first seen (UTC)</th>
+            <th>error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {groupErrors(errors).map((e) => (
+            <tr data-sink={e.sink} data-count={String(e.count)}>
+              <td class="t">{utc(e.last)}</td>
+              <td data-label="sink">{e.sink}</td>
+              <td data-label="status">{e.status === null ? "—" : String(e.status)}</td>
+              <td data-label="times">{String(e.count)}</td>
+              <td data-label="first seen" class="t">
+                {utc(e.first)}
+              </td>
+              <td class="msg">{e.message}</td>
+            </tr>
           ))}
-        </section>
-        {loop && loop.totals.droppedLoop > 0 ? (
-          <p class="none">{`${loop.totals.droppedLoop} TraceItem(s) of tailfan itself dropped by the loop guard.`}</p>
-        ) : null}
+        </tbody>
+      </table>
+    ) : null}
+    {warnings.length > 0 ? (
+      <ul class="errors">
+        {warnings.map((w) => (
+          <li>{`Config warning: ${w}`}</li>
+        ))}
+      </ul>
+    ) : null}
+  </section>
+);
+
+const RoutesTable: FC<{ routes: DashboardData["routes"] }> = ({ routes }) =>
+  routes === null ? (
+    <p class="none">No ROUTES: each sink takes every record its own filter lets through.</p>
+  ) : (
+    <div class="scroll">
+      <table>
+        <thead>
+          <tr>
+            <th>#</th>
+            <th>records matching</th>
+            <th>go to</th>
+          </tr>
+        </thead>
+        <tbody>
+          {routes.map((r, i) => (
+            <tr>
+              <td>{String(i)}</td>
+              <td>{describeFilter(r.filter)}</td>
+              <td>
+                {r.sinks.map((s) => (
+                  <span class="chip">{s}</span>
+                ))}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+
+const SinkTable: FC<{ sinks: DashboardData["sinks"] }> = ({ sinks }) => (
+  <div class="scroll">
+    <table style="margin-top:8px" id="sink-table">
+      <thead>
+        <tr>
+          <th>sink</th>
+          <th>type</th>
+          <th>own filter</th>
+          <th>options (secrets by name)</th>
+        </tr>
+      </thead>
+      <tbody>
+        {sinks.map((s) => (
+          <tr>
+            <td>{s.name}</td>
+            <td>{s.type}</td>
+            <td>{describeFilter(s.filter)}</td>
+            <td>
+              <code>{JSON.stringify(s.options)}</code>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  </div>
+);
+
+export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
+  const byName = new Map((data.stats ?? []).map((s) => [s.sink, s]));
+  return (
+    <Layout title="tailfan" refresh={data.query.refresh} live={data.query.live && data.recent !== null}>
+      <PageHeader data={data} />
+      <main>
+        <ConfigErrors errors={data.configErrors} />
+        <h2>Sinks</h2>
+        <CountersNote data={data} />
+        <SinksSection data={data} byName={byName} />
 
         <h2>Recent errors</h2>
-        <section id="errors">
-          {errors.length === 0 && data.warnings.length === 0 ? <p class="none">No delivery errors.</p> : null}
-          {errors.length > 0 ? (
-            <table class="stack">
-              <thead>
-                <tr>
-                  <th>last seen (UTC)</th>
-                  <th>sink</th>
-                  <th>status</th>
-                  <th>times</th>
-                  <th>first seen (UTC)</th>
-                  <th>error</th>
-                </tr>
-              </thead>
-              <tbody>
-                {groupErrors(errors).map((e) => (
-                  <tr data-sink={e.sink} data-count={String(e.count)}>
-                    <td class="t">{utc(e.last)}</td>
-                    <td data-label="sink">{e.sink}</td>
-                    <td data-label="status">{e.status === null ? "—" : String(e.status)}</td>
-                    <td data-label="times">{String(e.count)}</td>
-                    <td data-label="first seen" class="t">
-                      {utc(e.first)}
-                    </td>
-                    <td class="msg">{e.message}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          ) : null}
-          {data.warnings.length > 0 ? (
-            <ul class="errors">
-              {data.warnings.map((w) => (
-                <li>{`Config warning: ${w}`}</li>
-              ))}
-            </ul>
-          ) : null}
-        </section>
+        <ErrorsSection errors={data.errors} warnings={data.warnings} />
 
         <h2>Routes</h2>
         <section id="routes">
-          {data.routes === null ? (
-            <p class="none">No ROUTES: each sink takes every record its own filter lets through.</p>
-          ) : (
-            <div class="scroll">
-              <table>
-                <thead>
-                  <tr>
-                    <th>#</th>
-                    <th>records matching</th>
-                    <th>go to</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {data.routes.map((r, i) => (
-                    <tr>
-                      <td>{String(i)}</td>
-                      <td>{describeFilter(r.filter)}</td>
-                      <td>
-                        {r.sinks.map((s) => (
-                          <span class="chip">{s}</span>
-                        ))}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-          )}
-          <div class="scroll">
-            <table style="margin-top:8px" id="sink-table">
-              <thead>
-                <tr>
-                  <th>sink</th>
-                  <th>type</th>
-                  <th>own filter</th>
-                  <th>options (secrets by name)</th>
-                </tr>
-              </thead>
-              <tbody>
-                {data.sinks.map((s) => (
-                  <tr>
-                    <td>{s.name}</td>
-                    <td>{s.type}</td>
-                    <td>{describeFilter(s.filter)}</td>
-                    <td>
-                      <code>{JSON.stringify(s.options)}</code>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <RoutesTable routes={data.routes} />
+          <SinkTable sinks={data.sinks} />
         </section>
 
         <h2>Latest records</h2>

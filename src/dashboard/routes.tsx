@@ -105,28 +105,131 @@ async function readRecent(env: Record<string, unknown>, config: ResolvedConfig |
   return statsStub(env, config.delivery.stats).recent(q);
 }
 
-export function registerDashboard(app: Hono<Env>): void {
-  app.post("/login", async (c) => {
-    const token = c.env.ADMIN_TOKEN;
-    if (typeof token !== "string" || token === "") return setupPage(c);
-    const ip = clientIp(c.req.raw.headers);
-    const tooMany = `Too many failed logins from your address: wait ${LOGIN_PERIOD_SECONDS} seconds.`;
-    if (lockedOut(ip)) return loginPage(c, tooMany, 429);
-    if (Number(c.req.header("content-length") ?? 0) > 4096) return loginPage(c, "That is not a token.", 401);
-    let given = "";
+/** POST /login: a right token gets a session cookie; wrong ones count towards the lockout. */
+async function login(c: Ctx): Promise<Response> {
+  const token = c.env.ADMIN_TOKEN;
+  if (typeof token !== "string" || token === "") return setupPage(c);
+  const ip = clientIp(c.req.raw.headers);
+  const tooMany = `Too many failed logins from your address: wait ${LOGIN_PERIOD_SECONDS} seconds.`;
+  if (lockedOut(ip)) return loginPage(c, tooMany, 429);
+  if (Number(c.req.header("content-length") ?? 0) > 4096) return loginPage(c, "That is not a token.", 401);
+  let given = "";
+  try {
+    const form = await c.req.formData();
+    const value = form.get("token");
+    given = typeof value === "string" ? value.trim() : "";
+  } catch {
+    // A body that is not a form is a wrong token.
+  }
+  if (given === "" || !(await sameSecret(given, token))) {
+    if (await countFailure(c.env, ip)) return loginPage(c, tooMany, 429);
+    return loginPage(c, "Wrong token: use the value of the ADMIN_TOKEN secret.");
+  }
+  return c.body(null, 303, { location: "/", "set-cookie": sessionCookie(await newSession(token)) });
+}
+
+/** GET /records: the latest records as JSON. */
+async function records(c: Ctx): Promise<Response> {
+  const loaded = loadConfig(c.env);
+  let recent: RecentAnswer | null;
+  try {
+    recent = await readRecent(c.env, loaded.ok ? loaded.config : null, recentQuery(c));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    return c.json({ error: `the counters object is unavailable: ${reason}` }, 503);
+  }
+  if (recent === null) {
+    return c.json(
+      {
+        error: "records are not kept",
+        hint: "set DELIVERY.stats to a TailfanStats Durable Object binding and DELIVERY.recent above 0",
+      },
+      404,
+    );
+  }
+  return c.json(recent);
+}
+
+/** The dashboard's choices in the query string: chart window, refresh, live view and the record filters. */
+function pageQuery(c: Ctx) {
+  const oneOf = (name: string, allowed: number[], fallback: number) => {
+    const n = Number(c.req.query(name));
+    return allowed.includes(n) ? n : fallback;
+  };
+  return {
+    windowMinutes: oneOf("window", WINDOWS, 60),
+    refresh: oneOf("refresh", REFRESHES, 0),
+    live: c.req.query("live") === "1",
+    q: recentQuery(c),
+  };
+}
+
+/** What the counters object holds for the page; an error instead when it throws or hangs. */
+async function countersOf(c: Ctx, config: ResolvedConfig | null, windowMinutes: number, q: RecentQuery) {
+  let stats: SinkStats[] | null = null;
+  let recent: RecentAnswer | null = null;
+  let errors: SinkError[] = [];
+  let error: string | null = null;
+  if (config && config.delivery.stats !== null) {
+    const stub = statsStub(c.env, config.delivery.stats);
     try {
-      const form = await c.req.formData();
-      const value = form.get("token");
-      given = typeof value === "string" ? value.trim() : "";
-    } catch {
-      // A body that is not a form is a wrong token.
+      [stats, recent, errors] = await Promise.all([
+        stub.snapshot(windowMinutes),
+        readRecent(c.env, config, q),
+        // All that are kept, so that repeats group into one row with their count.
+        stub.errors(ERRORS_KEPT),
+      ]);
+    } catch (err) {
+      // The page still answers when the counters object throws or hangs, and says so.
+      error = err instanceof Error ? err.message : String(err);
     }
-    if (given === "" || !(await sameSecret(given, token))) {
-      if (await countFailure(c.env, ip)) return loginPage(c, tooMany, 429);
-      return loginPage(c, "Wrong token: use the value of the ADMIN_TOKEN secret.");
-    }
-    return c.body(null, 303, { location: "/", "set-cookie": sessionCookie(await newSession(token)) });
-  });
+  }
+  return { stats, recent, errors, error };
+}
+
+/** GET /: the dashboard, or (`part=records`) the live view's records panel alone. */
+async function dashboard(c: Ctx): Promise<Response> {
+  const loaded = loadConfig(c.env);
+  const config = loaded.ok ? loaded.config : null;
+  const { windowMinutes, refresh, live, q } = pageQuery(c);
+  if (c.req.query("part") === "records") {
+    // The live view's reload: the records panel alone, rendered as on the page.
+    const recent = await readRecent(c.env, config, q);
+    if (recent === null) return c.text("records are not kept", 404, PAGE_HEADERS);
+    return c.html(await (<RecordsPanel recent={recent} live={live} />), 200, PAGE_HEADERS);
+  }
+  const { stats, recent, errors, error } = await countersOf(c, config, windowMinutes, q);
+  const data: DashboardData = {
+    version: VERSION,
+    now: Date.now(),
+    windowMinutes,
+    delivery: {
+      mode: config?.delivery.mode ?? "direct",
+      durable: config ? config.delivery.queue !== null : false,
+      deadLetter: config ? config.delivery.deadLetter !== null : false,
+      counters: stats !== null,
+    },
+    configErrors: loaded.ok ? null : formatConfigErrors(loaded.errors).split("\n"),
+    ...(config ? summarizeConfig(config) : { sinks: [], routes: null, warnings: [] }),
+    stats,
+    errors,
+    recent,
+    counters: { error, writes: counterFlushFailures() },
+    query: {
+      level: q.level ?? "",
+      outcome: q.outcome ?? "",
+      script: q.script === undefined ? "" : q.script === "" ? NO_SCRIPT : q.script,
+      type: q.type ?? "",
+      limit: q.limit,
+      refresh,
+      live,
+    },
+  };
+  return page(c, <DashboardPage data={data} />, 200, {}, live && recent !== null);
+}
+
+export function registerDashboard(app: Hono<Env>): void {
+  app.post("/login", login);
 
   // Open, like /login, so that the login page has its icon too.
   app.get("/favicon.svg", (c) =>
@@ -148,88 +251,6 @@ export function registerDashboard(app: Hono<Env>): void {
     }),
   );
 
-  app.get("/records", async (c) => {
-    const loaded = loadConfig(c.env);
-    let recent: RecentAnswer | null;
-    try {
-      recent = await readRecent(c.env, loaded.ok ? loaded.config : null, recentQuery(c));
-    } catch (err) {
-      const reason = err instanceof Error ? err.message : String(err);
-      return c.json({ error: `the counters object is unavailable: ${reason}` }, 503);
-    }
-    if (recent === null) {
-      return c.json(
-        {
-          error: "records are not kept",
-          hint: "set DELIVERY.stats to a TailfanStats Durable Object binding and DELIVERY.recent above 0",
-        },
-        404,
-      );
-    }
-    return c.json(recent);
-  });
-
-  app.get("/", async (c) => {
-    const loaded = loadConfig(c.env);
-    const config = loaded.ok ? loaded.config : null;
-    const oneOf = (name: string, allowed: number[], fallback: number) => {
-      const n = Number(c.req.query(name));
-      return allowed.includes(n) ? n : fallback;
-    };
-    const windowMinutes = oneOf("window", WINDOWS, 60);
-    const refresh = oneOf("refresh", REFRESHES, 0);
-    const live = c.req.query("live") === "1";
-    const q = recentQuery(c);
-    if (c.req.query("part") === "records") {
-      // The live view's reload: the records panel alone, rendered as on the page.
-      const recent = await readRecent(c.env, config, q);
-      if (recent === null) return c.text("records are not kept", 404, PAGE_HEADERS);
-      return c.html(await (<RecordsPanel recent={recent} live={live} />), 200, PAGE_HEADERS);
-    }
-    let stats: SinkStats[] | null = null;
-    let recent: RecentAnswer | null = null;
-    let errors: SinkError[] = [];
-    let countersError: string | null = null;
-    if (config && config.delivery.stats !== null) {
-      const stub = statsStub(c.env, config.delivery.stats);
-      try {
-        [stats, recent, errors] = await Promise.all([
-          stub.snapshot(windowMinutes),
-          readRecent(c.env, config, q),
-          // All that are kept, so that repeats group into one row with their count.
-          stub.errors(ERRORS_KEPT),
-        ]);
-      } catch (err) {
-        // The page still answers when the counters object throws or hangs, and says so.
-        countersError = err instanceof Error ? err.message : String(err);
-      }
-    }
-    const data: DashboardData = {
-      version: VERSION,
-      now: Date.now(),
-      windowMinutes,
-      delivery: {
-        mode: config?.delivery.mode ?? "direct",
-        durable: config ? config.delivery.queue !== null : false,
-        deadLetter: config ? config.delivery.deadLetter !== null : false,
-        counters: stats !== null,
-      },
-      configErrors: loaded.ok ? null : formatConfigErrors(loaded.errors).split("\n"),
-      ...(config ? summarizeConfig(config) : { sinks: [], routes: null, warnings: [] }),
-      stats,
-      errors,
-      recent,
-      counters: { error: countersError, writes: counterFlushFailures() },
-      query: {
-        level: q.level ?? "",
-        outcome: q.outcome ?? "",
-        script: q.script === undefined ? "" : q.script === "" ? NO_SCRIPT : q.script,
-        type: q.type ?? "",
-        limit: q.limit,
-        refresh,
-        live,
-      },
-    };
-    return page(c, <DashboardPage data={data} />, 200, {}, live && recent !== null);
-  });
+  app.get("/records", records);
+  app.get("/", dashboard);
 }

@@ -7,6 +7,7 @@
  */
 import { toJson } from "../json";
 import { normalizeTraceItem } from "../normalize";
+import { streamEvent, streamEventType } from "../normalize/events";
 import {
   CONTEXT_KEYS,
   type EventType,
@@ -19,34 +20,6 @@ import {
 } from "../record";
 
 type Event = TailStream.TailEvent<TailStream.EventType>;
-
-/** The runtime's event info types, as tailfan's event types. */
-const EVENT_TYPE: Readonly<Record<string, EventType>> = {
-  fetch: "fetch",
-  jsrpc: "rpc",
-  scheduled: "scheduled",
-  alarm: "alarm",
-  queue: "queue",
-  email: "email",
-  trace: "tail",
-  hibernatableWebSocket: "websocket",
-  onHibernate: "hibernate",
-  connect: "connect",
-  custom: "custom",
-};
-
-/** The invocation's own span is a `server` span for requests, a `consumer` span for deliveries. */
-const ROOT_KIND: Readonly<Partial<Record<EventType, SpanKind>>> = {
-  fetch: "server",
-  rpc: "server",
-  connect: "server",
-  websocket: "server",
-  scheduled: "consumer",
-  alarm: "consumer",
-  queue: "consumer",
-  email: "consumer",
-  tail: "consumer",
-};
 
 interface OpenSpan {
   spanId: string;
@@ -85,47 +58,6 @@ function addAttributes(to: { [key: string]: Json }, list: readonly TailStream.At
   }
 }
 
-/** The TraceItem `event` the onset's info stands for, in the shape tail() receives. */
-function traceEvent(info: TailStream.Onset["info"] | undefined, status: number | undefined): unknown {
-  if (!info) return null;
-  switch (info.type) {
-    case "fetch": {
-      const headers: Record<string, string> = {};
-      for (const h of Array.isArray(info.headers) ? info.headers : []) {
-        const name = String(h.name).toLowerCase();
-        headers[name] = name in headers ? `${headers[name]}, ${h.value}` : String(h.value);
-      }
-      return {
-        request: { method: info.method, url: info.url, headers, ...(info.cfJson ? { cf: info.cfJson } : {}) },
-        ...(status !== undefined ? { response: { status } } : {}),
-      };
-    }
-    case "scheduled":
-      return { cron: info.cron, scheduledTime: info.scheduledTime };
-    case "alarm":
-      return { scheduledTime: info.scheduledTime };
-    case "queue":
-      return { queue: info.queueName, batchSize: info.batchSize };
-    case "email":
-      return { mailFrom: info.mailFrom, rcptTo: info.rcptTo, rawSize: info.rawSize };
-    case "trace":
-      return { consumedEvents: (Array.isArray(info.traces) ? info.traces : []).map((scriptName) => ({ scriptName })) };
-    case "hibernatableWebSocket": {
-      const ws = info.info;
-      return {
-        getWebSocketEvent: {
-          webSocketEventType: ws?.type,
-          ...(ws?.type === "close" ? { code: ws.code, wasClean: ws.wasClean } : {}),
-        },
-      };
-    }
-    case "onHibernate":
-      return { reason: info.reason };
-    default:
-      return {};
-  }
-}
-
 /**
  * One invocation's events, assembled. `push` takes the events after the
  * onset in the runtime's order; after `outcome`, `records` gives the records.
@@ -151,12 +83,13 @@ export class InvocationAssembly {
     this.invocationId = String(onset.invocationId);
     this.traceId = String(onset.spanContext?.traceId ?? "");
     this.start = ms(onset.timestamp, now);
-    this.eventType = EVENT_TYPE[this.onset.info?.type as string] ?? "unknown";
+    const { eventType, rootKind } = streamEventType(this.onset.info);
+    this.eventType = eventType;
     this.root = {
       spanId: String(this.onset.spanId),
       parentSpanId: onset.spanContext?.spanId ?? null,
       name: "",
-      kind: ROOT_KIND[this.eventType] ?? "internal",
+      kind: rootKind,
       start: this.start,
       end: null,
       outcome: null,
@@ -195,28 +128,9 @@ export class InvocationAssembly {
       case "diagnosticChannel":
         this.diagnostics.push({ timestamp: at, spanId, channel: e.channel, message: e.message });
         return;
-      case "spanOpen": {
-        // A span's opening event is reported in its parent's context.
-        const span: OpenSpan = {
-          spanId: String(e.spanId),
-          parentSpanId: spanId ?? this.root.spanId,
-          name: String(e.name),
-          // Spans the runtime opens inside an invocation are its calls out: subrequests and bindings.
-          kind: "client",
-          start: at,
-          end: null,
-          outcome: null,
-          status: null,
-          attributes: {},
-        };
-        if (e.info?.type === "attributes") addAttributes(span.attributes, e.info.info);
-        else if (e.info?.type === "fetch") {
-          span.attributes["http.request.method"] = e.info.method;
-          span.attributes["url.full"] = e.info.url;
-        }
-        this.spans.set(span.spanId, span);
+      case "spanOpen":
+        this.openSpan(e, at, spanId);
         return;
-      }
       case "spanClose": {
         const span = spanId === undefined ? undefined : this.spans.get(spanId);
         if (span && span !== this.root) {
@@ -225,13 +139,9 @@ export class InvocationAssembly {
         }
         return;
       }
-      case "spanUpdate": {
-        const span = spanId === undefined ? undefined : this.spans.get(spanId);
-        if (!span) return;
-        if (e.info.type === "name") span.name = String(e.info.name);
-        else if (e.info.type === "status") span.status = { ...e.info.status };
+      case "spanUpdate":
+        this.updateSpan(e, spanId);
         return;
-      }
       case "attributes": {
         const span = (spanId === undefined ? undefined : this.spans.get(spanId)) ?? this.root;
         addAttributes(span.attributes, e.info);
@@ -253,11 +163,40 @@ export class InvocationAssembly {
     }
   }
 
+  /** A span the runtime opened; its opening event is reported in its parent's context. */
+  private openSpan(e: TailStream.SpanOpen, at: number, parentSpanId: string | undefined): void {
+    const span: OpenSpan = {
+      spanId: String(e.spanId),
+      parentSpanId: parentSpanId ?? this.root.spanId,
+      name: String(e.name),
+      // Spans the runtime opens inside an invocation are its calls out: subrequests and bindings.
+      kind: "client",
+      start: at,
+      end: null,
+      outcome: null,
+      status: null,
+      attributes: {},
+    };
+    if (e.info?.type === "attributes") addAttributes(span.attributes, e.info.info);
+    else if (e.info?.type === "fetch") {
+      span.attributes["http.request.method"] = e.info.method;
+      span.attributes["url.full"] = e.info.url;
+    }
+    this.spans.set(span.spanId, span);
+  }
+
+  private updateSpan(e: TailStream.SpanUpdate, spanId: string | undefined): void {
+    const span = spanId === undefined ? undefined : this.spans.get(spanId);
+    if (!span) return;
+    if (e.info.type === "name") span.name = String(e.info.name);
+    else if (e.info.type === "status") span.status = { ...e.info.status };
+  }
+
   /** The TraceItem these events stand for, in the shape tail() receives. */
   traceItem(): Record<string, unknown> {
     const o = this.onset;
     const item: Record<string, unknown> = {
-      event: traceEvent(o.info, this.status),
+      event: streamEvent(o.info, this.status),
       eventTimestamp: this.start,
       logs: this.logs.map((l) => ({
         timestamp: l.timestamp,

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
 import { buildConfig, formatConfigErrors, loadConfig } from "../../src/config";
-import { VAR_LIMIT_BYTES, VAR_WARN_BYTES } from "../../src/config-size";
+import { VAR_LIMIT_BYTES, VAR_WARN_BYTES } from "../../src/config/size";
 
 const vars = env as unknown as Record<string, unknown>;
 const withVars = (extra: Record<string, unknown>) => ({
@@ -97,6 +97,13 @@ describe("config size", () => {
   it("names a part that is not a list", () => {
     const r = buildConfig(withVars({ SINKS_1: JSON.stringify(httpSinks(1)), SINKS_2: "{nope" }));
     expect(r.ok ? "" : formatConfigErrors(r.errors)).toMatch(/^SINKS_2: is not valid JSON/);
+  });
+
+  it("words a broken part as every config var: never a fragment of the value", () => {
+    const r = buildConfig(withVars({ SINKS_1: JSON.stringify(httpSinks(1)), SINKS_2: `[{"a": leaked-fragment-91}]` }));
+    const text = r.ok ? "" : formatConfigErrors(r.errors);
+    expect(text).toBe("SINKS_2: is not valid JSON; each part is a list, e.g. [{ ... }, { ... }]");
+    expect(text).not.toContain("leaked");
   });
 
   it("reloads when a part changes", () => {

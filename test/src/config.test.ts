@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { AnySinkDefinition } from "../../sinks/index";
 import { buildConfig, type ConfigResult, formatConfigErrors } from "../../src/config";
 
 /** The real local bindings from wrangler.toml, plus whatever vars a case sets. */
@@ -356,19 +357,32 @@ describe("config: default secrets of a sink type", () => {
       batch: () => ({ maxRecords: 1, maxBytes: 1024 }),
       create: () => ({ encode: () => null, send: async () => ({ outcome: "ok" as const }) }),
     });
-    (SINK_TYPES as Record<string, unknown>)["vendor-test"] = fake;
-    try {
-      const ok = buildConfig(withVars({ VENDOR_TEST_KEY: "k-123", SINKS: [{ name: "v", type: "vendor-test" }] }));
-      expect(ok.ok).toBe(true);
-      if (!ok.ok) return;
-      expect(ok.config.sinks[0]?.options).toEqual({ apiKey: "k-123" });
-      expect(ok.config.sinks[0]?.publicOptions).toEqual({ apiKey: "${VENDOR_TEST_KEY}" });
-      const missing = errorsOf(buildConfig(withVars({ SINKS: [{ name: "v", type: "vendor-test" }] })));
-      expect(missing).toBe(
-        "SINKS[0].apiKey: is required: set the secret VENDOR_TEST_KEY (`npx wrangler secret put VENDOR_TEST_KEY`, or .dev.vars for local dev), or set this option",
+    const registry = { ...SINK_TYPES, "vendor-test": fake as AnySinkDefinition };
+    const ok = buildConfig(
+      withVars({ VENDOR_TEST_KEY: "k-123", SINKS: [{ name: "v", type: "vendor-test" }] }),
+      registry,
+    );
+    expect(ok.ok).toBe(true);
+    if (!ok.ok) return;
+    expect(ok.config.sinks[0]?.options).toEqual({ apiKey: "k-123" });
+    expect(ok.config.sinks[0]?.publicOptions).toEqual({ apiKey: "${VENDOR_TEST_KEY}" });
+    const missing = errorsOf(buildConfig(withVars({ SINKS: [{ name: "v", type: "vendor-test" }] }), registry));
+    expect(missing).toBe(
+      "SINKS[0].apiKey: is required: set the secret VENDOR_TEST_KEY (`npx wrangler secret put VENDOR_TEST_KEY`, or .dev.vars for local dev), or set this option",
+    );
+    // The global registry is untouched: without the parameter the type is unknown.
+    expect(errorsOf(buildConfig(withVars({ SINKS: [{ name: "v", type: "vendor-test" }] })))).toMatch(
+      /^SINKS\[0\]\.type: unknown sink type "vendor-test"/,
+    );
+  });
+});
+
+describe("config: sink type names", () => {
+  it("a type named like an Object.prototype member is an unknown type, not a crash", () => {
+    for (const type of ["constructor", "toString", "__proto__"]) {
+      expect(errorsOf(buildConfig(withVars({ SINKS: [{ name: "x", type }] })))).toMatch(
+        new RegExp(`^SINKS\\[0\\]\\.type: unknown sink type "${type}"; known types: http, `),
       );
-    } finally {
-      delete (SINK_TYPES as Record<string, unknown>)["vendor-test"];
     }
   });
 });
@@ -408,5 +422,15 @@ describe("config: built once per isolate", () => {
     const changed = loadConfig(withVars({ SINKS: sinks.replace("cached", "other") }));
     expect(changed).not.toBe(first);
     expect(changed.ok && changed.config.sinks[0]?.name).toBe("other");
+  });
+
+  it("rebuilds when any config var it reads changes, and not for a var it does not read", async () => {
+    const { CONFIG_VARS, loadConfig } = await import("../../src/config");
+    const base = withVars({ SINKS: JSON.stringify([{ name: "cached", type: "r2", binding: "LOGS_R2" }]) });
+    for (const name of CONFIG_VARS) {
+      const before = loadConfig(base);
+      expect(loadConfig({ ...base, UNRELATED_VAR: "x" }), name).toBe(before);
+      expect(loadConfig({ ...base, [name]: `${String(base[name] ?? "")} ` }), name).not.toBe(before);
+    }
   });
 });

@@ -7,7 +7,7 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createApp } from "../../src/app";
-import { chartSeries, describeFilter, groupErrors, sinkHealth } from "../../src/dashboard/model";
+import { chartSeries, groupErrors, sinkHealth } from "../../src/dashboard/model";
 import {
   newSession,
   readSession,
@@ -16,6 +16,7 @@ import {
   sessionCookie,
   validSession,
 } from "../../src/dashboard/session";
+import { describeFilter } from "../../src/filter";
 import worker from "../../src/index";
 import { type Counts, type RecentAnswer, type SinkStats, zeroCounts } from "../../src/stats";
 import { receiverUrl, traceItem, uid } from "../sinks/helpers";

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { toJson, utf8Length } from "../../src/json";
 import { detectEventType, invocationLevel, normalizeTraceItem, normalizeTraceItems } from "../../src/normalize";
-import { CONTEXT_KEYS, type InvocationRecord, type LogRecord } from "../../src/record";
+import { EVENT_KINDS, type EventKind, streamEvent, streamEventType } from "../../src/normalize/events";
+import { CONTEXT_KEYS, EVENT_TYPES, type EventType, type InvocationRecord, type LogRecord } from "../../src/record";
 import captured from "../fixtures/trace-items.json";
 import synthetic from "../fixtures/trace-items.synthetic.json";
 
@@ -289,5 +290,44 @@ describe("json helpers", () => {
     for (const s of ["", "abc", "é", "€", "😀", "a😀b", "\ud800", "x\udc00y", "日本語"]) {
       expect(utf8Length(s), s).toBe(new TextEncoder().encode(s).length);
     }
+  });
+});
+
+describe("normalize: the event kinds table", () => {
+  const kinds = Object.entries(EVENT_KINDS) as [EventType, EventKind][];
+
+  it("EVENT_TYPES is the table's kinds, then none and unknown", () => {
+    expect(EVENT_TYPES).toEqual([...Object.keys(EVENT_KINDS), "none", "unknown"]);
+  });
+
+  for (const [type, kind] of kinds) {
+    it(`${type}: recognised by its runtime class, and by the shape of the streaming tail's event for it`, () => {
+      // A class of the runtime's name, as workerd hands tail() its event info objects.
+      const RuntimeClass = { [kind.runtimeClass]: class {} }[kind.runtimeClass] as new () => object;
+      expect(detectEventType(new RuntimeClass())).toBe(type);
+      const event = streamEvent({ type: kind.stream.info } as TailStream.Onset["info"], 200);
+      // Connect, rpc and custom onsets carry no event fields: an empty event reads as custom (the
+      // streaming tail names the type itself, so its records still say the right one).
+      expect(detectEventType(event)).toBe(Object.keys(event as object).length === 0 ? "custom" : type);
+      expect(streamEventType({ type: kind.stream.info } as TailStream.Onset["info"])).toEqual({
+        eventType: type,
+        rootKind: kind.stream.rootKind,
+      });
+      const [invocation] = normalizeTraceItem({ event, outcome: "ok" }, 0, 1_700_000_000_000, type);
+      expect(invocation?.message).toBe(`${kind.summary(invocation as InvocationRecord)} ok`);
+    });
+  }
+
+  it("a user class named like an Object.prototype member is not a runtime event", () => {
+    const Named = { toString: class {} }.toString;
+    expect(detectEventType(new Named())).toBe("custom");
+  });
+
+  it("an event with no kind: none when absent, unknown when not an object or of no known shape", () => {
+    expect(detectEventType(undefined)).toBe("none");
+    expect(detectEventType("fetch")).toBe("unknown");
+    expect(detectEventType({ somethingNew: 1 })).toBe("unknown");
+    expect(streamEventType(undefined)).toEqual({ eventType: "unknown", rootKind: "internal" });
+    expect(streamEvent(undefined, undefined)).toBeNull();
   });
 });

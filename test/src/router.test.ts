@@ -1,7 +1,10 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { buildConfig } from "../../src/config";
+import { compileFilter, describeFilter, FILTER_KEYS, type FilterSpec, globToRegExp, sampled } from "../../src/filter";
 import { normalizeTraceItems } from "../../src/normalize";
 import type { LogRecord } from "../../src/record";
-import { compileFilter, globToRegExp, type RoutingTable, routeRecord, sampled } from "../../src/router";
+import { type RoutingTable, routeRecord } from "../../src/router";
 
 function item(over: Record<string, unknown> = {}, status: number | null = 200) {
   return {
@@ -135,5 +138,44 @@ describe("routeRecord", () => {
     // "all" is named by no route: it gets nothing.
     expect(records({}, 200).flatMap((r) => routeRecord(r, table))).toEqual([]);
     expect(records({}, 502).flatMap((r) => routeRecord(r, table))).toEqual(["problems", "problems"]);
+  });
+});
+
+describe("filters: the filter fields table", () => {
+  /** One value per field; Required, so a new FilterSpec field does not compile until it has a case here. */
+  const ONE_OF_EACH: Required<FilterSpec> = {
+    outcomes: ["exception"],
+    level: "warn",
+    scripts: ["billing-*"],
+    eventTypes: ["scheduled"],
+    types: ["exception"],
+    status: ["5xx"],
+    sample: 0,
+  };
+
+  it("FILTER_KEYS lists every FilterSpec field, in the table's order", () => {
+    expect(FILTER_KEYS).toEqual(Object.keys(ONE_OF_EACH));
+  });
+
+  for (const key of Object.keys(ONE_OF_EACH) as (keyof FilterSpec)[]) {
+    it(`${key}: drops a record that does not match and is described in words`, () => {
+      const spec = { [key]: ONE_OF_EACH[key] } as FilterSpec;
+      const rs = records();
+      expect(rs.every(compileFilter({}))).toBe(true);
+      expect(rs.some((r) => !compileFilter(spec)(r))).toBe(true);
+      expect(describeFilter(spec)).not.toBe("every record");
+    });
+  }
+
+  it("routes and inline sink filters accept every field as written in a config", () => {
+    const result = buildConfig({
+      LOGS_KV: env.LOGS_KV,
+      SINKS: [{ name: "k", type: "kv", binding: "LOGS_KV", ...ONE_OF_EACH }],
+      ROUTES: [{ sinks: "k", ...ONE_OF_EACH }],
+    });
+    expect(result.ok ? [] : result.errors).toEqual([]);
+    if (!result.ok) return;
+    expect(result.config.sinks[0]?.filter).toEqual(ONE_OF_EACH);
+    expect(result.config.routes?.[0]?.filter).toEqual(ONE_OF_EACH);
   });
 });

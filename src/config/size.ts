@@ -5,14 +5,14 @@
  * over 5 KB. SINKS and ROUTES may be split across numbered parts (SINKS_1,
  * SINKS_2, ...), each a list, joined in order after SINKS itself.
  */
-import type { ConfigError } from "./issues";
+import type { ConfigError } from "../issues";
+import { readList } from "./env";
+import { TABLE_VARS } from "./vars";
 
 /** Cloudflare's limit for one environment variable. */
 export const VAR_LIMIT_BYTES = 5 * 1024;
 /** From this size on, a warning says the limit is near. */
 export const VAR_WARN_BYTES = 4 * 1024;
-/** The config vars whose size is checked. */
-export const SIZED_VARS = ["SINKS", "ROUTES", "DELIVERY", "SCRUB", "LIMITS"] as const;
 /** The vars that may be split into numbered parts. */
 export const SPLIT_VARS = ["SINKS", "ROUTES"] as const;
 
@@ -25,10 +25,15 @@ export interface SizedConfig {
 
 const encoder = new TextEncoder();
 
-/** A var's size as Cloudflare stores it: the text, or the JSON of a [vars] table or array. */
+/** A var as Cloudflare stores it: the text, or the JSON of a [vars] table or array. */
+export function varText(value: unknown): string {
+  return typeof value === "string" ? value : (JSON.stringify(value) ?? "");
+}
+
+/** A var's size as Cloudflare stores it. */
 export function varBytes(value: unknown): number {
   if (value === undefined || value === null) return 0;
-  return encoder.encode(typeof value === "string" ? value : (JSON.stringify(value) ?? "")).byteLength;
+  return encoder.encode(varText(value)).byteLength;
 }
 
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
@@ -43,26 +48,9 @@ function partsOf(env: Record<string, unknown>, name: string): [string, unknown][
     .map(([k]) => [k, env[k]]);
 }
 
-/** Reads a part as a list; a problem is an error naming the part. */
+/** Reads a part as a list, by the same reader (and no-echo policy) as every config var. */
 function listOf(variable: string, value: unknown, errors: ConfigError[]): unknown[] {
-  let parsed = value;
-  if (typeof value === "string") {
-    if (value.trim() === "") return [];
-    try {
-      parsed = JSON.parse(value);
-    } catch (err) {
-      errors.push({
-        variable,
-        path: "",
-        message: `is not valid JSON (${err instanceof Error ? err.message : String(err)}); each part is a list, e.g. [{ ... }, { ... }]`,
-      });
-      return [];
-    }
-  }
-  if (Array.isArray(parsed)) return parsed;
-  if (parsed !== null && typeof parsed === "object") return [parsed];
-  errors.push({ variable, path: "", message: "expected a list of tables" });
-  return [];
+  return readList(variable, value, errors, "each part is a list, e.g. [{ ... }, { ... }]") ?? [];
 }
 
 /** Joins the numbered parts and measures every config var and part. */
@@ -87,7 +75,7 @@ export function sizeConfig(env: Record<string, unknown>): SizedConfig {
       );
     }
   };
-  for (const name of SIZED_VARS) measure(name, env[name]);
+  for (const name of TABLE_VARS) measure(name, env[name]);
   let joined: Record<string, unknown> | undefined;
   for (const name of SPLIT_VARS) {
     const parts = partsOf(env, name);
@@ -106,6 +94,5 @@ export function sizeConfig(env: Record<string, unknown>): SizedConfig {
 
 /** The raw numbered parts, for a cache key: a changed part must reload the config. */
 export function partsKey(env: Record<string, unknown>): string {
-  const part = (x: unknown) => (typeof x === "string" ? x : (JSON.stringify(x) ?? ""));
-  return SPLIT_VARS.flatMap((name) => partsOf(env, name).map(([k, x]) => `${k}=${part(x)}`)).join("\u0000");
+  return SPLIT_VARS.flatMap((name) => partsOf(env, name).map(([k, x]) => `${k}=${varText(x)}`)).join("\u0000");
 }
