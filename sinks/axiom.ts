@@ -4,7 +4,16 @@
  * NDJSON: one event per line, the record with `_time` added.
  */
 import * as v from "valibot";
-import { hasControlCharacter, headerSafe, httpUrl, postPayload } from "./shared";
+import {
+  batchFromOptions,
+  batchOptions,
+  endpointOption,
+  gzipOption,
+  hasControlCharacter,
+  headerSafe,
+  ndjsonWithTime,
+  postPayload,
+} from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** An NDJSON body ready to send, before optional gzip. */
@@ -18,18 +27,6 @@ const AXIOM_MAX_EVENT_BYTES = 1_000_000;
 const AXIOM_MAX_EVENTS = 10_000;
 /** Room for the `"_time":"...",` that encode adds to each record. */
 const TIME_FIELD_BYTES = 40;
-
-/** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
-export function isoTime(ms: number): string {
-  const t = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 253_402_300_799_999) : 0;
-  return new Date(t).toISOString();
-}
-
-/** The record's JSON with `field` added first, without re-serializing the record. */
-export function withLeadingField(line: string, field: string, value: string): string {
-  const head = `{${JSON.stringify(field)}:${JSON.stringify(value)}`;
-  return line === "{}" ? `${head}}` : `${head},${line.slice(1)}`;
-}
 
 /** The ingest URL for an endpoint (its path and query kept) and a dataset. */
 export function ingestUrl(endpoint: string, dataset: string): string {
@@ -60,31 +57,22 @@ export const axiomSink = defineSink({
      * API base URL. Default `https://api.axiom.co`. For an edge deployment give its domain, e.g.
      * `https://eu-central-1.aws.edge.axiom.co` (the path becomes `/v1/ingest/<dataset>`).
      */
-    endpoint: v.optional(httpUrl, "https://api.axiom.co"),
-    /** Gzip the body (`Content-Encoding: gzip`). Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most records per request; Axiom takes at most 10,000. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(AXIOM_MAX_EVENTS)), 1000),
-    /** Most bytes of record JSON per request, before gzip. Default 5 MiB, at most 50 MiB. */
-    maxBytes: v.optional(
-      v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(50 * 1024 * 1024)),
-      5 * 1024 * 1024,
+    endpoint: endpointOption.withDefault("https://api.axiom.co"),
+    gzip: gzipOption(true),
+    // Axiom takes at most 10,000 events per request.
+    ...batchOptions(
+      { maxRecords: 1000, maxBytes: 5 * 1024 * 1024 },
+      { maxRecords: AXIOM_MAX_EVENTS, maxBytes: 50 * 1024 * 1024 },
     ),
   }),
-  batch: (o) => ({
-    maxRecords: o.maxRecords,
-    maxBytes: o.maxBytes,
-    maxRecordBytes: AXIOM_MAX_EVENT_BYTES - TIME_FIELD_BYTES,
-  }),
+  batch: batchFromOptions(AXIOM_MAX_EVENT_BYTES - TIME_FIELD_BYTES),
   defaultSecrets: { token: "AXIOM_TOKEN" },
   create(o) {
     const url = ingestUrl(o.endpoint, o.dataset);
     const headers = { authorization: `Bearer ${o.token}` };
     return {
       encode(batch: readonly SerializedRecord[]): AxiomPayload {
-        let body = "";
-        for (const item of batch) body += `${withLeadingField(item.line, "_time", isoTime(item.record.timestamp))}\n`;
-        return { body, records: batch.length };
+        return { body: ndjsonWithTime(batch, "_time"), records: batch.length };
       },
       send(payload, signal) {
         return postPayload(

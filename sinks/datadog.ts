@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import type { Level } from "../src/record";
 import { type Entry, jsonStringWithin, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
-import { headerSafe, httpUrl, postPayload } from "./shared";
+import { batchFromOptions, batchOptions, endpointOption, gzipOption, headerSafe, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** Datadog Logs API limits per request: 5 MB uncompressed, 1000 entries, 1 MB per log (taken as 10^6 bytes). */
@@ -59,7 +59,7 @@ export const datadogSink = defineSink({
       "datadoghq.com",
     ),
     /** Full intake URL, overriding `site` (proxies, tests). Default `https://http-intake.logs.<site>/api/v2/logs`. */
-    endpoint: v.optional(httpUrl),
+    endpoint: endpointOption.optional,
     /** `service` of every entry. Default: the record's script name, else `tailfan`. */
     service: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(100, "is at most 100 characters"))),
     /** `ddsource` of every entry. Default `cloudflare`. */
@@ -82,24 +82,15 @@ export const datadogSink = defineSink({
     ),
     /** `hostname` of every entry. Default: not set. */
     hostname: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(255, "is at most 255 characters"))),
-    /** Gzip request bodies (`Content-Encoding: gzip`). Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most records per batch; Datadog takes at most 1000 entries per request. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(DATADOG_MAX_ENTRIES)), 1000),
-    /**
-     * Most bytes of record JSON per batch. The entries are somewhat larger (message, tags); a batch whose
-     * entries would exceed Datadog's 5 MB is sent as several requests. Default 3000000.
-     */
-    maxBytes: v.optional(
-      v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(DATADOG_MAX_REQUEST_BYTES)),
-      3_000_000,
+    gzip: gzipOption(true),
+    // Entries are somewhat larger than their records (message, tags): a batch whose entries would
+    // pass Datadog's 5 MB is sent as several requests.
+    ...batchOptions(
+      { maxRecords: 1000, maxBytes: 3_000_000 },
+      { maxRecords: DATADOG_MAX_ENTRIES, maxBytes: DATADOG_MAX_REQUEST_BYTES },
     ),
   }),
-  batch: (o) => ({
-    maxRecords: o.maxRecords,
-    maxBytes: o.maxBytes,
-    maxRecordBytes: DATADOG_MAX_ENTRY_BYTES - DATADOG_ENTRY_ROOM,
-  }),
+  batch: batchFromOptions(DATADOG_MAX_ENTRY_BYTES - DATADOG_ENTRY_ROOM),
   defaultSecrets: { apiKey: "DD_API_KEY" },
   create(o) {
     const url = o.endpoint ?? `https://http-intake.logs.${o.site}/api/v2/logs`;

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { levelRank } from "../src/record";
-import { dateParts, describeError, keySegment, ndjson, truncateUtf8 } from "./shared";
+import { dateParts, describeError, keySegment, maxRecordsOption, ndjson, truncateUtf8 } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** One KV write: the NDJSON of one invocation's records in this batch. */
@@ -72,8 +72,7 @@ export const kvSink = defineSink({
     per: v.optional(v.picklist(["invocation", "batch"], 'must be "invocation" or "batch"'), "invocation"),
     /** Seconds until KV deletes the entry (at least 60). Default: kept forever. */
     ttl: v.optional(v.pipe(v.number(), v.integer(), v.minValue(60, "must be at least 60 seconds (a KV limit)"))),
-    /** Most records per batch. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1000),
+    maxRecords: maxRecordsOption(1000, Number.POSITIVE_INFINITY),
   }),
   batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: 20 * 1024 * 1024, maxRecordBytes: 25 * 1024 * 1024 - 1 }),
   bindings: (o) => [{ option: "binding", name: o.binding, kind: "kv" }],

@@ -11,7 +11,7 @@
 import * as v from "valibot";
 import type { ExceptionRecord, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { httpUrl, postPayload } from "./shared";
+import { endpointOption, gzipOption, itemResults, maxRecordsOption, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** The parts of a DSN (`https://<publicKey>@<host>[/<path>]/<projectId>`) the sink needs. */
@@ -75,7 +75,7 @@ export const sentrySink = defineSink({
       ),
     ),
     /** Envelope URL, overriding the one derived from the DSN (`https://<host>/api/<projectId>/envelope/`). Default: derived. */
-    endpoint: v.optional(httpUrl),
+    endpoint: endpointOption.optional,
     /** Sentry `environment` of every event (e.g. `production`). Default: none (Sentry shows `production`). */
     environment: v.optional(
       v.pipe(
@@ -90,13 +90,10 @@ export const sentrySink = defineSink({
         v.check(validRelease, "must be 1 to 200 characters without line breaks, tabs or slashes, and not . or .."),
       ),
     ),
-    /** Gzip each envelope and send `Content-Encoding: gzip`. Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /**
-     * Most records per batch. Each exception in a batch is one request, sent one after the other
-     * inside the per-attempt timeout, so keep it moderate. Default 100.
-     */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)), 100),
+    gzip: gzipOption(true),
+    // Each exception in a batch is one request, sent one after the other inside the per-attempt
+    // timeout, so the default is moderate.
+    maxRecords: maxRecordsOption(100, 1000),
   }),
   // Each event is bounded by the truncation below (well under Sentry's 1 MB per event), so no record limit.
   batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: 1024 * 1024 }),
@@ -178,18 +175,20 @@ export async function sendEnvelopes(
       fail.push(envelope.index);
     }
   }
-  if (retry.length === 0 && fail.length === 0)
-    return status === undefined ? { outcome: "ok" } : { outcome: "ok", status };
-  if (retried && retry.length === payload.records) return retried;
-  if (failed && fail.length === payload.records) return failed;
   const parts: string[] = [];
   if (retried) parts.push(`${retry.length} event(s) to retry: ${retried.reason}`);
   if (failed) parts.push(`${fail.length} event(s) refused: ${failed.reason}`);
-  const partial: SendResult = { outcome: "partial", retry, fail, reason: parts.join("; ") };
-  const last = retried ?? failed;
-  if (last?.status !== undefined) partial.status = last.status;
-  if (retried?.retryAfterMs !== undefined) partial.retryAfterMs = retried.retryAfterMs;
-  return partial;
+  // When some were refused, the status is that of the refusal, not of the last request.
+  const refused = retried ?? failed;
+  return itemResults({
+    count: payload.records,
+    retry,
+    fail,
+    reason: parts.join("; "),
+    status: refused ? refused.status : status,
+    retryAfterMs: retried?.retryAfterMs,
+    whole: { retry: retried, fail: failed },
+  });
 }
 
 interface EncodeOptions {

@@ -1,6 +1,6 @@
 /** Helpers shared by sink types: option schemas, HTTP classification, Retry-After, gzip, NDJSON, key parts. */
 import * as v from "valibot";
-import type { SendResult, SerializedRecord } from "./types";
+import type { BatchLimits, SendResult, SerializedRecord } from "./types";
 
 /** Control characters (tab excepted) would break or smuggle headers. */
 export function hasControlCharacter(value: string): boolean {
@@ -37,6 +37,144 @@ function isHttpUrl(s: string): boolean {
 
 /** An absolute http(s) URL: endpoints. */
 export const httpUrl = urlOption();
+
+/**
+ * The `endpoint` option of a sink: an absolute http(s) URL. `required` when the
+ * sink has no home of its own (a self-hosted backend), `optional` when the sink
+ * derives it from other options (site, region, DSN), `withDefault(url)` when the
+ * vendor has one API base URL.
+ */
+export const endpointOption = {
+  required: httpUrl,
+  optional: v.optional(httpUrl),
+  withDefault: (url: string) => v.optional(httpUrl, url),
+};
+
+/** The endpoint with `path` appended to its path; a query string stays at the end. */
+export function appendPath(endpoint: string, path: string): string {
+  const u = new URL(endpoint);
+  u.pathname = `${u.pathname.replace(/\/+$/, "")}${path}`;
+  return u.toString();
+}
+
+/** A 2xx answer's body as JSON; undefined when it could not be read or is not JSON. */
+export function parseJson(text: string | null): unknown {
+  if (text === null) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Gzip the body (`Content-Encoding: gzip`); the default is the sink's, `true` wherever the vendor accepts it. */
+export function gzipOption(byDefault: boolean) {
+  return v.optional(v.boolean(), byDefault);
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Extra request headers; values may reference secrets as `${NAME}`. Default none (`{}`). */
+export const headersOption = v.optional(
+  v.record(
+    v.pipe(v.string(), v.regex(HEADER_NAME, "must be a valid HTTP header name")),
+    v.pipe(v.string(), headerSafe),
+  ),
+  {},
+);
+
+/** Upper bounds of the batch options where a sink does not set its own (a vendor's documented limit). */
+export const BATCH_MOST = { maxRecords: 100_000, maxBytes: 100 * 1024 * 1024 } as const;
+
+/** `maxRecords`: most records per payload, from 1 to `most`. */
+export function maxRecordsOption(byDefault: number, most: number = BATCH_MOST.maxRecords) {
+  return v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(most)), byDefault);
+}
+
+/** `maxBytes`: most bytes of record JSON per payload, before encoding and gzip, from 1 KiB to `most`. */
+export function maxBytesOption(byDefault: number, most: number = BATCH_MOST.maxBytes) {
+  return v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(most)), byDefault);
+}
+
+/**
+ * The batch options of a sink, like Vector's batch settings: its defaults and,
+ * where the vendor sets one, its upper bounds. Spread into the options schema.
+ */
+export function batchOptions(
+  byDefault: { maxRecords: number; maxBytes: number },
+  most: { maxRecords?: number; maxBytes?: number } = {},
+) {
+  return {
+    /** Most records per payload. */
+    maxRecords: maxRecordsOption(byDefault.maxRecords, most.maxRecords),
+    /** Most bytes of record JSON per payload, before encoding and gzip. */
+    maxBytes: maxBytesOption(byDefault.maxBytes, most.maxBytes),
+  };
+}
+
+/**
+ * The `batch` of a sink whose limits are its `batchOptions`, with the largest
+ * single record the vendor takes when it has such a limit.
+ */
+export function batchFromOptions(maxRecordBytes?: number) {
+  return (o: { maxRecords: number; maxBytes: number }): BatchLimits =>
+    maxRecordBytes === undefined
+      ? { maxRecords: o.maxRecords, maxBytes: o.maxBytes }
+      : { maxRecords: o.maxRecords, maxBytes: o.maxBytes, maxRecordBytes };
+}
+
+/** What a backend answered for each item of one payload, by index into the batch. */
+export interface ItemAnswers {
+  /** How many records the payload holds. */
+  count: number;
+  /** Indices worth another attempt. */
+  retry: readonly number[];
+  /** Indices refused for good. */
+  fail: readonly number[];
+  /** Why, when some were not taken. */
+  reason: string;
+  status?: number | undefined;
+  retryAfterMs?: number | undefined;
+  /** The answer to give as is when every record is to be retried, or every one refused (one request's own answer). */
+  whole?: { retry?: SendResult | undefined; fail?: SendResult | undefined };
+}
+
+/**
+ * The one way a sink turns per-item answers into a SendResult (Vector's "2xx
+ * with errors"): nothing refused is `ok`, every record to retry is `retry`,
+ * every one refused is `fail`, anything between is `partial`.
+ */
+export function itemResults(a: ItemAnswers): SendResult {
+  const extra = (r: SendResult): SendResult => {
+    if (a.status !== undefined) r.status = a.status;
+    return r;
+  };
+  if (a.retry.length === 0 && a.fail.length === 0) return extra({ outcome: "ok" });
+  if (a.retry.length === a.count) return a.whole?.retry ?? extra({ outcome: "retry", reason: a.reason });
+  if (a.fail.length === a.count) return a.whole?.fail ?? extra({ outcome: "fail", reason: a.reason });
+  const partial = extra({ outcome: "partial", retry: a.retry, fail: a.fail, reason: a.reason });
+  if (a.retryAfterMs !== undefined && partial.outcome === "partial") partial.retryAfterMs = a.retryAfterMs;
+  return partial;
+}
+
+/** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
+export function isoTime(ms: number): string {
+  const t = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 253_402_300_799_999) : 0;
+  return new Date(t).toISOString();
+}
+
+/** The record's JSON with `field` added first, without re-serializing the record. */
+export function withLeadingField(line: string, field: string, value: string): string {
+  const head = `{${JSON.stringify(field)}:${JSON.stringify(value)}`;
+  return line === "{}" ? `${head}}` : `${head},${line.slice(1)}`;
+}
+
+/** NDJSON of the records, each with its timestamp as RFC 3339 in `field` first (Axiom's `_time`, Better Stack's `dt`). */
+export function ndjsonWithTime(batch: readonly SerializedRecord[], field: string): string {
+  let body = "";
+  for (const item of batch) body += `${withLeadingField(item.line, field, isoTime(item.record.timestamp))}\n`;
+  return body;
+}
 
 /** Joins record lines as NDJSON (one object per line, trailing newline). */
 export function ndjson(batch: readonly SerializedRecord[]): string {
