@@ -5,22 +5,20 @@
  */
 import * as v from "valibot";
 import {
+  type BodyPayload,
   batchFromOptions,
   batchOptions,
+  bodySink,
   endpointOption,
   gzipOption,
   hasControlCharacter,
   headerSafe,
   ndjsonWithTime,
-  postPayload,
 } from "./shared";
-import { defineSink, type SerializedRecord } from "./types";
+import { defineSink } from "./types";
 
 /** An NDJSON body ready to send, before optional gzip. */
-export interface AxiomPayload {
-  body: string;
-  records: number;
-}
+export type AxiomPayload = BodyPayload;
 
 /** Axiom's system-wide ingest limits: 1 MB per event, 10,000 events per batch. */
 const AXIOM_MAX_EVENT_BYTES = 1_000_000;
@@ -68,18 +66,11 @@ export const axiomSink = defineSink({
   batch: batchFromOptions(AXIOM_MAX_EVENT_BYTES - TIME_FIELD_BYTES),
   defaultSecrets: { token: "AXIOM_TOKEN" },
   create(o) {
-    const url = ingestUrl(o.endpoint, o.dataset);
-    const headers = { authorization: `Bearer ${o.token}` };
-    return {
-      encode(batch: readonly SerializedRecord[]): AxiomPayload {
-        return { body: ndjsonWithTime(batch, "_time"), records: batch.length };
-      },
-      send(payload, signal) {
-        return postPayload(
-          { url, body: payload.body, contentType: "application/x-ndjson", headers, gzip: o.gzip },
-          signal,
-        );
-      },
-    };
+    return bodySink((batch) => ndjsonWithTime(batch, "_time"), {
+      url: ingestUrl(o.endpoint, o.dataset),
+      contentType: "application/x-ndjson",
+      headers: { authorization: `Bearer ${o.token}` },
+      gzip: o.gzip,
+    });
   },
 });

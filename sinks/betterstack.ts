@@ -5,21 +5,19 @@
  */
 import * as v from "valibot";
 import {
+  type BodyPayload,
   batchFromOptions,
   batchOptions,
+  bodySink,
   endpointOption,
   gzipOption,
   headerSafe,
   ndjsonWithTime,
-  postPayload,
 } from "./shared";
-import { defineSink, type SerializedRecord } from "./types";
+import { defineSink } from "./types";
 
 /** An NDJSON body ready to send, before optional gzip. */
-export interface BetterStackPayload {
-  body: string;
-  records: number;
-}
+export type BetterStackPayload = BodyPayload;
 
 /** Better Stack answers 413 above 20 MiB per request; batches stay well under it. */
 const BETTERSTACK_MAX_REQUEST_BYTES = 20 * 1024 * 1024;
@@ -63,18 +61,11 @@ export const betterstackSink = defineSink({
   batch: batchFromOptions(BETTERSTACK_MAX_REQUEST_BYTES / 2),
   defaultSecrets: { token: "BETTERSTACK_SOURCE_TOKEN" },
   create(o) {
-    const url = o.endpoint ?? `https://${o.host}/`;
-    const headers = { authorization: `Bearer ${o.token}` };
-    return {
-      encode(batch: readonly SerializedRecord[]): BetterStackPayload {
-        return { body: ndjsonWithTime(batch, "dt"), records: batch.length };
-      },
-      send(payload, signal) {
-        return postPayload(
-          { url, body: payload.body, contentType: "application/x-ndjson", headers, gzip: o.gzip },
-          signal,
-        );
-      },
-    };
+    return bodySink((batch) => ndjsonWithTime(batch, "dt"), {
+      url: o.endpoint ?? `https://${o.host}/`,
+      contentType: "application/x-ndjson",
+      headers: { authorization: `Bearer ${o.token}` },
+      gzip: o.gzip,
+    });
   },
 });

@@ -7,8 +7,10 @@
 import * as v from "valibot";
 import {
   appendPath,
+  type BodyPayload,
   batchFromOptions,
   batchOptions,
+  bodySink,
   classifyStatus,
   endpointOption,
   gzipOption,
@@ -17,14 +19,19 @@ import {
   isoTime,
   itemResults,
   parseJson,
-  postPayload,
 } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** A batch body ready to send, before optional gzip. */
-export interface HoneycombPayload {
-  body: string;
-  records: number;
+export type HoneycombPayload = BodyPayload;
+
+/** The batch as Honeycomb events: each record is the `data` of one, with its time. */
+function batchBody(batch: readonly SerializedRecord[]): string {
+  let body = "[";
+  batch.forEach((item, i) => {
+    body += `${i > 0 ? "," : ""}{"time":"${isoTime(item.record.timestamp)}","data":${item.line}}`;
+  });
+  return `${body}]`;
 }
 
 /**
@@ -82,32 +89,18 @@ export const honeycombSink = defineSink({
   batch: batchFromOptions(HONEYCOMB_MAX_EVENT_BYTES - WRAPPER_BYTES),
   defaultSecrets: { apiKey: "HONEYCOMB_API_KEY" },
   create(o) {
-    const url = appendPath(o.endpoint, `/1/batch/${encodeURIComponent(o.dataset)}`);
-    return {
-      encode(batch: readonly SerializedRecord[]): HoneycombPayload {
-        let body = "[";
-        batch.forEach((item, i) => {
-          body += `${i > 0 ? "," : ""}{"time":"${isoTime(item.record.timestamp)}","data":${item.line}}`;
-        });
-        return { body: `${body}]`, records: batch.length };
+    return bodySink(batchBody, {
+      url: appendPath(o.endpoint, `/1/batch/${encodeURIComponent(o.dataset)}`),
+      contentType: "application/json",
+      headers: { "x-honeycomb-team": o.apiKey },
+      gzip: o.gzip,
+      // The 2xx answer says, per event, which were taken.
+      onOk: (payload) => (text, response) => {
+        const answer = parseJson(text);
+        // Unreadable: taken (2xx), and nothing says an event was refused.
+        if (answer === undefined) return { outcome: "ok", status: response.status };
+        return batchResult(answer, payload.records, response.status);
       },
-      send(payload, signal) {
-        const post = { url, body: payload.body, contentType: "application/json", gzip: o.gzip };
-        return postPayload(
-          {
-            ...post,
-            headers: { "x-honeycomb-team": o.apiKey },
-            // The 2xx answer says, per event, which were taken.
-            onOk(text, response) {
-              const answer = parseJson(text);
-              // Unreadable: taken (2xx), and nothing says an event was refused.
-              if (answer === undefined) return { outcome: "ok", status: response.status };
-              return batchResult(answer, payload.records, response.status);
-            },
-          },
-          signal,
-        );
-      },
-    };
+    });
   },
 });

@@ -3,15 +3,16 @@ import type { Json, Level, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
 import {
   appendPath,
+  type BodyPayload,
   batchFromOptions,
   batchOptions,
+  bodySink,
   endpointOption,
   gzipOption,
   headersOption,
   parseJson,
-  postPayload,
 } from "./shared";
-import { defineSink, type SendResult, type SerializedRecord } from "./types";
+import { defineSink, type SerializedRecord } from "./types";
 
 /**
  * OTLP/HTTP logs in the JSON encoding (opentelemetry-proto
@@ -57,10 +58,7 @@ export interface OtlpRequest {
 }
 
 /** A request body ready to send, before optional gzip. */
-export interface OtlpPayload {
-  body: string;
-  records: number;
-}
+export type OtlpPayload = BodyPayload;
 
 /** OpenTelemetry `SeverityNumber`: DEBUG 5, INFO 9, WARN 13, ERROR 17. */
 export const SEVERITY_NUMBER: Readonly<Record<Level, number>> = { debug: 5, info: 9, log: 9, warn: 13, error: 17 };
@@ -261,29 +259,17 @@ export const otlpSink = defineSink({
   }),
   batch: batchFromOptions(),
   create(o, ctx) {
-    const url = appendPath(o.endpoint, "/v1/logs");
-    return {
-      encode(batch): OtlpPayload {
-        return { body: JSON.stringify(otlpRequest(batch, o.serviceName)), records: batch.length };
+    return bodySink((batch) => JSON.stringify(otlpRequest(batch, o.serviceName)), {
+      url: appendPath(o.endpoint, "/v1/logs"),
+      contentType: "application/json",
+      headers: o.headers,
+      gzip: o.gzip,
+      onOk: () => (text, response) => {
+        const partial = partialSuccess(parseJson(text));
+        // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.
+        if (partial) console.warn(partialSuccessWarning(ctx.name, partial));
+        return { outcome: "ok", status: response.status };
       },
-      send(payload, signal): Promise<SendResult> {
-        return postPayload(
-          {
-            url,
-            body: payload.body,
-            contentType: "application/json",
-            headers: o.headers,
-            gzip: o.gzip,
-            onOk(text, response) {
-              const partial = partialSuccess(parseJson(text));
-              // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.
-              if (partial) console.warn(partialSuccessWarning(ctx.name, partial));
-              return { outcome: "ok", status: response.status };
-            },
-          },
-          signal,
-        );
-      },
-    };
+    });
   },
 });

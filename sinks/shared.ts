@@ -1,6 +1,6 @@
 /** Helpers shared by sink types: option schemas, HTTP classification, Retry-After, gzip, NDJSON, key parts. */
 import * as v from "valibot";
-import type { BatchLimits, SendResult, SerializedRecord } from "./types";
+import type { BatchLimits, SendResult, SerializedRecord, Sink } from "./types";
 
 /** Control characters (tab excepted) would break or smuggle headers. */
 export function hasControlCharacter(value: string): boolean {
@@ -366,4 +366,36 @@ export function truncateUtf8(s: string, maxBytes: number): string {
     if (pair) i++;
   }
   return s;
+}
+
+/** One request body for a batch, before optional gzip, and how many records it holds. */
+export interface BodyPayload {
+  body: string;
+  records: number;
+}
+
+/** How a sink that sends one request per batch posts it. */
+export interface BodyPost {
+  url: string;
+  contentType: string;
+  gzip: boolean;
+  /** Auth, tenant, ... */
+  headers?: Record<string, string>;
+  /** Reads a 2xx answer, knowing the payload it answers (per-event statuses, partial success). */
+  onOk?: (payload: BodyPayload) => OkReader;
+}
+
+/**
+ * The sink of a backend that takes one HTTP request per batch: `body` is the
+ * vendor's mapping of the batch, the rest is posted like every other sink.
+ */
+export function bodySink(body: (batch: readonly SerializedRecord[]) => string, post: BodyPost): Sink<BodyPayload> {
+  const { onOk, ...request } = post;
+  return {
+    encode: (batch) => ({ body: body(batch), records: batch.length }),
+    send(payload, signal) {
+      const reader = onOk ? { onOk: onOk(payload) } : {};
+      return postPayload({ ...request, ...reader, body: payload.body }, signal);
+    },
+  };
 }
