@@ -9,10 +9,10 @@ import {
   batchFromOptions,
   batchOptions,
   bodySink,
+  credentialOption,
   endpointOption,
   gzipOption,
   hasControlCharacter,
-  headerSafe,
   ndjsonWithTime,
 } from "./shared";
 import { defineSink } from "./types";
@@ -50,7 +50,7 @@ export const axiomSink = defineSink({
       v.check((s) => !s.includes("/") && !hasControlCharacter(s), "must not contain slashes or control characters"),
     ),
     /** API token with ingest permission. Default: the secret `AXIOM_TOKEN`. */
-    token: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    token: credentialOption,
     /**
      * API base URL. Default `https://api.axiom.co`. For an edge deployment give its domain, e.g.
      * `https://eu-central-1.aws.edge.axiom.co` (the path becomes `/v1/ingest/<dataset>`).

@@ -9,9 +9,9 @@ import {
   batchFromOptions,
   batchOptions,
   bodySink,
+  credentialOption,
   endpointOption,
   gzipOption,
-  headerSafe,
   ndjsonWithTime,
 } from "./shared";
 import { defineSink } from "./types";
@@ -43,7 +43,7 @@ export const betterstackSink = defineSink({
       /** Full ingest URL instead of `https://<host>` (proxies, tests). Default none. */
       endpoint: endpointOption.optional,
       /** The source token. Default: the secret `BETTERSTACK_SOURCE_TOKEN`. */
-      token: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+      token: credentialOption,
       gzip: gzipOption(true),
       // At most 10 MiB of records: the API's limit is 20 MiB per request.
       ...batchOptions({ maxRecords: 1000, maxBytes: 5 * 1024 * 1024 }, { maxBytes: 10 * 1024 * 1024 }),

@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import type { Level } from "../src/record";
 import { type Entry, jsonStringWithin, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
-import { batchFromOptions, batchOptions, endpointOption, gzipOption, headerSafe, postPayload } from "./shared";
+import { batchFromOptions, batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** Datadog Logs API limits per request: 5 MB uncompressed, 1000 entries, 1 MB per log (taken as 10^6 bytes). */
@@ -45,7 +45,7 @@ export const datadogSink = defineSink({
   description: "Sends records to the Datadog Logs API (v2) as JSON log entries with status, service and tags.",
   options: v.strictObject({
     /** Datadog API key, sent as `DD-API-KEY`. Default: the secret `DD_API_KEY`. */
-    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    apiKey: credentialOption,
     /**
      * Datadog site: `datadoghq.com` (US1), `us3.datadoghq.com`, `us5.datadoghq.com`, `datadoghq.eu`,
      * `ap1.datadoghq.com`, `ap2.datadoghq.com`, `ddog-gov.com`, ... Default `datadoghq.com`.

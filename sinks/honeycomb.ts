@@ -12,10 +12,10 @@ import {
   batchOptions,
   bodySink,
   classifyStatus,
+  credentialOption,
   endpointOption,
   gzipOption,
   hasControlCharacter,
-  headerSafe,
   isoTime,
   itemResults,
   parseJson,
@@ -79,7 +79,7 @@ export const honeycombSink = defineSink({
       v.check((s) => !s.includes("/") && !hasControlCharacter(s), "must not contain slashes or control characters"),
     ),
     /** Ingest API key, sent as `X-Honeycomb-Team`. Default: the secret `HONEYCOMB_API_KEY`. */
-    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    apiKey: credentialOption,
     /** API base URL. Default `https://api.honeycomb.io`; EU: `https://api.eu1.honeycomb.io`. */
     endpoint: endpointOption.withDefault("https://api.honeycomb.io"),
     gzip: gzipOption(true),

@@ -7,6 +7,7 @@ import * as v from "valibot";
 import {
   batchFromOptions,
   batchOptions,
+  credentialOption,
   endpointOption,
   gzipOption,
   headerSafe,
@@ -158,7 +159,7 @@ export const lokiSink = defineSink({
         ),
       ),
       /** Tenant id, sent as `X-Scope-OrgID` (multi-tenant Loki). Default none. */
-      tenant: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe)),
+      tenant: v.optional(credentialOption),
       /**
        * Record fields used as stream labels. Keep them few and low-cardinality; high-cardinality
        * fields (id, invocationId, url, ...) are refused. Default `["script", "outcome", "level", "eventType"]`.

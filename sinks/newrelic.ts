@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import { type Entry, jsonStringWithin, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
-import { batchFromOptions, batchOptions, endpointOption, gzipOption, headerSafe, postPayload } from "./shared";
+import { batchFromOptions, batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** New Relic Log API: "Payload total size: 1MB (10^6 bytes) maximum per POST" (whether before or after gzip is not stated: we keep the uncompressed body within it). */
@@ -53,7 +53,7 @@ export const newrelicSink = defineSink({
   description: "Sends records to the New Relic Log API, each record's fields as the log's attributes.",
   options: v.strictObject({
     /** License key (or Insert key), sent as `Api-Key`. Default: the secret `NEW_RELIC_LICENSE_KEY`. */
-    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    apiKey: credentialOption,
     /** Data center of the account: `US` or `EU`. Default `US`. */
     region: v.optional(v.picklist(["US", "EU"], 'must be "US" or "EU"'), "US"),
     /** Full Log API URL, overriding `region` (FedRAMP, proxies, tests). Default: the region's endpoint. */

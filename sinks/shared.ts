@@ -18,6 +18,13 @@ export const headerSafe = v.check(
 );
 
 /**
+ * A key, token or tenant sent in a header: not empty, no line breaks. A
+ * credential's default is the sink's `defaultSecrets` entry, so it need never
+ * be written in the config.
+ */
+export const credentialOption = v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe);
+
+/**
  * The one URL option of every sink (endpoints, webhooks): an absolute
  * http(s) URL. A bare URL check would let `ftp:`, `javascript:` or `mailto:`
  * through; the scheme is checked too. `what` names the URL in the message.

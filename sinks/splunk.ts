@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import { type Entry, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
-import { batchOptions, endpointOption, gzipOption, headerSafe, postPayload } from "./shared";
+import { batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** Splunk's classic HEC `max_content_length` (inputs.conf); newer Splunk Enterprise allows far more. */
@@ -41,7 +41,7 @@ export const splunkSink = defineSink({
      */
     endpoint: endpointOption.required,
     /** HEC token, sent as `Authorization: Splunk <token>`. Default: the secret `SPLUNK_HEC_TOKEN`. */
-    token: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    token: credentialOption,
     /** Index of every event; must be allowed for the token. Default: the token's default index. */
     index: v.optional(metaString),
     /** `source` of every event. Default: the record's script name, else `tailfan`. */
