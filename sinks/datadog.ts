@@ -40,6 +40,64 @@ function tagValue(key: string, value: string): string {
   return `${key}:${value.replace(/[,\s]+/g, "_")}`.slice(0, 200);
 }
 
+/** What every entry of one sink shares, from its options. */
+interface EntryShape {
+  /** `ddsource`, as JSON. */
+  source: string;
+  /** `,"hostname":...`, or "" when not set. */
+  host: string;
+  userTags: readonly string[];
+  service: string | undefined;
+}
+
+/**
+ * One Datadog log entry: the record under `worker`, with status, service and
+ * tags, and copies of its message, HTTP and error fields as Datadog's standard
+ * attributes, each only if the entry stays within 1 MB.
+ */
+function datadogEntry(item: SerializedRecord, shape: EntryShape): Entry {
+  const r = item.record;
+  const tags: string[] = [];
+  if (r.scriptName) tags.push(tagValue("script", r.scriptName));
+  tags.push(tagValue("outcome", r.outcome), tagValue("event_type", r.eventType));
+  if (r.dispatchNamespace) tags.push(tagValue("dispatch_namespace", r.dispatchNamespace));
+  for (const t of shape.userTags) tags.push(t);
+  const service = shape.service ?? r.scriptName ?? "tailfan";
+  let head =
+    `{"ddsource":${shape.source},"ddtags":${JSON.stringify(tags.join(","))}${shape.host}` +
+    `,"service":${JSON.stringify(service)},"status":"${DATADOG_STATUS[r.level] ?? "info"}"`;
+  if (Number.isFinite(r.timestamp)) head += `,"timestamp":${r.timestamp}`;
+  const tail = `,"worker":${item.line}}`;
+  const fixed = utf8Length(head) + (tail.length - item.line.length) + lineBytes(item);
+  let room = DATADOG_MAX_ENTRY_BYTES - fixed;
+  let extras = "";
+  const message = jsonStringWithin(r.message, room - ',"message":'.length);
+  if (message !== null) {
+    extras += `,"message":${message}`;
+    room -= ',"message":'.length + utf8Length(message);
+  }
+  const add = (text: string) => {
+    const size = utf8Length(text);
+    if (size > room) return false;
+    extras += text;
+    room -= size;
+    return true;
+  };
+  if (r.method !== undefined || r.url !== undefined || r.status !== undefined) {
+    const http: Record<string, string | number> = {};
+    if (r.method !== undefined) http.method = r.method;
+    if (r.url !== undefined) http.url = r.url;
+    if (r.status !== undefined) http.status_code = r.status;
+    add(`,"http":${JSON.stringify(http)}`);
+  }
+  if (r.type === "exception") {
+    const error = { kind: r.exceptionName, message: r.message };
+    if (r.stack === undefined || !add(`,"error":${JSON.stringify({ ...error, stack: r.stack })}`))
+      add(`,"error":${JSON.stringify(error)}`);
+  }
+  return { text: head + extras + tail, bytes: DATADOG_MAX_ENTRY_BYTES - room };
+}
+
 export const datadogSink = defineSink({
   type: "datadog",
   description: "Sends records to the Datadog Logs API (v2) as JSON log entries with status, service and tags.",
@@ -94,58 +152,15 @@ export const datadogSink = defineSink({
   defaultSecrets: { apiKey: "DD_API_KEY" },
   create(o) {
     const url = o.endpoint ?? `https://http-intake.logs.${o.site}/api/v2/logs`;
-    const source = JSON.stringify(o.ddsource);
-    const host = o.hostname === undefined ? "" : `,"hostname":${JSON.stringify(o.hostname)}`;
-    const userTags = o.ddtags;
-
-    function entry(item: SerializedRecord): Entry {
-      const r = item.record;
-      const tags: string[] = [];
-      if (r.scriptName) tags.push(tagValue("script", r.scriptName));
-      tags.push(tagValue("outcome", r.outcome), tagValue("event_type", r.eventType));
-      if (r.dispatchNamespace) tags.push(tagValue("dispatch_namespace", r.dispatchNamespace));
-      for (const t of userTags) tags.push(t);
-      const service = o.service ?? r.scriptName ?? "tailfan";
-      let head =
-        `{"ddsource":${source},"ddtags":${JSON.stringify(tags.join(","))}${host}` +
-        `,"service":${JSON.stringify(service)},"status":"${DATADOG_STATUS[r.level] ?? "info"}"`;
-      if (Number.isFinite(r.timestamp)) head += `,"timestamp":${r.timestamp}`;
-      const tail = `,"worker":${item.line}}`;
-      const fixed = utf8Length(head) + (tail.length - item.line.length) + lineBytes(item);
-      let room = DATADOG_MAX_ENTRY_BYTES - fixed;
-      // Optional copies of record fields as Datadog standard attributes, each only if the entry stays within 1 MB.
-      let extras = "";
-      const message = jsonStringWithin(r.message, room - ',"message":'.length);
-      if (message !== null) {
-        extras += `,"message":${message}`;
-        room -= ',"message":'.length + utf8Length(message);
-      }
-      const add = (text: string) => {
-        const size = utf8Length(text);
-        if (size > room) return false;
-        extras += text;
-        room -= size;
-        return true;
-      };
-      if (r.method !== undefined || r.url !== undefined || r.status !== undefined) {
-        const http: Record<string, string | number> = {};
-        if (r.method !== undefined) http.method = r.method;
-        if (r.url !== undefined) http.url = r.url;
-        if (r.status !== undefined) http.status_code = r.status;
-        add(`,"http":${JSON.stringify(http)}`);
-      }
-      if (r.type === "exception") {
-        const error = { kind: r.exceptionName, message: r.message };
-        if (r.stack === undefined || !add(`,"error":${JSON.stringify({ ...error, stack: r.stack })}`))
-          add(`,"error":${JSON.stringify(error)}`);
-      }
-      const text = head + extras + tail;
-      return { text, bytes: DATADOG_MAX_ENTRY_BYTES - room };
-    }
-
+    const shape: EntryShape = {
+      source: JSON.stringify(o.ddsource),
+      host: o.hostname === undefined ? "" : `,"hostname":${JSON.stringify(o.hostname)}`,
+      userTags: o.ddtags,
+      service: o.service,
+    };
     return {
       encode(batch): MultiPayload {
-        const entries = batch.map(entry);
+        const entries = batch.map((item) => datadogEntry(item, shape));
         const bodies = packBodies(
           entries,
           { maxEntries: DATADOG_MAX_ENTRIES, maxBytes: DATADOG_MAX_REQUEST_BYTES },

@@ -342,17 +342,8 @@ function recordRelease(r: LogRecord): string | undefined {
   return undefined;
 }
 
-/** The Sentry event for one exception record. */
-export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly LogRecord[]) {
-  const frames = parseStack(r.stack);
-  const value: Record<string, unknown> = {
-    type: r.exceptionName || "Error",
-    value: cut(r.message, MAX_VALUE),
-    mechanism: { type: "cloudflare_tail", handled: false },
-  };
-  // Sentry refuses a stacktrace with no frames.
-  if (frames.length > 0) value.stacktrace = { frames };
-
+/** Searchable tags of an event: low-cardinality facts about the invocation. */
+function eventTags(r: ExceptionRecord): Record<string, string> {
   const tags: Record<string, string> = { outcome: tagValue(r.outcome), eventType: r.eventType };
   if (r.scriptName) tags.script = tagValue(r.scriptName);
   const host = urlHost(r.url);
@@ -360,7 +351,11 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
   if (r.status !== undefined) tags.status = String(r.status);
   if (r.colo) tags.colo = tagValue(r.colo);
   if (r.entrypoint) tags.entrypoint = tagValue(r.entrypoint);
+  return tags;
+}
 
+/** The rest of the record, shown on the event but not searchable. */
+function eventExtra(r: ExceptionRecord): Record<string, unknown> {
   const extra: Record<string, unknown> = {
     invocationId: r.invocationId,
     recordId: r.id,
@@ -374,6 +369,33 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
   if (r.queue !== undefined) extra.queue = r.queue;
   if (r.rpcMethod !== undefined) extra.rpcMethod = r.rpcMethod;
   if (r.truncated) extra.truncated = true;
+  return extra;
+}
+
+/** The invocation's logs up to the exception, the last few, as console breadcrumbs. */
+function breadcrumbs(r: ExceptionRecord, logs: readonly LogRecord[]) {
+  return logs
+    .filter((l) => l.timestamp <= r.timestamp)
+    .slice(-MAX_BREADCRUMBS)
+    .map((l) => ({
+      timestamp: l.timestamp / 1000,
+      type: "default",
+      category: "console",
+      level: BREADCRUMB_LEVEL[l.level] ?? "info",
+      message: cut(l.message, 1024),
+    }));
+}
+
+/** The Sentry event for one exception record. */
+export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly LogRecord[]) {
+  const frames = parseStack(r.stack);
+  const value: Record<string, unknown> = {
+    type: r.exceptionName || "Error",
+    value: cut(r.message, MAX_VALUE),
+    mechanism: { type: "cloudflare_tail", handled: false },
+  };
+  // Sentry refuses a stacktrace with no frames.
+  if (frames.length > 0) value.stacktrace = { frames };
 
   const event = {
     event_id: eventIdFor(r.id),
@@ -382,8 +404,8 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
     level: "error",
     logger: "tailfan",
     exception: { values: [value] },
-    tags,
-    extra,
+    tags: eventTags(r),
+    extra: eventExtra(r),
     sdk: { name: "tailfan", version: VERSION },
   } as {
     event_id: string;
@@ -403,16 +425,7 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
     if (r.url !== undefined) event.request.url = r.url;
     if (r.method !== undefined) event.request.method = r.method;
   }
-  const crumbs = logs
-    .filter((l) => l.timestamp <= r.timestamp)
-    .slice(-MAX_BREADCRUMBS)
-    .map((l) => ({
-      timestamp: l.timestamp / 1000,
-      type: "default",
-      category: "console",
-      level: BREADCRUMB_LEVEL[l.level] ?? "info",
-      message: cut(l.message, 1024),
-    }));
+  const crumbs = breadcrumbs(r, logs);
   if (crumbs.length > 0) event.breadcrumbs = { values: crumbs };
   return event;
 }
