@@ -116,7 +116,7 @@ export const datadogSink = defineSink({
       ),
       "datadoghq.com",
     ),
-    /** Full intake URL, overriding `site` (proxies, tests). Default `https://http-intake.logs.<site>/api/v2/logs`. */
+    /** Full intake URL, overriding `site` (proxies, tests). Default: from `site`, `https://http-intake.logs.<site>/api/v2/logs`. */
     endpoint: endpointOption.optional,
     /** `service` of every entry. Default: the record's script name, else `tailfan`. */
     service: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(100, "is at most 100 characters"))),

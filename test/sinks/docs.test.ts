@@ -3,7 +3,8 @@
  * options its schema has, with the schema's defaults. A default the schema
  * holds is written as its value in code (`1000`, `"POST"`, `{}`); an option
  * without one is `required`, or names the secret it reads by default, or says
- * where its value comes from.
+ * where its value comes from. The JSDoc on an option in its sink's file, where
+ * it says `Default X`, says the schema's default too.
  */
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
@@ -11,6 +12,8 @@ import doc from "../../docs/sinks.md?raw";
 import { type AnySinkDefinition, SINK_TYPES } from "../../sinks";
 
 type Entries = Record<string, v.GenericSchema>;
+
+const sources = import.meta.glob("../../sinks/*.ts", { query: "?raw", import: "default", eager: true });
 
 /** The option entries of a sink's schema: a strict object, or one inside a pipe of cross-checks. */
 function entriesOf(schema: v.GenericSchema): Entries {
@@ -90,6 +93,33 @@ function sharedWith(def: AnySinkDefinition): AnySinkDefinition | undefined {
   );
 }
 
+/** The JSDoc of each option written in the sink's own definition (options from shared blocks have theirs there). */
+function optionDocs(type: string, names: readonly string[]): Map<string, string> {
+  const docs = new Map<string, string>();
+  const source = Object.values(sources).find((text) => text.includes(`type: "${type}",`));
+  if (source === undefined) return docs;
+  const definition = source.slice(source.indexOf(`type: "${type}",`));
+  for (const m of definition.matchAll(/\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*(\w+):/g)) {
+    const name = m[2] as string;
+    if (names.includes(name) && !docs.has(name)) docs.set(name, (m[1] as string).replace(/\s*\n\s*\*\s?/g, " "));
+  }
+  return docs;
+}
+
+/** The default a JSDoc states as a value (`Default \`true\``, `Default 1000`); undefined when it says it in words. */
+function jsdocDefault(text: string): { value: unknown } | undefined {
+  const m = /Default (?:`([^`]+)`|(\d+))[.;,]/.exec(text);
+  if (!m) return undefined;
+  if (m[2] !== undefined) return { value: Number(m[2]) };
+  const code = m[1] as string;
+  try {
+    return { value: JSON.parse(code) };
+  } catch {
+    // A bare string in a code span: `POST`, `logs`.
+    return { value: code };
+  }
+}
+
 describe("docs/sinks.md option tables agree with the schemas", () => {
   for (const def of Object.values(SINK_TYPES)) {
     it(def.type, () => {
@@ -114,7 +144,29 @@ describe("docs/sinks.md option tables agree with the schemas", () => {
       });
       expect(problems).toEqual([]);
     });
+
+    it(`${def.type}: the JSDoc defaults are the schema's`, () => {
+      const entries = entriesOf(def.options as v.GenericSchema);
+      const mismatches: string[] = [];
+      for (const [name, text] of optionDocs(def.type, Object.keys(entries))) {
+        const stated = jsdocDefault(text);
+        const entry = entries[name] as v.GenericSchema;
+        if (stated === undefined || entry.type !== "optional") continue;
+        const actual = v.getDefault(entry as v.OptionalSchema<v.GenericSchema, unknown>);
+        if (JSON.stringify(stated.value) !== JSON.stringify(actual))
+          mismatches.push(`${name}: JSDoc says ${JSON.stringify(stated.value)}, schema ${JSON.stringify(actual)}`);
+      }
+      expect(mismatches).toEqual([]);
+    });
   }
+
+  it("the JSDoc of options is found and read", () => {
+    const docs = optionDocs("http", ["url", "method", "format"]);
+    expect([...docs.keys()].sort()).toEqual(["format", "method", "url"]);
+    expect(jsdocDefault(docs.get("method") ?? "")).toEqual({ value: "POST" });
+    expect(jsdocDefault("Most records per object. Default 10000.")).toEqual({ value: 10000 });
+    expect(jsdocDefault("Default: the secret `DD_API_KEY`.")).toBeUndefined();
+  });
 
   it("a broken table is caught: a missing option, a wrong default, a value where the schema has none", () => {
     const http = SINK_TYPES.http as AnySinkDefinition;
