@@ -1,4 +1,8 @@
-/** Helpers shared by sink types: option schemas, HTTP classification, Retry-After, gzip, NDJSON, key parts. */
+/**
+ * The building blocks sink types share: option schemas (endpoint, headers,
+ * gzip, batch limits, credentials), HTTP sending and classification,
+ * Retry-After, per-item results, gzip, NDJSON, key parts.
+ */
 import * as v from "valibot";
 import type { BatchLimits, SendResult, SerializedRecord, Sink } from "./types";
 
@@ -104,8 +108,8 @@ export function maxBytesOption(byDefault: number, most: number = BATCH_MOST.maxB
 }
 
 /**
- * The batch options of a sink, like Vector's batch settings: its defaults and,
- * where the vendor sets one, its upper bounds. Spread into the options schema.
+ * The batch options of a sink: its defaults and, where the vendor sets one,
+ * its upper bounds. Spread into the options schema.
  */
 export function batchOptions(
   byDefault: { maxRecords: number; maxBytes: number },
@@ -147,8 +151,8 @@ export interface ItemAnswers {
 }
 
 /**
- * The one way a sink turns per-item answers into a SendResult (Vector's "2xx
- * with errors"): nothing refused is `ok`, every record to retry is `retry`,
+ * The one way a sink turns per-item answers (a 2xx whose body refuses some
+ * records, or a batch sent as several requests) into a SendResult: nothing refused is `ok`, every record to retry is `retry`,
  * every one refused is `fail`, anything between is `partial`.
  */
 export function itemResults(a: ItemAnswers): SendResult {
