@@ -152,18 +152,19 @@ export interface ItemAnswers {
 
 /**
  * The one way a sink turns per-item answers (a 2xx whose body refuses some
- * records, or a batch sent as several requests) into a SendResult: nothing refused is `ok`, every record to retry is `retry`,
- * every one refused is `fail`, anything between is `partial`.
+ * records, or a batch sent as several requests) into a SendResult: nothing
+ * refused is `ok`, every record to retry is `retry`, every one refused is
+ * `fail`, anything between is `partial`.
  */
 export function itemResults(a: ItemAnswers): SendResult {
-  const extra = (r: SendResult): SendResult => {
+  const withStatus = (r: SendResult): SendResult => {
     if (a.status !== undefined) r.status = a.status;
     return r;
   };
-  if (a.retry.length === 0 && a.fail.length === 0) return extra({ outcome: "ok" });
-  if (a.retry.length === a.count) return a.whole?.retry ?? extra({ outcome: "retry", reason: a.reason });
-  if (a.fail.length === a.count) return a.whole?.fail ?? extra({ outcome: "fail", reason: a.reason });
-  const partial = extra({ outcome: "partial", retry: a.retry, fail: a.fail, reason: a.reason });
+  if (a.retry.length === 0 && a.fail.length === 0) return withStatus({ outcome: "ok" });
+  if (a.retry.length === a.count) return a.whole?.retry ?? withStatus({ outcome: "retry", reason: a.reason });
+  if (a.fail.length === a.count) return a.whole?.fail ?? withStatus({ outcome: "fail", reason: a.reason });
+  const partial = withStatus({ outcome: "partial", retry: a.retry, fail: a.fail, reason: a.reason });
   if (a.retryAfterMs !== undefined && partial.outcome === "partial") partial.retryAfterMs = a.retryAfterMs;
   return partial;
 }
