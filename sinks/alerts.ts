@@ -3,9 +3,10 @@
  * how a burst is summarised into one message, and the per-webhook pacing of
  * about one message per second.
  */
+import * as v from "valibot";
 import { type Level, type LogRecord, levelRank as recordRank } from "../src/record";
 import { cutText, describeError } from "./shared";
-import type { SendResult, SerializedRecord } from "./types";
+import type { BatchLimits, SendResult, SerializedRecord, Sink } from "./types";
 
 /** Slack: a section block holds 3,000 characters; the whole message is kept within that. */
 export const SLACK_TEXT_LIMIT = 3000;
@@ -197,4 +198,42 @@ export function noteRetryAfter(webhook: string, result: SendResult, now = Date.n
   if (result.outcome !== "retry" || result.retryAfterMs === undefined) return;
   const until = now + result.retryAfterMs;
   if (until > (nextSlot.get(webhook) ?? 0)) nextSlot.set(webhook, until);
+}
+
+/** Lowest level that produces an alert: `debug`, `info`, `log`, `warn` or `error`. Default `error`. */
+export const minLevelOption = v.optional(v.picklist(ALERT_LEVELS), "error");
+
+/** One message per batch: large batches mean fewer messages in a burst. */
+export const ALERT_BATCH: BatchLimits = { maxRecords: 1000, maxBytes: 1024 * 1024 };
+
+/** How one chat service takes an alert. */
+export interface AlertChannel {
+  style: AlertStyle;
+  /** The message body for the rendered text (Slack's `text`, Discord's `content`, with their flags). */
+  message: (text: string) => object;
+  /** Posts a body to the webhook and classifies the answer. Never throws. */
+  post: (webhook: string, body: string, signal: AbortSignal) => Promise<SendResult>;
+}
+
+/**
+ * The sink of a chat webhook: one message per batch about its records at or
+ * above `minLevel`, paced to about one message per second per webhook.
+ */
+export function alertSink(o: { webhook: string; minLevel: Level }, channel: AlertChannel): Sink<WebhookPayload> {
+  return {
+    encode(batch): WebhookPayload {
+      const alerts = selectAlerts(batch, o.minLevel);
+      if (alerts.length === 0) return { body: null, alerts: 0 };
+      const text = renderAlerts(alerts, channel.style);
+      return { body: JSON.stringify(channel.message(text)), alerts: alerts.length };
+    },
+    async send(payload, signal) {
+      if (payload.body === null) return { outcome: "ok" };
+      const slot = await waitForSlot(o.webhook, signal);
+      if (slot) return slot;
+      const result = await channel.post(o.webhook, payload.body, signal);
+      noteRetryAfter(o.webhook, result);
+      return result;
+    },
+  };
 }

@@ -4,32 +4,27 @@
  * NDJSON: one event per line, the record with `_time` added.
  */
 import * as v from "valibot";
-import { hasControlCharacter, headerSafe, httpUrl, postPayload } from "./shared";
-import { defineSink, type SerializedRecord } from "./types";
+import {
+  type BodyPayload,
+  batchFromOptions,
+  batchOptions,
+  bodySink,
+  credentialOption,
+  endpointOption,
+  gzipOption,
+  hasControlCharacter,
+  ndjsonWithTime,
+} from "./shared";
+import { defineSink } from "./types";
 
 /** An NDJSON body ready to send, before optional gzip. */
-export interface AxiomPayload {
-  body: string;
-  records: number;
-}
+export type AxiomPayload = BodyPayload;
 
 /** Axiom's system-wide ingest limits: 1 MB per event, 10,000 events per batch. */
 const AXIOM_MAX_EVENT_BYTES = 1_000_000;
 const AXIOM_MAX_EVENTS = 10_000;
 /** Room for the `"_time":"...",` that encode adds to each record. */
 const TIME_FIELD_BYTES = 40;
-
-/** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
-export function isoTime(ms: number): string {
-  const t = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 253_402_300_799_999) : 0;
-  return new Date(t).toISOString();
-}
-
-/** The record's JSON with `field` added first, without re-serializing the record. */
-export function withLeadingField(line: string, field: string, value: string): string {
-  const head = `{${JSON.stringify(field)}:${JSON.stringify(value)}`;
-  return line === "{}" ? `${head}}` : `${head},${line.slice(1)}`;
-}
 
 /** The ingest URL for an endpoint (its path and query kept) and a dataset. */
 export function ingestUrl(endpoint: string, dataset: string): string {
@@ -55,43 +50,27 @@ export const axiomSink = defineSink({
       v.check((s) => !s.includes("/") && !hasControlCharacter(s), "must not contain slashes or control characters"),
     ),
     /** API token with ingest permission. Default: the secret `AXIOM_TOKEN`. */
-    token: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    token: credentialOption,
     /**
      * API base URL. Default `https://api.axiom.co`. For an edge deployment give its domain, e.g.
      * `https://eu-central-1.aws.edge.axiom.co` (the path becomes `/v1/ingest/<dataset>`).
      */
-    endpoint: v.optional(httpUrl, "https://api.axiom.co"),
-    /** Gzip the body (`Content-Encoding: gzip`). Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most records per request; Axiom takes at most 10,000. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(AXIOM_MAX_EVENTS)), 1000),
-    /** Most bytes of record JSON per request, before gzip. Default 5 MiB, at most 50 MiB. */
-    maxBytes: v.optional(
-      v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(50 * 1024 * 1024)),
-      5 * 1024 * 1024,
+    endpoint: endpointOption.withDefault("https://api.axiom.co"),
+    gzip: gzipOption(true),
+    // Axiom takes at most 10,000 events per request.
+    ...batchOptions(
+      { maxRecords: 1000, maxBytes: 5 * 1024 * 1024 },
+      { maxRecords: AXIOM_MAX_EVENTS, maxBytes: 50 * 1024 * 1024 },
     ),
   }),
-  batch: (o) => ({
-    maxRecords: o.maxRecords,
-    maxBytes: o.maxBytes,
-    maxRecordBytes: AXIOM_MAX_EVENT_BYTES - TIME_FIELD_BYTES,
-  }),
+  batch: batchFromOptions(AXIOM_MAX_EVENT_BYTES - TIME_FIELD_BYTES),
   defaultSecrets: { token: "AXIOM_TOKEN" },
   create(o) {
-    const url = ingestUrl(o.endpoint, o.dataset);
-    const headers = { authorization: `Bearer ${o.token}` };
-    return {
-      encode(batch: readonly SerializedRecord[]): AxiomPayload {
-        let body = "";
-        for (const item of batch) body += `${withLeadingField(item.line, "_time", isoTime(item.record.timestamp))}\n`;
-        return { body, records: batch.length };
-      },
-      send(payload, signal) {
-        return postPayload(
-          { url, body: payload.body, contentType: "application/x-ndjson", headers, gzip: o.gzip },
-          signal,
-        );
-      },
-    };
+    return bodySink((batch) => ndjsonWithTime(batch, "_time"), {
+      url: ingestUrl(o.endpoint, o.dataset),
+      contentType: "application/x-ndjson",
+      headers: { authorization: `Bearer ${o.token}` },
+      gzip: o.gzip,
+    });
   },
 });

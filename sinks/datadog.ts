@@ -2,7 +2,7 @@ import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import type { Level } from "../src/record";
 import { type Entry, jsonStringWithin, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
-import { headerSafe, httpUrl, postPayload } from "./shared";
+import { batchFromOptions, batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** Datadog Logs API limits per request: 5 MB uncompressed, 1000 entries, 1 MB per log (taken as 10^6 bytes). */
@@ -40,12 +40,70 @@ function tagValue(key: string, value: string): string {
   return `${key}:${value.replace(/[,\s]+/g, "_")}`.slice(0, 200);
 }
 
+/** What every entry of one sink shares, from its options. */
+interface EntryShape {
+  /** `ddsource`, as JSON. */
+  source: string;
+  /** `,"hostname":...`, or "" when not set. */
+  host: string;
+  userTags: readonly string[];
+  service: string | undefined;
+}
+
+/**
+ * One Datadog log entry: the record under `worker`, with status, service and
+ * tags, and copies of its message, HTTP and error fields as Datadog's standard
+ * attributes, each only if the entry stays within 1 MB.
+ */
+function datadogEntry(item: SerializedRecord, shape: EntryShape): Entry {
+  const r = item.record;
+  const tags: string[] = [];
+  if (r.scriptName) tags.push(tagValue("script", r.scriptName));
+  tags.push(tagValue("outcome", r.outcome), tagValue("event_type", r.eventType));
+  if (r.dispatchNamespace) tags.push(tagValue("dispatch_namespace", r.dispatchNamespace));
+  for (const t of shape.userTags) tags.push(t);
+  const service = shape.service ?? r.scriptName ?? "tailfan";
+  let head =
+    `{"ddsource":${shape.source},"ddtags":${JSON.stringify(tags.join(","))}${shape.host}` +
+    `,"service":${JSON.stringify(service)},"status":"${DATADOG_STATUS[r.level] ?? "info"}"`;
+  if (Number.isFinite(r.timestamp)) head += `,"timestamp":${r.timestamp}`;
+  const tail = `,"worker":${item.line}}`;
+  const fixed = utf8Length(head) + (tail.length - item.line.length) + lineBytes(item);
+  let room = DATADOG_MAX_ENTRY_BYTES - fixed;
+  let extras = "";
+  const message = jsonStringWithin(r.message, room - ',"message":'.length);
+  if (message !== null) {
+    extras += `,"message":${message}`;
+    room -= ',"message":'.length + utf8Length(message);
+  }
+  const add = (text: string) => {
+    const size = utf8Length(text);
+    if (size > room) return false;
+    extras += text;
+    room -= size;
+    return true;
+  };
+  if (r.method !== undefined || r.url !== undefined || r.status !== undefined) {
+    const http: Record<string, string | number> = {};
+    if (r.method !== undefined) http.method = r.method;
+    if (r.url !== undefined) http.url = r.url;
+    if (r.status !== undefined) http.status_code = r.status;
+    add(`,"http":${JSON.stringify(http)}`);
+  }
+  if (r.type === "exception") {
+    const error = { kind: r.exceptionName, message: r.message };
+    if (r.stack === undefined || !add(`,"error":${JSON.stringify({ ...error, stack: r.stack })}`))
+      add(`,"error":${JSON.stringify(error)}`);
+  }
+  return { text: head + extras + tail, bytes: DATADOG_MAX_ENTRY_BYTES - room };
+}
+
 export const datadogSink = defineSink({
   type: "datadog",
   description: "Sends records to the Datadog Logs API (v2) as JSON log entries with status, service and tags.",
   options: v.strictObject({
     /** Datadog API key, sent as `DD-API-KEY`. Default: the secret `DD_API_KEY`. */
-    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    apiKey: credentialOption,
     /**
      * Datadog site: `datadoghq.com` (US1), `us3.datadoghq.com`, `us5.datadoghq.com`, `datadoghq.eu`,
      * `ap1.datadoghq.com`, `ap2.datadoghq.com`, `ddog-gov.com`, ... Default `datadoghq.com`.
@@ -58,8 +116,8 @@ export const datadogSink = defineSink({
       ),
       "datadoghq.com",
     ),
-    /** Full intake URL, overriding `site` (proxies, tests). Default `https://http-intake.logs.<site>/api/v2/logs`. */
-    endpoint: v.optional(httpUrl),
+    /** Full intake URL, overriding `site` (proxies, tests). Default: from `site`, `https://http-intake.logs.<site>/api/v2/logs`. */
+    endpoint: endpointOption.optional,
     /** `service` of every entry. Default: the record's script name, else `tailfan`. */
     service: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(100, "is at most 100 characters"))),
     /** `ddsource` of every entry. Default `cloudflare`. */
@@ -82,79 +140,27 @@ export const datadogSink = defineSink({
     ),
     /** `hostname` of every entry. Default: not set. */
     hostname: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(255, "is at most 255 characters"))),
-    /** Gzip request bodies (`Content-Encoding: gzip`). Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most records per batch; Datadog takes at most 1000 entries per request. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(DATADOG_MAX_ENTRIES)), 1000),
-    /**
-     * Most bytes of record JSON per batch. The entries are somewhat larger (message, tags); a batch whose
-     * entries would exceed Datadog's 5 MB is sent as several requests. Default 3000000.
-     */
-    maxBytes: v.optional(
-      v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(DATADOG_MAX_REQUEST_BYTES)),
-      3_000_000,
+    gzip: gzipOption(true),
+    // Entries are somewhat larger than their records (message, tags): a batch whose entries would
+    // pass Datadog's 5 MB is sent as several requests.
+    ...batchOptions(
+      { maxRecords: 1000, maxBytes: 3_000_000 },
+      { maxRecords: DATADOG_MAX_ENTRIES, maxBytes: DATADOG_MAX_REQUEST_BYTES },
     ),
   }),
-  batch: (o) => ({
-    maxRecords: o.maxRecords,
-    maxBytes: o.maxBytes,
-    maxRecordBytes: DATADOG_MAX_ENTRY_BYTES - DATADOG_ENTRY_ROOM,
-  }),
+  batch: batchFromOptions(DATADOG_MAX_ENTRY_BYTES - DATADOG_ENTRY_ROOM),
   defaultSecrets: { apiKey: "DD_API_KEY" },
   create(o) {
     const url = o.endpoint ?? `https://http-intake.logs.${o.site}/api/v2/logs`;
-    const source = JSON.stringify(o.ddsource);
-    const host = o.hostname === undefined ? "" : `,"hostname":${JSON.stringify(o.hostname)}`;
-    const userTags = o.ddtags;
-
-    function entry(item: SerializedRecord): Entry {
-      const r = item.record;
-      const tags: string[] = [];
-      if (r.scriptName) tags.push(tagValue("script", r.scriptName));
-      tags.push(tagValue("outcome", r.outcome), tagValue("event_type", r.eventType));
-      if (r.dispatchNamespace) tags.push(tagValue("dispatch_namespace", r.dispatchNamespace));
-      for (const t of userTags) tags.push(t);
-      const service = o.service ?? r.scriptName ?? "tailfan";
-      let head =
-        `{"ddsource":${source},"ddtags":${JSON.stringify(tags.join(","))}${host}` +
-        `,"service":${JSON.stringify(service)},"status":"${DATADOG_STATUS[r.level] ?? "info"}"`;
-      if (Number.isFinite(r.timestamp)) head += `,"timestamp":${r.timestamp}`;
-      const tail = `,"worker":${item.line}}`;
-      const fixed = utf8Length(head) + (tail.length - item.line.length) + lineBytes(item);
-      let room = DATADOG_MAX_ENTRY_BYTES - fixed;
-      // Optional copies of record fields as Datadog standard attributes, each only if the entry stays within 1 MB.
-      let extras = "";
-      const message = jsonStringWithin(r.message, room - ',"message":'.length);
-      if (message !== null) {
-        extras += `,"message":${message}`;
-        room -= ',"message":'.length + utf8Length(message);
-      }
-      const add = (text: string) => {
-        const size = utf8Length(text);
-        if (size > room) return false;
-        extras += text;
-        room -= size;
-        return true;
-      };
-      if (r.method !== undefined || r.url !== undefined || r.status !== undefined) {
-        const http: Record<string, string | number> = {};
-        if (r.method !== undefined) http.method = r.method;
-        if (r.url !== undefined) http.url = r.url;
-        if (r.status !== undefined) http.status_code = r.status;
-        add(`,"http":${JSON.stringify(http)}`);
-      }
-      if (r.type === "exception") {
-        const error = { kind: r.exceptionName, message: r.message };
-        if (r.stack === undefined || !add(`,"error":${JSON.stringify({ ...error, stack: r.stack })}`))
-          add(`,"error":${JSON.stringify(error)}`);
-      }
-      const text = head + extras + tail;
-      return { text, bytes: DATADOG_MAX_ENTRY_BYTES - room };
-    }
-
+    const shape: EntryShape = {
+      source: JSON.stringify(o.ddsource),
+      host: o.hostname === undefined ? "" : `,"hostname":${JSON.stringify(o.hostname)}`,
+      userTags: o.ddtags,
+      service: o.service,
+    };
     return {
       encode(batch): MultiPayload {
-        const entries = batch.map(entry);
+        const entries = batch.map((item) => datadogEntry(item, shape));
         const bodies = packBodies(
           entries,
           { maxEntries: DATADOG_MAX_ENTRIES, maxBytes: DATADOG_MAX_REQUEST_BYTES },

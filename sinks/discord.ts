@@ -10,16 +10,7 @@
  *   (429 body `{ message, retry_after, global }`, retry_after in seconds, possibly fractional)
  */
 import * as v from "valibot";
-import {
-  ALERT_LEVELS,
-  type AlertStyle,
-  alerting,
-  noteRetryAfter,
-  renderAlerts,
-  selectAlerts,
-  type WebhookPayload,
-  waitForSlot,
-} from "./alerts";
+import { ALERT_BATCH, type AlertStyle, alerting, alertSink, minLevelOption } from "./alerts";
 import { classifyStatus, describeError, urlOption } from "./shared";
 import { defineSink, type SendResult } from "./types";
 
@@ -41,32 +32,18 @@ export const discordSink = defineSink({
   options: v.strictObject({
     /** The webhook URL (`https://discord.com/api/webhooks/<id>/<token>`); it holds the secret. Default: the secret `DISCORD_WEBHOOK_URL`. */
     webhook: urlOption("the webhook URL"),
-    /** Lowest level that produces an alert: `debug`, `info`, `log`, `warn` or `error`. Default `error`. */
-    minLevel: v.optional(v.picklist(ALERT_LEVELS), "error"),
+    minLevel: minLevelOption,
   }),
-  batch: () => ({ maxRecords: 1000, maxBytes: 1024 * 1024 }),
+  batch: () => ALERT_BATCH,
   takes: (records, o) => alerting(records, o.minLevel),
   defaultSecrets: { webhook: "DISCORD_WEBHOOK_URL" },
-  create(o) {
-    return {
-      encode(batch): WebhookPayload {
-        const alerts = selectAlerts(batch, o.minLevel);
-        if (alerts.length === 0) return { body: null, alerts: 0 };
-        const content = renderAlerts(alerts, DISCORD_STYLE);
-        // No pings from user text (@everyone, <@id>), no link previews of producer URLs.
-        const body = { content, allowed_mentions: { parse: [] }, flags: SUPPRESS_EMBEDS };
-        return { body: JSON.stringify(body), alerts: alerts.length };
-      },
-      async send(payload, signal) {
-        if (payload.body === null) return { outcome: "ok" };
-        const slot = await waitForSlot(o.webhook, signal);
-        if (slot) return slot;
-        const result = await postDiscord(o.webhook, payload.body, signal);
-        noteRetryAfter(o.webhook, result);
-        return result;
-      },
-    };
-  },
+  create: (o) =>
+    alertSink(o, {
+      style: DISCORD_STYLE,
+      // No pings from user text (@everyone, <@id>), no link previews of producer URLs.
+      message: (content) => ({ content, allowed_mentions: { parse: [] }, flags: SUPPRESS_EMBEDS }),
+      post: postDiscord,
+    }),
 });
 
 /**

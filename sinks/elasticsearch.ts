@@ -1,5 +1,15 @@
 import * as v from "valibot";
-import { classifyStatus, httpUrl, postPayload } from "./shared";
+import {
+  appendPath,
+  batchFromOptions,
+  batchOptions,
+  classifyStatus,
+  endpointOption,
+  gzipOption,
+  itemResults,
+  parseJson,
+  postPayload,
+} from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** A `_bulk` request body ready to send: action and document line pairs, before optional gzip. */
@@ -105,14 +115,16 @@ export function bulkOutcome(response: unknown, batchLength: number, status = 200
       if (!firstFail) firstFail = what;
     }
   });
-  if (retry.length === 0 && fail.length === 0) return { outcome: "ok", status };
   const parts: string[] = [];
   if (fail.length > 0) parts.push(`${fail.length} refused (first: ${firstFail})`);
   if (retry.length > 0) parts.push(`${retry.length} to retry (first: ${firstRetry})`);
-  const reason = `bulk: ${parts.join(", ")} of ${batchLength}`;
-  if (retry.length === batchLength) return { outcome: "retry", status, reason };
-  if (fail.length === batchLength) return { outcome: "fail", status, reason };
-  return { outcome: "partial", retry, fail, reason, status };
+  return itemResults({
+    count: batchLength,
+    retry,
+    fail,
+    reason: `bulk: ${parts.join(", ")} of ${batchLength}`,
+    status,
+  });
 }
 
 export interface BulkRequest {
@@ -138,24 +150,11 @@ export function sendBulk(bulk: BulkRequest, signal: AbortSignal, fetcher: typeof
         // Unreadable: the items are unknown, so the batch is retried; what landed answers 409 next time.
         if (text === null)
           return { outcome: "retry", status: response.status, reason: "could not read the bulk response" };
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        return bulkOutcome(json, bulk.records, response.status);
+        return bulkOutcome(parseJson(text), bulk.records, response.status);
       },
     },
     signal,
   );
-}
-
-/** The endpoint with `path` appended to its path; a query string stays at the end. */
-function appendPath(endpoint: string, path: string): string {
-  const u = new URL(endpoint);
-  u.pathname = `${u.pathname.replace(/\/+$/, "")}${path}`;
-  return u.toString();
 }
 
 export const elasticsearchSink = defineSink({
@@ -165,7 +164,7 @@ export const elasticsearchSink = defineSink({
   options: v.pipe(
     v.strictObject({
       /** Base URL of the cluster, e.g. `https://my-deployment.es.us-east-1.aws.elastic.cloud`; `/_bulk` is appended. Required. */
-      endpoint: httpUrl,
+      endpoint: endpointOption.required,
       /** Index, alias or data stream the documents go to. Default `tailfan-logs`. */
       index: v.optional(
         v.pipe(
@@ -205,15 +204,9 @@ export const elasticsearchSink = defineSink({
       ),
       /** Password for basic auth; reference a secret: `"${ELASTICSEARCH_PASSWORD}"`. Default none. */
       password: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"))),
-      /** Gzip the body and send `Content-Encoding: gzip`. Default `true`. */
-      gzip: v.optional(v.boolean(), true),
-      /** Most records (documents) per `_bulk` request. Default 1000. */
-      maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)), 1000),
-      /** Most bytes of record JSON per request, before gzip. Default 5 MiB (Elastic suggests bulk requests of a few MB). */
-      maxBytes: v.optional(
-        v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(100 * 1024 * 1024)),
-        5 * 1024 * 1024,
-      ),
+      gzip: gzipOption(true),
+      // Elastic suggests bulk requests of a few MB.
+      ...batchOptions({ maxRecords: 1000, maxBytes: 5 * 1024 * 1024 }),
     }),
     v.forward(
       v.partialCheck(
@@ -240,7 +233,7 @@ export const elasticsearchSink = defineSink({
       ["index"],
     ),
   ),
-  batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: o.maxBytes }),
+  batch: batchFromOptions(),
   defaultSecrets: { apiKey: "ELASTICSEARCH_API_KEY" },
   create(o) {
     const url = appendPath(o.endpoint, "/_bulk");

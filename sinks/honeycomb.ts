@@ -5,13 +5,33 @@
  * per event, in order; events refused that way become a `partial` result.
  */
 import * as v from "valibot";
-import { classifyStatus, hasControlCharacter, headerSafe, httpUrl, postPayload } from "./shared";
+import {
+  appendPath,
+  type BodyPayload,
+  batchFromOptions,
+  batchOptions,
+  bodySink,
+  classifyStatus,
+  credentialOption,
+  endpointOption,
+  gzipOption,
+  hasControlCharacter,
+  isoTime,
+  itemResults,
+  parseJson,
+} from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** A batch body ready to send, before optional gzip. */
-export interface HoneycombPayload {
-  body: string;
-  records: number;
+export type HoneycombPayload = BodyPayload;
+
+/** The batch as Honeycomb events: each record is the `data` of one, with its time. */
+function batchBody(batch: readonly SerializedRecord[]): string {
+  let body = "[";
+  batch.forEach((item, i) => {
+    body += `${i > 0 ? "," : ""}{"time":"${isoTime(item.record.timestamp)}","data":${item.line}}`;
+  });
+  return `${body}]`;
 }
 
 /**
@@ -21,12 +41,6 @@ export interface HoneycombPayload {
 const HONEYCOMB_MAX_EVENT_BYTES = 1_000_000;
 /** Room for `{"time":"...","data":}` around each record. */
 const WRAPPER_BYTES = 48;
-
-/** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
-function isoTime(ms: number): string {
-  const t = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 253_402_300_799_999) : 0;
-  return new Date(t).toISOString();
-}
 
 /**
  * Reads Honeycomb's per-event answer to a batch of `count` events: ok when every
@@ -49,19 +63,9 @@ export function batchResult(answer: unknown, count: number, status: number): Sen
     const why = `${s}${typeof error === "string" && error ? ` ${error.slice(0, 100)}` : ""}`;
     reasons.set(why, (reasons.get(why) ?? 0) + 1);
   });
-  if (retry.length === 0 && fail.length === 0) return { outcome: "ok", status };
   const summary = [...reasons].map(([why, n]) => `${n}× ${why}`).join("; ");
   const reason = `Honeycomb refused ${retry.length + fail.length} of ${count} event(s): ${summary}`.slice(0, 300);
-  if (fail.length === 0 && retry.length === count) return { outcome: "retry", reason, status };
-  if (retry.length === 0 && fail.length === count) return { outcome: "fail", reason, status };
-  return { outcome: "partial", retry, fail, reason, status };
-}
-
-/** `<endpoint>/1/batch/<dataset>`, keeping the endpoint's own path and query. */
-function batchUrl(endpoint: string, dataset: string): string {
-  const url = new URL(endpoint);
-  url.pathname = `${url.pathname.replace(/\/+$/, "")}/1/batch/${encodeURIComponent(dataset)}`;
-  return url.toString();
+  return itemResults({ count, retry, fail, reason, status });
 }
 
 export const honeycombSink = defineSink({
@@ -75,57 +79,28 @@ export const honeycombSink = defineSink({
       v.check((s) => !s.includes("/") && !hasControlCharacter(s), "must not contain slashes or control characters"),
     ),
     /** Ingest API key, sent as `X-Honeycomb-Team`. Default: the secret `HONEYCOMB_API_KEY`. */
-    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    apiKey: credentialOption,
     /** API base URL. Default `https://api.honeycomb.io`; EU: `https://api.eu1.honeycomb.io`. */
-    endpoint: v.optional(httpUrl, "https://api.honeycomb.io"),
-    /** Gzip the body (`Content-Encoding: gzip`). Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most records per request, at most 10,000. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1000),
-    /**
-     * Most bytes of record JSON per request, before gzip. Default 4 MiB, at most 4.5 MB: with the
-     * `time`/`data` wrapper of up to 10,000 events a request stays under the API's 5 MB.
-     */
-    maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(4_500_000)), 4 * 1024 * 1024),
+    endpoint: endpointOption.withDefault("https://api.honeycomb.io"),
+    gzip: gzipOption(true),
+    // At most 4.5 MB of records: with the `time`/`data` wrapper of up to 10,000 events a request stays under 5 MB.
+    ...batchOptions({ maxRecords: 1000, maxBytes: 4 * 1024 * 1024 }, { maxRecords: 10_000, maxBytes: 4_500_000 }),
   }),
-  batch: (o) => ({
-    maxRecords: o.maxRecords,
-    maxBytes: o.maxBytes,
-    maxRecordBytes: HONEYCOMB_MAX_EVENT_BYTES - WRAPPER_BYTES,
-  }),
+  batch: batchFromOptions(HONEYCOMB_MAX_EVENT_BYTES - WRAPPER_BYTES),
   defaultSecrets: { apiKey: "HONEYCOMB_API_KEY" },
   create(o) {
-    const url = batchUrl(o.endpoint, o.dataset);
-    return {
-      encode(batch: readonly SerializedRecord[]): HoneycombPayload {
-        let body = "[";
-        batch.forEach((item, i) => {
-          body += `${i > 0 ? "," : ""}{"time":"${isoTime(item.record.timestamp)}","data":${item.line}}`;
-        });
-        return { body: `${body}]`, records: batch.length };
+    return bodySink(batchBody, {
+      url: appendPath(o.endpoint, `/1/batch/${encodeURIComponent(o.dataset)}`),
+      contentType: "application/json",
+      headers: { "x-honeycomb-team": o.apiKey },
+      gzip: o.gzip,
+      // The 2xx answer says, per event, which were taken.
+      onOk: (payload) => (text, response) => {
+        const answer = parseJson(text);
+        // Unreadable: taken (2xx), and nothing says an event was refused.
+        if (answer === undefined) return { outcome: "ok", status: response.status };
+        return batchResult(answer, payload.records, response.status);
       },
-      send(payload, signal) {
-        const post = { url, body: payload.body, contentType: "application/json", gzip: o.gzip };
-        return postPayload(
-          {
-            ...post,
-            headers: { "x-honeycomb-team": o.apiKey },
-            // The 2xx answer says, per event, which were taken.
-            onOk(text, response) {
-              let answer: unknown;
-              try {
-                answer = text === null ? undefined : JSON.parse(text);
-              } catch {
-                answer = undefined;
-              }
-              // Unreadable: taken (2xx), and nothing says an event was refused.
-              if (answer === undefined) return { outcome: "ok", status: response.status };
-              return batchResult(answer, payload.records, response.status);
-            },
-          },
-          signal,
-        );
-      },
-    };
+    });
   },
 });

@@ -1,5 +1,14 @@
 import * as v from "valibot";
-import { headerSafe, httpUrl, jsonArray, ndjson, postPayload } from "./shared";
+import {
+  batchFromOptions,
+  batchOptions,
+  gzipOption,
+  headersOption,
+  httpUrl,
+  jsonArray,
+  ndjson,
+  postPayload,
+} from "./shared";
 import { defineSink } from "./types";
 
 /** A request body ready to send: the encoded records, before optional gzip. */
@@ -17,24 +26,14 @@ export const httpSink = defineSink({
     url: httpUrl,
     /** HTTP method. Default `POST`. */
     method: v.optional(v.picklist(["POST", "PUT"]), "POST"),
-    /** Extra request headers; values may reference secrets as `${NAME}`. Default none. */
-    headers: v.optional(
-      v.record(
-        v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "must be a valid HTTP header name")),
-        v.pipe(v.string(), headerSafe),
-      ),
-      {},
-    ),
+    headers: headersOption,
     /** `json` (one array per request) or `ndjson` (one record per line). Default `json`. */
     format: v.optional(v.picklist(["json", "ndjson"]), "json"),
-    /** Gzip the body and send `Content-Encoding: gzip`. Default `false`. */
-    gzip: v.optional(v.boolean(), false),
-    /** Most records per request. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)), 1000),
-    /** Most bytes of record JSON per request, before gzip. Default 1 MiB. */
-    maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(100 * 1024 * 1024)), 1024 * 1024),
+    // Off by default: an arbitrary endpoint may not accept gzip.
+    gzip: gzipOption(false),
+    ...batchOptions({ maxRecords: 1000, maxBytes: 1024 * 1024 }),
   }),
-  batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: o.maxBytes }),
+  batch: batchFromOptions(),
   create(o) {
     return {
       encode(batch): HttpPayload {

@@ -1,4 +1,8 @@
-/** The sink registry: the one place sink types are listed. `src/` reaches sinks only through here. */
+/**
+ * The sink registry: the one place sink types are listed, each under its own
+ * `type`, so a name cannot be written twice or disagree. `src/` reaches sinks
+ * only through here.
+ */
 import { analyticsEngineSink } from "./analytics-engine";
 import { axiomSink } from "./axiom";
 import { betterstackSink } from "./betterstack";
@@ -22,26 +26,26 @@ import { splunkSink } from "./splunk";
 import type { AnySinkDefinition } from "./types";
 
 export const SINK_TYPES: Readonly<Record<string, AnySinkDefinition>> = {
-  http: httpSink,
-  kv: kvSink,
-  r2: r2Sink,
-  queue: queueSink,
-  d1: d1Sink,
-  analytics_engine: analyticsEngineSink,
-  datadog: datadogSink,
-  loki: lokiSink,
-  splunk: splunkSink,
-  elasticsearch: elasticsearchSink,
-  otlp: otlpSink,
-  otlp_traces: otlpTracesSink,
-  pipeline: pipelineSink,
-  newrelic: newrelicSink,
-  axiom: axiomSink,
-  betterstack: betterstackSink,
-  honeycomb: honeycombSink,
-  sentry: sentrySink,
-  slack: slackSink,
-  discord: discordSink,
+  [httpSink.type]: httpSink,
+  [kvSink.type]: kvSink,
+  [r2Sink.type]: r2Sink,
+  [queueSink.type]: queueSink,
+  [d1Sink.type]: d1Sink,
+  [analyticsEngineSink.type]: analyticsEngineSink,
+  [datadogSink.type]: datadogSink,
+  [lokiSink.type]: lokiSink,
+  [splunkSink.type]: splunkSink,
+  [elasticsearchSink.type]: elasticsearchSink,
+  [otlpSink.type]: otlpSink,
+  [otlpTracesSink.type]: otlpTracesSink,
+  [pipelineSink.type]: pipelineSink,
+  [newrelicSink.type]: newrelicSink,
+  [axiomSink.type]: axiomSink,
+  [betterstackSink.type]: betterstackSink,
+  [honeycombSink.type]: honeycombSink,
+  [sentrySink.type]: sentrySink,
+  [slackSink.type]: slackSink,
+  [discordSink.type]: discordSink,
 };
 
 export type { AnySinkDefinition, BatchLimits, BindingKind, SendResult, Sink } from "./types";

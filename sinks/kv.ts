@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { levelRank } from "../src/record";
-import { dateParts, describeError, keySegment, ndjson, truncateUtf8 } from "./shared";
+import { dateParts, describeError, keySegment, maxRecordsOption, ndjson, truncateUtf8 } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** One KV write: the NDJSON of one invocation's records in this batch. */
@@ -44,6 +44,54 @@ function fitKey(key: string, id: string): string {
   return `${truncateUtf8(key, KV_MAX_KEY_BYTES - id.length - 1)}~${id}`;
 }
 
+/** The records of one entry each: per invocation, or the whole batch as one. */
+function groupRecords(
+  batch: readonly SerializedRecord[],
+  per: "invocation" | "batch",
+): Map<string, SerializedRecord[]> {
+  const groups = new Map<string, SerializedRecord[]>();
+  if (per === "batch" && batch.length > 0) groups.set("batch", [...batch]);
+  else
+    for (const item of batch) {
+      const list = groups.get(item.record.invocationId);
+      if (list) list.push(item);
+      else groups.set(item.record.invocationId, [item]);
+    }
+  return groups;
+}
+
+/** One KV entry for a group of records: its key from the template, its NDJSON value and metadata. */
+function kvEntry(items: readonly SerializedRecord[], template: string): KvEntry {
+  const first = (items[0] as SerializedRecord).record;
+  let level = first.level;
+  // A batch entry can span invocations: metadata keeps a value only when all its records share it.
+  let script = first.scriptName;
+  let outcome = first.outcome;
+  let eventType: string = first.eventType;
+  for (const { record } of items) {
+    if (levelRank(record.level) > levelRank(level)) level = record.level;
+    if (record.scriptName !== script) script = null;
+    if (record.outcome !== outcome) outcome = "mixed";
+    if (record.eventType !== eventType) eventType = "mixed";
+  }
+  const ts = first.eventTimestamp ?? first.timestamp;
+  const vars: Record<string, string> = {
+    ...dateParts(ts),
+    script: keySegment(first.scriptName),
+    invocation: first.invocationId,
+    id: first.id,
+    level,
+    outcome: keySegment(first.outcome),
+    eventType: first.eventType,
+    ts: String(ts),
+  };
+  const key = fitKey(
+    template.replace(/\{([^}]*)\}/g, (_, name: string) => vars[name] ?? ""),
+    first.id,
+  );
+  return { key, value: ndjson(items), metadata: { script, level, outcome, eventType, count: items.length, ts } };
+}
+
 export const kvSink = defineSink({
   type: "kv",
   description: "Writes each invocation's records as one NDJSON value in Workers KV, with metadata for list().",
@@ -72,8 +120,7 @@ export const kvSink = defineSink({
     per: v.optional(v.picklist(["invocation", "batch"], 'must be "invocation" or "batch"'), "invocation"),
     /** Seconds until KV deletes the entry (at least 60). Default: kept forever. */
     ttl: v.optional(v.pipe(v.number(), v.integer(), v.minValue(60, "must be at least 60 seconds (a KV limit)"))),
-    /** Most records per batch. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1000),
+    maxRecords: maxRecordsOption(1000, Number.POSITIVE_INFINITY),
   }),
   batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: 20 * 1024 * 1024, maxRecordBytes: 25 * 1024 * 1024 - 1 }),
   bindings: (o) => [{ option: "binding", name: o.binding, kind: "kv" }],
@@ -81,51 +128,7 @@ export const kvSink = defineSink({
     const kv = ctx.env[o.binding] as KVNamespace;
     return {
       encode(batch): KvEntry[] {
-        const groups = new Map<string, SerializedRecord[]>();
-        if (o.per === "batch" && batch.length > 0) groups.set("batch", [...batch]);
-        else
-          for (const item of batch) {
-            const list = groups.get(item.record.invocationId);
-            if (list) list.push(item);
-            else groups.set(item.record.invocationId, [item]);
-          }
-        const entries: KvEntry[] = [];
-        for (const items of groups.values()) {
-          const first = (items[0] as SerializedRecord).record;
-          let level = first.level;
-          // A batch entry can span invocations: metadata keeps a value only when all its records share it.
-          let script = first.scriptName;
-          let outcome = first.outcome;
-          let eventType: string = first.eventType;
-          for (const { record } of items) {
-            if (levelRank(record.level) > levelRank(level)) level = record.level;
-            if (record.scriptName !== script) script = null;
-            if (record.outcome !== outcome) outcome = "mixed";
-            if (record.eventType !== eventType) eventType = "mixed";
-          }
-          const ts = first.eventTimestamp ?? first.timestamp;
-          const parts = dateParts(ts);
-          const vars: Record<string, string> = {
-            ...parts,
-            script: keySegment(first.scriptName),
-            invocation: first.invocationId,
-            id: first.id,
-            level,
-            outcome: keySegment(first.outcome),
-            eventType: first.eventType,
-            ts: String(ts),
-          };
-          const key = fitKey(
-            o.key.replace(/\{([^}]*)\}/g, (_, name: string) => vars[name] ?? ""),
-            first.id,
-          );
-          entries.push({
-            key,
-            value: ndjson(items),
-            metadata: { script, level, outcome, eventType, count: items.length, ts },
-          });
-        }
-        return entries;
+        return [...groupRecords(batch, o.per).values()].map((items) => kvEntry(items, o.key));
       },
       async send(entries) {
         try {

@@ -4,7 +4,16 @@
  * Labels are a few low-cardinality record fields; the line is the whole record JSON.
  */
 import * as v from "valibot";
-import { headerSafe, httpUrl, postPayload, truncateUtf8 } from "./shared";
+import {
+  batchFromOptions,
+  batchOptions,
+  credentialOption,
+  endpointOption,
+  gzipOption,
+  headerSafe,
+  postPayload,
+  truncateUtf8,
+} from "./shared";
 import { defineSink, type LogRecord, type SerializedRecord } from "./types";
 
 /** A push body ready to send, before optional gzip. */
@@ -132,7 +141,7 @@ export const lokiSink = defineSink({
        * Loki base URL, e.g. `https://logs-prod-012.grafana.net` (Grafana Cloud: the URL shown on the
        * stack's Loki page) or `http://loki:3100`; `/loki/api/v1/push` is appended. Required.
        */
-      endpoint: httpUrl,
+      endpoint: endpointOption.required,
       /**
        * Credential. With `username`: HTTP basic auth `username:apiKey` (Grafana Cloud: the numeric
        * user / instance id and an access policy token with `logs:write`). Without `username`:
@@ -150,7 +159,7 @@ export const lokiSink = defineSink({
         ),
       ),
       /** Tenant id, sent as `X-Scope-OrgID` (multi-tenant Loki). Default none. */
-      tenant: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe)),
+      tenant: v.optional(credentialOption),
       /**
        * Record fields used as stream labels. Keep them few and low-cardinality; high-cardinality
        * fields (id, invocationId, url, ...) are refused. Default `["script", "outcome", "level", "eventType"]`.
@@ -178,12 +187,8 @@ export const lokiSink = defineSink({
         ),
         {},
       ),
-      /** Gzip the body (`Content-Encoding: gzip`). Default `true`. */
-      gzip: v.optional(v.boolean(), true),
-      /** Most records per push. Default 1000. */
-      maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)), 1000),
-      /** Most bytes of record JSON per push, before gzip. Default 1 MiB, at most 8 MiB. */
-      maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(8 * 1024 * 1024)), 1024 * 1024),
+      gzip: gzipOption(true),
+      ...batchOptions({ maxRecords: 1000, maxBytes: 1024 * 1024 }, { maxBytes: 8 * 1024 * 1024 }),
     }),
     v.forward(
       v.check(
@@ -207,7 +212,7 @@ export const lokiSink = defineSink({
       ["labels"],
     ),
   ),
-  batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: o.maxBytes, maxRecordBytes: MAX_LINE_BYTES }),
+  batch: batchFromOptions(MAX_LINE_BYTES),
   defaultSecrets: { apiKey: "LOKI_API_KEY" },
   create(o) {
     const fields = o.labels as LabelField[];

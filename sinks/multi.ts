@@ -4,7 +4,7 @@
  * per-request limits need, and sent one after the other.
  */
 import { utf8Length } from "../src/json";
-import { truncateUtf8 } from "./shared";
+import { itemResults, truncateUtf8 } from "./shared";
 import type { SendResult, SerializedRecord } from "./types";
 
 /** One encoded entry (one record) and its exact UTF-8 size. */
@@ -114,16 +114,15 @@ export async function sendBodies(
     const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
     const here = range(b.first, b.first + b.count);
     const later = range(b.first + b.count, payload.records);
-    const reason = `request ${k + 1} of ${bodies.length}: ${result.reason}`;
-    const partial: SendResult = {
-      outcome: "partial",
-      retry: result.outcome === "fail" ? later : [...here, ...later],
-      fail: result.outcome === "fail" ? here : [],
-      reason,
-    };
-    if (result.status !== undefined) partial.status = result.status;
-    if (result.outcome === "retry" && result.retryAfterMs !== undefined) partial.retryAfterMs = result.retryAfterMs;
-    return partial;
+    const failed = result.outcome === "fail";
+    return itemResults({
+      count: payload.records,
+      retry: failed ? later : [...here, ...later],
+      fail: failed ? here : [],
+      reason: `request ${k + 1} of ${bodies.length}: ${result.reason}`,
+      status: result.status,
+      retryAfterMs: result.outcome === "retry" ? result.retryAfterMs : undefined,
+    });
   }
   return last;
 }

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import { type Entry, jsonStringWithin, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
-import { headerSafe, httpUrl, postPayload } from "./shared";
+import { batchFromOptions, batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** New Relic Log API: "Payload total size: 1MB (10^6 bytes) maximum per POST" (whether before or after gzip is not stated: we keep the uncompressed body within it). */
@@ -53,11 +53,11 @@ export const newrelicSink = defineSink({
   description: "Sends records to the New Relic Log API, each record's fields as the log's attributes.",
   options: v.strictObject({
     /** License key (or Insert key), sent as `Api-Key`. Default: the secret `NEW_RELIC_LICENSE_KEY`. */
-    apiKey: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    apiKey: credentialOption,
     /** Data center of the account: `US` or `EU`. Default `US`. */
     region: v.optional(v.picklist(["US", "EU"], 'must be "US" or "EU"'), "US"),
     /** Full Log API URL, overriding `region` (FedRAMP, proxies, tests). Default: the region's endpoint. */
-    endpoint: v.optional(httpUrl),
+    endpoint: endpointOption.optional,
     /** `logtype` attribute of every log (New Relic's handle for parsing rules and queries). Default `cloudflare-workers`. */
     logtype: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(255)), "cloudflare-workers"),
     /** Extra attributes shared by every log of a request (sent in `common`), such as `{ environment = "prod" }`. Default none. */
@@ -74,24 +74,15 @@ export const newrelicSink = defineSink({
       ),
       {},
     ),
-    /** Gzip request bodies (`Content-Encoding: gzip`). Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most records per batch. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1000),
-    /**
-     * Most bytes of record JSON per batch, before gzip. Logs are larger than their records (the message is
-     * repeated), and a batch whose body would pass 1 MB is sent as several requests. Default 500000.
-     */
-    maxBytes: v.optional(
-      v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(NEWRELIC_MAX_REQUEST_BYTES)),
-      500_000,
+    gzip: gzipOption(true),
+    // Logs are larger than their records (the message is repeated): a batch whose body would pass
+    // 1 MB is sent as several requests.
+    ...batchOptions(
+      { maxRecords: 1000, maxBytes: 500_000 },
+      { maxRecords: 10_000, maxBytes: NEWRELIC_MAX_REQUEST_BYTES },
     ),
   }),
-  batch: (o) => ({
-    maxRecords: o.maxRecords,
-    maxBytes: o.maxBytes,
-    maxRecordBytes: NEWRELIC_MAX_REQUEST_BYTES - NEWRELIC_RECORD_ROOM,
-  }),
+  batch: batchFromOptions(NEWRELIC_MAX_REQUEST_BYTES - NEWRELIC_RECORD_ROOM),
   defaultSecrets: { apiKey: "NEW_RELIC_LICENSE_KEY" },
   create(o) {
     const url = o.endpoint ?? NEWRELIC_ENDPOINTS[o.region];

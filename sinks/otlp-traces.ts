@@ -2,7 +2,6 @@ import type { Json, SpanKind, SpanRecord, SpanStatusCode } from "../src/record";
 import { VERSION } from "../src/version";
 import {
   anyValue,
-  appendPath,
   type KeyValue,
   otlpSink,
   partialSuccess,
@@ -11,7 +10,7 @@ import {
   TRACE_ID,
   unixNano,
 } from "./otlp";
-import { postPayload } from "./shared";
+import { appendPath, parseJson, postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /**
@@ -152,13 +151,7 @@ export const otlpTracesSink = defineSink({
             headers: o.headers,
             gzip: o.gzip,
             onOk(text, response) {
-              let json: unknown;
-              try {
-                json = text === null ? undefined : JSON.parse(text);
-              } catch {
-                json = undefined;
-              }
-              const partial = partialSuccess(json, "rejectedSpans");
+              const partial = partialSuccess(parseJson(text), "rejectedSpans");
               if (partial) {
                 const what =
                   partial.rejected > 0

@@ -1,8 +1,18 @@
 import * as v from "valibot";
 import type { Json, Level, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { headerSafe, httpUrl, postPayload } from "./shared";
-import { defineSink, type SendResult, type SerializedRecord } from "./types";
+import {
+  appendPath,
+  type BodyPayload,
+  batchFromOptions,
+  batchOptions,
+  bodySink,
+  endpointOption,
+  gzipOption,
+  headersOption,
+  parseJson,
+} from "./shared";
+import { defineSink, type SerializedRecord } from "./types";
 
 /**
  * OTLP/HTTP logs in the JSON encoding (opentelemetry-proto
@@ -48,10 +58,7 @@ export interface OtlpRequest {
 }
 
 /** A request body ready to send, before optional gzip. */
-export interface OtlpPayload {
-  body: string;
-  records: number;
-}
+export type OtlpPayload = BodyPayload;
 
 /** OpenTelemetry `SeverityNumber`: DEBUG 5, INFO 9, WARN 13, ERROR 17. */
 export const SEVERITY_NUMBER: Readonly<Record<Level, number>> = { debug: 5, info: 9, log: 9, warn: 13, error: 17 };
@@ -236,69 +243,33 @@ export function partialSuccessWarning(sink: string, p: { rejected: number; messa
   return `tailfan: sink "${sink}" (otlp): ${what}${p.message ? `: ${p.message}` : ""}`;
 }
 
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-/** The endpoint with `path` appended to its path; a query string stays at the end. */
-export function appendPath(endpoint: string, path: string): string {
-  const u = new URL(endpoint);
-  u.pathname = `${u.pathname.replace(/\/+$/, "")}${path}`;
-  return u.toString();
-}
-
 export const otlpSink = defineSink({
   type: "otlp",
   description: "Sends records as OTLP/HTTP JSON logs to an OpenTelemetry Collector or any OTLP backend.",
   options: v.strictObject({
     /** Base URL of the OTLP/HTTP receiver, e.g. `https://otel.example.com:4318`; `/v1/logs` is appended. Required. */
-    endpoint: httpUrl,
+    endpoint: endpointOption.required,
     /** Extra request headers (auth, tenant); values may reference secrets as `${NAME}`. Default none. */
-    headers: v.optional(
-      v.record(
-        v.pipe(v.string(), v.regex(HEADER_NAME, "must be a valid HTTP header name")),
-        v.pipe(v.string(), headerSafe),
-      ),
-      {},
-    ),
+    headers: headersOption,
     /** `service.name` of every record. Default: the producer's script name, else `tailfan`. */
     serviceName: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"))),
-    /** Gzip the body and send `Content-Encoding: gzip`. Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most log records per request. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)), 1000),
-    /** Most bytes of record JSON per request, before encoding and gzip (OTLP JSON is about twice as long). Default 1 MiB. */
-    maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(50 * 1024 * 1024)), 1024 * 1024),
+    gzip: gzipOption(true),
+    // The OTLP JSON is about twice as long as the record JSON that maxBytes counts.
+    ...batchOptions({ maxRecords: 1000, maxBytes: 1024 * 1024 }, { maxBytes: 50 * 1024 * 1024 }),
   }),
-  batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: o.maxBytes }),
+  batch: batchFromOptions(),
   create(o, ctx) {
-    const url = appendPath(o.endpoint, "/v1/logs");
-    return {
-      encode(batch): OtlpPayload {
-        return { body: JSON.stringify(otlpRequest(batch, o.serviceName)), records: batch.length };
+    return bodySink((batch) => JSON.stringify(otlpRequest(batch, o.serviceName)), {
+      url: appendPath(o.endpoint, "/v1/logs"),
+      contentType: "application/json",
+      headers: o.headers,
+      gzip: o.gzip,
+      onOk: () => (text, response) => {
+        const partial = partialSuccess(parseJson(text));
+        // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.
+        if (partial) console.warn(partialSuccessWarning(ctx.name, partial));
+        return { outcome: "ok", status: response.status };
       },
-      send(payload, signal): Promise<SendResult> {
-        return postPayload(
-          {
-            url,
-            body: payload.body,
-            contentType: "application/json",
-            headers: o.headers,
-            gzip: o.gzip,
-            onOk(text, response) {
-              let json: unknown;
-              try {
-                json = text === null ? undefined : JSON.parse(text);
-              } catch {
-                json = undefined;
-              }
-              const partial = partialSuccess(json);
-              // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.
-              if (partial) console.warn(partialSuccessWarning(ctx.name, partial));
-              return { outcome: "ok", status: response.status };
-            },
-          },
-          signal,
-        );
-      },
-    };
+    });
   },
 });

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { describeError } from "./shared";
+import { describeError, maxRecordsOption } from "./shared";
 import { defineSink } from "./types";
 
 /** Pipelines' documented limit: 1 MB of JSON per ingestion request (a `send` call). */
@@ -22,7 +22,7 @@ export const pipelineSink = defineSink({
     /** Name of the Pipelines binding in wrangler.toml. Required. */
     binding: v.pipe(v.string(), v.minLength(1, "must not be empty")),
     /** Most records per `send` call. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10_000)), 1000),
+    maxRecords: maxRecordsOption(1000, 10_000),
   }),
   batch: (o) => ({
     maxRecords: o.maxRecords,

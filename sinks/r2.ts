@@ -1,5 +1,15 @@
 import * as v from "valibot";
-import { dateParts, describeError, gzip, keySegment, ndjson } from "./shared";
+import {
+  batchFromOptions,
+  dateParts,
+  describeError,
+  gzip,
+  gzipOption,
+  keySegment,
+  maxBytesOption,
+  maxRecordsOption,
+  ndjson,
+} from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** One R2 object: a batch of records as NDJSON, gzipped at send time. */
@@ -18,13 +28,12 @@ export const r2Sink = defineSink({
     /** Key prefix; objects land at `<prefix>/<yyyy>/<mm>/<dd>/<hh>/<unique>.ndjson.gz`. Default `logs`. */
     prefix: v.optional(v.pipe(v.string(), v.regex(/^[^\\]*$/, "must not contain backslashes")), "logs"),
     /** Gzip objects (`.ndjson.gz`, `Content-Encoding: gzip`). Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most records per object. Default 10000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10_000),
-    /** Most bytes of record JSON per object, before gzip. Default 16 MiB. */
-    maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 16 * 1024 * 1024),
+    gzip: gzipOption(true),
+    // An object has no size limit that matters here: no upper bounds.
+    maxRecords: maxRecordsOption(10_000, Number.POSITIVE_INFINITY),
+    maxBytes: maxBytesOption(16 * 1024 * 1024, Number.POSITIVE_INFINITY),
   }),
-  batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: o.maxBytes }),
+  batch: batchFromOptions(),
   bindings: (o) => [{ option: "binding", name: o.binding, kind: "r2" }],
   create(o, ctx) {
     const bucket = ctx.env[o.binding] as R2Bucket;

@@ -11,7 +11,15 @@
 import * as v from "valibot";
 import type { ExceptionRecord, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { cutText as cut, httpUrl, postPayload, utf8Length } from "./shared";
+import {
+  cutText as cut,
+  endpointOption,
+  gzipOption,
+  itemResults,
+  maxRecordsOption,
+  postPayload,
+  utf8Length,
+} from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /** The parts of a DSN (`https://<publicKey>@<host>[/<path>]/<projectId>`) the sink needs. */
@@ -75,7 +83,7 @@ export const sentrySink = defineSink({
       ),
     ),
     /** Envelope URL, overriding the one derived from the DSN (`https://<host>/api/<projectId>/envelope/`). Default: derived. */
-    endpoint: v.optional(httpUrl),
+    endpoint: endpointOption.optional,
     /** Sentry `environment` of every event (e.g. `production`). Default: none (Sentry shows `production`). */
     environment: v.optional(
       v.pipe(
@@ -90,13 +98,10 @@ export const sentrySink = defineSink({
         v.check(validRelease, "must be 1 to 200 characters without line breaks, tabs or slashes, and not . or .."),
       ),
     ),
-    /** Gzip each envelope and send `Content-Encoding: gzip`. Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /**
-     * Most records per batch. Each exception in a batch is one request, sent one after the other
-     * inside the per-attempt timeout, so keep it moderate. Default 100.
-     */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)), 100),
+    gzip: gzipOption(true),
+    // Each exception in a batch is one request, sent one after the other inside the per-attempt
+    // timeout, so the default is moderate.
+    maxRecords: maxRecordsOption(100, 1000),
   }),
   // Each event is bounded by the truncation below (well under Sentry's 1 MB per event), so no record limit.
   batch: (o) => ({ maxRecords: o.maxRecords, maxBytes: 1024 * 1024 }),
@@ -178,18 +183,20 @@ export async function sendEnvelopes(
       fail.push(envelope.index);
     }
   }
-  if (retry.length === 0 && fail.length === 0)
-    return status === undefined ? { outcome: "ok" } : { outcome: "ok", status };
-  if (retried && retry.length === payload.records) return retried;
-  if (failed && fail.length === payload.records) return failed;
   const parts: string[] = [];
   if (retried) parts.push(`${retry.length} event(s) to retry: ${retried.reason}`);
   if (failed) parts.push(`${fail.length} event(s) refused: ${failed.reason}`);
-  const partial: SendResult = { outcome: "partial", retry, fail, reason: parts.join("; ") };
-  const last = retried ?? failed;
-  if (last?.status !== undefined) partial.status = last.status;
-  if (retried?.retryAfterMs !== undefined) partial.retryAfterMs = retried.retryAfterMs;
-  return partial;
+  // When some were refused, the status is that of the refusal, not of the last request.
+  const refused = retried ?? failed;
+  return itemResults({
+    count: payload.records,
+    retry,
+    fail,
+    reason: parts.join("; "),
+    status: refused ? refused.status : status,
+    retryAfterMs: retried?.retryAfterMs,
+    whole: { retry: retried, fail: failed },
+  });
 }
 
 interface EncodeOptions {
@@ -335,17 +342,8 @@ function recordRelease(r: LogRecord): string | undefined {
   return undefined;
 }
 
-/** The Sentry event for one exception record. */
-export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly LogRecord[]) {
-  const frames = parseStack(r.stack);
-  const value: Record<string, unknown> = {
-    type: r.exceptionName || "Error",
-    value: cut(r.message, MAX_VALUE),
-    mechanism: { type: "cloudflare_tail", handled: false },
-  };
-  // Sentry refuses a stacktrace with no frames.
-  if (frames.length > 0) value.stacktrace = { frames };
-
+/** Searchable tags of an event: low-cardinality facts about the invocation. */
+function eventTags(r: ExceptionRecord): Record<string, string> {
   const tags: Record<string, string> = { outcome: tagValue(r.outcome), eventType: r.eventType };
   if (r.scriptName) tags.script = tagValue(r.scriptName);
   const host = urlHost(r.url);
@@ -353,7 +351,11 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
   if (r.status !== undefined) tags.status = String(r.status);
   if (r.colo) tags.colo = tagValue(r.colo);
   if (r.entrypoint) tags.entrypoint = tagValue(r.entrypoint);
+  return tags;
+}
 
+/** The rest of the record, shown on the event but not searchable. */
+function eventExtra(r: ExceptionRecord): Record<string, unknown> {
   const extra: Record<string, unknown> = {
     invocationId: r.invocationId,
     recordId: r.id,
@@ -367,6 +369,33 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
   if (r.queue !== undefined) extra.queue = r.queue;
   if (r.rpcMethod !== undefined) extra.rpcMethod = r.rpcMethod;
   if (r.truncated) extra.truncated = true;
+  return extra;
+}
+
+/** The invocation's logs up to the exception, the last few, as console breadcrumbs. */
+function breadcrumbs(r: ExceptionRecord, logs: readonly LogRecord[]) {
+  return logs
+    .filter((l) => l.timestamp <= r.timestamp)
+    .slice(-MAX_BREADCRUMBS)
+    .map((l) => ({
+      timestamp: l.timestamp / 1000,
+      type: "default",
+      category: "console",
+      level: BREADCRUMB_LEVEL[l.level] ?? "info",
+      message: cut(l.message, 1024),
+    }));
+}
+
+/** The Sentry event for one exception record. */
+export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly LogRecord[]) {
+  const frames = parseStack(r.stack);
+  const value: Record<string, unknown> = {
+    type: r.exceptionName || "Error",
+    value: cut(r.message, MAX_VALUE),
+    mechanism: { type: "cloudflare_tail", handled: false },
+  };
+  // Sentry refuses a stacktrace with no frames.
+  if (frames.length > 0) value.stacktrace = { frames };
 
   const event = {
     event_id: eventIdFor(r.id),
@@ -375,8 +404,8 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
     level: "error",
     logger: "tailfan",
     exception: { values: [value] },
-    tags,
-    extra,
+    tags: eventTags(r),
+    extra: eventExtra(r),
     sdk: { name: "tailfan", version: VERSION },
   } as {
     event_id: string;
@@ -396,16 +425,7 @@ export function sentryEvent(r: ExceptionRecord, o: EncodeOptions, logs: readonly
     if (r.url !== undefined) event.request.url = r.url;
     if (r.method !== undefined) event.request.method = r.method;
   }
-  const crumbs = logs
-    .filter((l) => l.timestamp <= r.timestamp)
-    .slice(-MAX_BREADCRUMBS)
-    .map((l) => ({
-      timestamp: l.timestamp / 1000,
-      type: "default",
-      category: "console",
-      level: BREADCRUMB_LEVEL[l.level] ?? "info",
-      message: cut(l.message, 1024),
-    }));
+  const crumbs = breadcrumbs(r, logs);
   if (crumbs.length > 0) event.breadcrumbs = { values: crumbs };
   return event;
 }

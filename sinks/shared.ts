@@ -1,6 +1,10 @@
-/** Helpers shared by sink types: option schemas, HTTP classification, Retry-After, gzip, NDJSON, key parts. */
+/**
+ * The building blocks sink types share: option schemas (endpoint, headers,
+ * gzip, batch limits, credentials), HTTP sending and classification,
+ * Retry-After, per-item results, gzip, NDJSON, key parts.
+ */
 import * as v from "valibot";
-import type { SendResult, SerializedRecord } from "./types";
+import type { BatchLimits, SendResult, SerializedRecord, Sink } from "./types";
 
 export { cutText, utf8Length } from "../src/text";
 
@@ -18,6 +22,13 @@ export const headerSafe = v.check(
   (s: string) => !hasControlCharacter(s),
   "must not contain control characters or line breaks",
 );
+
+/**
+ * A key, token or tenant sent in a header: not empty, no line breaks. A
+ * credential's default is the sink's `defaultSecrets` entry, so it need never
+ * be written in the config.
+ */
+export const credentialOption = v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe);
 
 /**
  * The one URL option of every sink (endpoints, webhooks): an absolute
@@ -39,6 +50,145 @@ function isHttpUrl(s: string): boolean {
 
 /** An absolute http(s) URL: endpoints. */
 export const httpUrl = urlOption();
+
+/**
+ * The `endpoint` option of a sink: an absolute http(s) URL. `required` when the
+ * sink has no home of its own (a self-hosted backend), `optional` when the sink
+ * derives it from other options (site, region, DSN), `withDefault(url)` when the
+ * vendor has one API base URL.
+ */
+export const endpointOption = {
+  required: httpUrl,
+  optional: v.optional(httpUrl),
+  withDefault: (url: string) => v.optional(httpUrl, url),
+};
+
+/** The endpoint with `path` appended to its path; a query string stays at the end. */
+export function appendPath(endpoint: string, path: string): string {
+  const u = new URL(endpoint);
+  u.pathname = `${u.pathname.replace(/\/+$/, "")}${path}`;
+  return u.toString();
+}
+
+/** A 2xx answer's body as JSON; undefined when it could not be read or is not JSON. */
+export function parseJson(text: string | null): unknown {
+  if (text === null) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Gzip the body (`Content-Encoding: gzip`); the default is the sink's, `true` wherever the vendor accepts it. */
+export function gzipOption(byDefault: boolean) {
+  return v.optional(v.boolean(), byDefault);
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Extra request headers; values may reference secrets as `${NAME}`. Default none (`{}`). */
+export const headersOption = v.optional(
+  v.record(
+    v.pipe(v.string(), v.regex(HEADER_NAME, "must be a valid HTTP header name")),
+    v.pipe(v.string(), headerSafe),
+  ),
+  {},
+);
+
+/** Upper bounds of the batch options where a sink does not set its own (a vendor's documented limit). */
+export const BATCH_MOST = { maxRecords: 100_000, maxBytes: 100 * 1024 * 1024 } as const;
+
+/** `maxRecords`: most records per payload, from 1 to `most`. */
+export function maxRecordsOption(byDefault: number, most: number = BATCH_MOST.maxRecords) {
+  return v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(most)), byDefault);
+}
+
+/** `maxBytes`: most bytes of record JSON per payload, before encoding and gzip, from 1 KiB to `most`. */
+export function maxBytesOption(byDefault: number, most: number = BATCH_MOST.maxBytes) {
+  return v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(most)), byDefault);
+}
+
+/**
+ * The batch options of a sink: its defaults and, where the vendor sets one,
+ * its upper bounds. Spread into the options schema.
+ */
+export function batchOptions(
+  byDefault: { maxRecords: number; maxBytes: number },
+  most: { maxRecords?: number; maxBytes?: number } = {},
+) {
+  return {
+    /** Most records per payload. */
+    maxRecords: maxRecordsOption(byDefault.maxRecords, most.maxRecords),
+    /** Most bytes of record JSON per payload, before encoding and gzip. */
+    maxBytes: maxBytesOption(byDefault.maxBytes, most.maxBytes),
+  };
+}
+
+/**
+ * The `batch` of a sink whose limits are its `batchOptions`, with the largest
+ * single record the vendor takes when it has such a limit.
+ */
+export function batchFromOptions(maxRecordBytes?: number) {
+  return (o: { maxRecords: number; maxBytes: number }): BatchLimits =>
+    maxRecordBytes === undefined
+      ? { maxRecords: o.maxRecords, maxBytes: o.maxBytes }
+      : { maxRecords: o.maxRecords, maxBytes: o.maxBytes, maxRecordBytes };
+}
+
+/** What a backend answered for each item of one payload, by index into the batch. */
+export interface ItemAnswers {
+  /** How many records the payload holds. */
+  count: number;
+  /** Indices worth another attempt. */
+  retry: readonly number[];
+  /** Indices refused for good. */
+  fail: readonly number[];
+  /** Why, when some were not taken. */
+  reason: string;
+  status?: number | undefined;
+  retryAfterMs?: number | undefined;
+  /** The answer to give as is when every record is to be retried, or every one refused (one request's own answer). */
+  whole?: { retry?: SendResult | undefined; fail?: SendResult | undefined };
+}
+
+/**
+ * The one way a sink turns per-item answers (a 2xx whose body refuses some
+ * records, or a batch sent as several requests) into a SendResult: nothing
+ * refused is `ok`, every record to retry is `retry`, every one refused is
+ * `fail`, anything between is `partial`.
+ */
+export function itemResults(a: ItemAnswers): SendResult {
+  const withStatus = (r: SendResult): SendResult => {
+    if (a.status !== undefined) r.status = a.status;
+    return r;
+  };
+  if (a.retry.length === 0 && a.fail.length === 0) return withStatus({ outcome: "ok" });
+  if (a.retry.length === a.count) return a.whole?.retry ?? withStatus({ outcome: "retry", reason: a.reason });
+  if (a.fail.length === a.count) return a.whole?.fail ?? withStatus({ outcome: "fail", reason: a.reason });
+  const partial = withStatus({ outcome: "partial", retry: a.retry, fail: a.fail, reason: a.reason });
+  if (a.retryAfterMs !== undefined && partial.outcome === "partial") partial.retryAfterMs = a.retryAfterMs;
+  return partial;
+}
+
+/** Epoch ms as RFC 3339 UTC with milliseconds; out-of-range times are clamped (toISOString would throw). */
+export function isoTime(ms: number): string {
+  const t = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 253_402_300_799_999) : 0;
+  return new Date(t).toISOString();
+}
+
+/** The record's JSON with `field` added first, without re-serializing the record. */
+export function withLeadingField(line: string, field: string, value: string): string {
+  const head = `{${JSON.stringify(field)}:${JSON.stringify(value)}`;
+  return line === "{}" ? `${head}}` : `${head},${line.slice(1)}`;
+}
+
+/** NDJSON of the records, each with its timestamp as RFC 3339 in `field` first (Axiom's `_time`, Better Stack's `dt`). */
+export function ndjsonWithTime(batch: readonly SerializedRecord[], field: string): string {
+  let body = "";
+  for (const item of batch) body += `${withLeadingField(item.line, field, isoTime(item.record.timestamp))}\n`;
+  return body;
+}
 
 /** Joins record lines as NDJSON (one object per line, trailing newline). */
 export function ndjson(batch: readonly SerializedRecord[]): string {
@@ -230,4 +380,36 @@ export function truncateUtf8(s: string, maxBytes: number): string {
     if (pair) i++;
   }
   return s;
+}
+
+/** One request body for a batch, before optional gzip, and how many records it holds. */
+export interface BodyPayload {
+  body: string;
+  records: number;
+}
+
+/** How a sink that sends one request per batch posts it. */
+export interface BodyPost {
+  url: string;
+  contentType: string;
+  gzip: boolean;
+  /** Auth, tenant, ... */
+  headers?: Record<string, string>;
+  /** Reads a 2xx answer, knowing the payload it answers (per-event statuses, partial success). */
+  onOk?: (payload: BodyPayload) => OkReader;
+}
+
+/**
+ * The sink of a backend that takes one HTTP request per batch: `body` is the
+ * vendor's mapping of the batch, the rest is posted like every other sink.
+ */
+export function bodySink(body: (batch: readonly SerializedRecord[]) => string, post: BodyPost): Sink<BodyPayload> {
+  const { onOk, ...request } = post;
+  return {
+    encode: (batch) => ({ body: body(batch), records: batch.length }),
+    send(payload, signal) {
+      const reader = onOk ? { onOk: onOk(payload) } : {};
+      return postPayload({ ...request, ...reader, body: payload.body }, signal);
+    },
+  };
 }

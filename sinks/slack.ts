@@ -12,16 +12,7 @@
  * (https://api.slack.com/apis/rate-limits).
  */
 import * as v from "valibot";
-import {
-  ALERT_LEVELS,
-  alerting,
-  noteRetryAfter,
-  renderAlerts,
-  SLACK_STYLE,
-  selectAlerts,
-  type WebhookPayload,
-  waitForSlot,
-} from "./alerts";
+import { ALERT_BATCH, alerting, alertSink, minLevelOption, SLACK_STYLE } from "./alerts";
 import { postPayload, urlOption } from "./shared";
 import { defineSink } from "./types";
 
@@ -31,32 +22,15 @@ export const slackSink = defineSink({
   options: v.strictObject({
     /** The incoming webhook URL (`https://hooks.slack.com/services/...`); it holds the secret. Default: the secret `SLACK_WEBHOOK_URL`. */
     webhook: urlOption("the incoming webhook URL"),
-    /** Lowest level that produces an alert: `debug`, `info`, `log`, `warn` or `error`. Default `error`. */
-    minLevel: v.optional(v.picklist(ALERT_LEVELS), "error"),
+    minLevel: minLevelOption,
   }),
-  // One message per batch: large batches mean fewer messages in a burst.
-  batch: () => ({ maxRecords: 1000, maxBytes: 1024 * 1024 }),
+  batch: () => ALERT_BATCH,
   takes: (records, o) => alerting(records, o.minLevel),
   defaultSecrets: { webhook: "SLACK_WEBHOOK_URL" },
-  create(o) {
-    return {
-      encode(batch): WebhookPayload {
-        const alerts = selectAlerts(batch, o.minLevel);
-        if (alerts.length === 0) return { body: null, alerts: 0 };
-        const text = renderAlerts(alerts, SLACK_STYLE);
-        return { body: JSON.stringify({ text, unfurl_links: false, unfurl_media: false }), alerts: alerts.length };
-      },
-      async send(payload, signal) {
-        if (payload.body === null) return { outcome: "ok" };
-        const slot = await waitForSlot(o.webhook, signal);
-        if (slot) return slot;
-        const result = await postPayload(
-          { url: o.webhook, body: payload.body, contentType: "application/json" },
-          signal,
-        );
-        noteRetryAfter(o.webhook, result);
-        return result;
-      },
-    };
-  },
+  create: (o) =>
+    alertSink(o, {
+      style: SLACK_STYLE,
+      message: (text) => ({ text, unfurl_links: false, unfurl_media: false }),
+      post: (url, body, signal) => postPayload({ url, body, contentType: "application/json" }, signal),
+    }),
 });

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { utf8Length } from "../src/json";
 import { type Entry, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
-import { headerSafe, httpUrl, postPayload } from "./shared";
+import { batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** Splunk's classic HEC `max_content_length` (inputs.conf); newer Splunk Enterprise allows far more. */
@@ -39,9 +39,9 @@ export const splunkSink = defineSink({
      * HEC base URL, such as `https://hec.example.com:8088` or `https://http-inputs-<stack>.splunkcloud.com`;
      * `/services/collector/event` is appended unless the URL already ends with `/services/collector...`. Required.
      */
-    endpoint: httpUrl,
+    endpoint: endpointOption.required,
     /** HEC token, sent as `Authorization: Splunk <token>`. Default: the secret `SPLUNK_HEC_TOKEN`. */
-    token: v.pipe(v.string(), v.minLength(1, "must not be empty"), headerSafe),
+    token: credentialOption,
     /** Index of every event; must be allowed for the token. Default: the token's default index. */
     index: v.optional(metaString),
     /** `source` of every event. Default: the record's script name, else `tailfan`. */
@@ -50,12 +50,8 @@ export const splunkSink = defineSink({
     sourcetype: v.optional(metaString, "cloudflare:workers"),
     /** `host` of every event. Default: not set (Splunk uses the HEC input's default). */
     host: v.optional(metaString),
-    /** Gzip request bodies (`Content-Encoding: gzip`). Default `true`. */
-    gzip: v.optional(v.boolean(), true),
-    /** Most records per batch. Default 1000. */
-    maxRecords: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000)), 1000),
-    /** Most bytes of record JSON per batch, before gzip. Default 800000. */
-    maxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024), v.maxValue(100 * 1024 * 1024)), 800_000),
+    gzip: gzipOption(true),
+    ...batchOptions({ maxRecords: 1000, maxBytes: 800_000 }),
     /**
      * Largest request body the HEC takes (its `max_content_length`), before gzip; a batch over it is sent as
      * several requests. Default 1000000.

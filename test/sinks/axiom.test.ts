@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { type AxiomPayload, axiomSink, ingestUrl, isoTime, withLeadingField } from "../../sinks/axiom";
+import { type AxiomPayload, axiomSink, ingestUrl } from "../../sinks/axiom";
+import { isoTime, withLeadingField } from "../../sinks/shared";
 import { serializeRecord } from "../../src/json";
 import type { LogRecord } from "../../src/record";
 import { sinkContract } from "./contract";
