@@ -12,7 +12,7 @@ import { normalizeTraceItems } from "../src/normalize";
 import type { SerializedRecord } from "../src/record";
 import { routeRecord } from "../src/router";
 import { StatsBatch } from "../src/stats";
-import { planDelivery, prepareRecords } from "../src/tail";
+import { planDelivery, prepareRecords } from "../src/pipeline";
 
 type Env = Record<string, unknown>;
 type Obj = Record<string, unknown>;

@@ -13,7 +13,7 @@ import { normalizeTraceItems } from "../src/normalize";
 import type { LogRecord } from "../src/record";
 import { StatsBatch } from "../src/stats";
 import { InvocationAssembly } from "../src/stream";
-import { planDelivery, prepareRecords } from "../src/tail";
+import { planDelivery, prepareRecords } from "../src/pipeline";
 import { BENCH_SINKS, makeTraceItems } from "./pipeline-worker";
 
 type Env = Record<string, unknown>;

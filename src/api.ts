@@ -15,7 +15,8 @@ import { utf8Length } from "./json";
 import { normalizeTraceItems } from "./normalize";
 import type { LogRecord } from "./record";
 import { routeRecord } from "./router";
-import { dropOwnEvents, handleTail, planDelivery, prepareRecords } from "./tail";
+import { dropOwnEvents, planDelivery, prepareRecords } from "./pipeline";
+import { handleTail } from "./tail";
 
 type Bindings = Record<string, unknown>;
 type Env = { Bindings: Bindings };

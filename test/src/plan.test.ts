@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { buildConfig } from "../../src/config";
 import { normalizeTraceItems } from "../../src/normalize";
 import { StatsBatch } from "../../src/stats";
-import { planDelivery, prepareRecords } from "../../src/tail";
+import { planDelivery, prepareRecords } from "../../src/pipeline";
 import captured from "../fixtures/trace-items.json";
 
 const vars = env as unknown as Record<string, unknown>;
