@@ -1,21 +1,11 @@
 /**
- * The pipeline, stage by stage in the order a record takes:
- *
- *  1. config       env vars, checked once per isolate            src/config.ts
- *  2. loop guard   tailfan's own TraceItems dropped              src/pipeline/guard.ts
- *  3. normalize    TraceItem[] -> LogRecord[]                    src/normalize.ts
- *  4. scrub        global SCRUB, and per-sink views              src/pipeline/views.ts
- *  5. route        record -> the sinks that want it              src/pipeline/plan.ts (src/router.ts)
- *  6. serialize    once per record, cut to the size limits       src/pipeline/plan.ts (src/limits.ts)
- *  7. batch        per sink, encoded into payloads               src/delivery/batch.ts, sinks/<type>.ts
- *  8. send         timeout, retry with backoff, side by side     src/delivery/deliver.ts
- *  9. settle       requeue, dead letter, or count as lost        src/delivery/settle.ts
- * 10. counters     one write per invocation                      src/stats.ts
- *
- * Stages 5 to 9 are the delivery mode's (src/pipeline/modes.ts): direct
- * delivers in tail(); buffered enqueues and queue() (src/pipeline/consume.ts)
- * runs them later. The handlers (src/tail.ts, src/queue.ts, src/stream/)
- * only call runTail and runQueue.
+ * The pipeline: the stages of README.md's diagram, in that order. runTail
+ * (stage 1) and deliverInvocation read top to bottom as stages 1 to 4 and
+ * 10, with the delivery mode
+ * (src/pipeline/modes.ts) running 5 to 9: direct delivers in tail(); buffered
+ * enqueues, and runQueue (src/pipeline/consume.ts) delivers later. The
+ * handlers (src/tail.ts, src/queue.ts, src/stream/) only call runTail and
+ * runQueue.
  */
 import { formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
 import { type DeliveryOptions, deliveryOptions, type SinkReport } from "../delivery/deliver";
@@ -61,12 +51,15 @@ async function deliverInvocation(
   override?: Partial<DeliveryOptions>,
 ): Promise<SinkReport[]> {
   const stats = new StatsBatch();
-  // Loop guard: counted, never logged (a log line would itself be an event about tailfan).
+  // 2. Loop guard: counted, never logged (a log line would itself be an event about tailfan).
   const own = dropOwnEvents(events, config.selfName);
   stats.add("*", "droppedLoop", own.dropped);
+  // 3 and 4.
   const prepared = await prepareRecords(normalize(own.events), config);
+  // 5 to 9.
   const options = deliveryOptions(config.delivery, override);
   const reports = await DELIVERY_MODES[config.delivery.mode].fromTail(prepared, { config, env, stats, options });
+  // 10.
   await flushStats(env, config.delivery.stats, stats);
   return reports;
 }
