@@ -13,9 +13,9 @@ import { splitBatches } from "./delivery/batch";
 import { depthOf, MAX_CONFIG_DEPTH } from "./env";
 import { utf8Length } from "./json";
 import { normalizeTraceItems } from "./normalize";
+import { dropOwnEvents, planDelivery, prepareRecords } from "./pipeline";
 import type { LogRecord } from "./record";
 import { routeRecord } from "./router";
-import { dropOwnEvents, planDelivery, prepareRecords } from "./pipeline";
 import { handleTail } from "./tail";
 
 type Bindings = Record<string, unknown>;
