@@ -15,7 +15,7 @@ import type { SinkTarget } from "../delivery/deliver";
 import { sendMessages, toMessages } from "../delivery/durable";
 import type { SerializedRecord } from "../record";
 import { StatsBatch } from "../stats";
-import { deliverAndSettle } from "./deliver";
+import { deliverAndSettle, firstDelivery } from "./deliver";
 import type { DeliveryMode } from "./modes";
 import { planDelivery } from "./plan";
 
@@ -52,7 +52,6 @@ export const bufferedMode: DeliveryMode = {
       console.error(`tailfan: the buffer queue refused ${queued} record(s) (${String(err)}); delivering directly`);
       stats.merge(routing);
     }
-    const sc = { env, delivery: config.delivery, stats, fromQueue: false, queueAttempts: 0 };
-    return deliverAndSettle(direct, sc, options);
+    return deliverAndSettle(direct, firstDelivery(config, env, stats), options);
   },
 };

@@ -11,7 +11,7 @@ import { fromMessage, type WorkMessage } from "../delivery/durable";
 import { deadLetter, type SettleContext } from "../delivery/settle";
 import type { SerializedRecord } from "../record";
 import type { StatsBatch } from "../stats";
-import { deliverAndSettle } from "./deliver";
+import { deliverAndSettle, firstDelivery } from "./deliver";
 import { planDelivery, targetFor } from "./plan";
 
 interface RetryGroup {
@@ -77,15 +77,19 @@ async function fromDeadLetterQueue(
   env: Record<string, unknown>,
   stats: StatsBatch,
 ): Promise<void> {
-  const base = { env, delivery: config.delivery, stats, fromQueue: true, queueAttempts: 0 };
+  const queued = { ...firstDelivery(config, env, stats), fromQueue: true };
   const reason = "the queue gave up on this message (dead_letter_queue)";
   for (const { header, items } of work) {
     if (header.kind === "retry") {
       const attempts = header.tries ?? header.attempt;
-      await deadLetter(base, { sink: header.sink, reason: `${reason}; last error: ${header.reason}`, attempts }, items);
+      await deadLetter(
+        queued,
+        { sink: header.sink, reason: `${reason}; last error: ${header.reason}`, attempts },
+        items,
+      );
     } else {
       // Buffered records enter the counters when queue() first routes them; these never were.
-      const fresh = { ...base, fromQueue: false };
+      const fresh = firstDelivery(config, env, stats);
       for (const t of planDelivery(items, config, env, stats)) {
         await deadLetter(fresh, { sink: t.name, reason, attempts: 0 }, t.items);
       }
@@ -140,8 +144,7 @@ export async function consume(
     // Buffered records enter the counters here, where they are first routed for delivery.
     const targets = planDelivery(work.buffered, config, env, stats);
     for (const s of config.sinks) stats.add(s.name, "droppedFilter", work.unrouted);
-    const sc = { env, delivery: config.delivery, stats, fromQueue: false, queueAttempts: 0 };
-    jobs.push(deliverAndSettle(targets, sc, options));
+    jobs.push(deliverAndSettle(targets, firstDelivery(config, env, stats), options));
   }
   for (const group of work.retries.values()) jobs.push(deliverRetry(group, config, env, stats, options));
   await Promise.all(jobs);

@@ -7,14 +7,13 @@
  * - the counters are written once, at the end of the invocation.
  */
 
-import { deliverAndSettle } from "./deliver";
+import { deliverAndSettle, firstDelivery } from "./deliver";
 import type { DeliveryMode } from "./modes";
 import { planDelivery } from "./plan";
 
 export const directMode: DeliveryMode = {
   fromTail({ records, views }, { config, env, stats, options }) {
     const targets = planDelivery(records, config, env, stats, views);
-    const sc = { env, delivery: config.delivery, stats, fromQueue: false, queueAttempts: 0 };
-    return deliverAndSettle(targets, sc, options);
+    return deliverAndSettle(targets, firstDelivery(config, env, stats), options);
   },
 };
