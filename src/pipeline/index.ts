@@ -18,11 +18,10 @@ import { dropOwnEvents } from "./guard";
 import { DELIVERY_MODES } from "./modes";
 import { prepareRecords } from "./views";
 
-export { deliverAndSettle } from "./deliver";
+// What the API's route test and the benchmark run of the pipeline, stage by stage.
 export { dropOwnEvents } from "./guard";
-export { DELIVERY_MODES, type DeliveryMode, type ModeContext } from "./modes";
 export { planDelivery } from "./plan";
-export { type PreparedRecords, prepareRecords, unredactRecords } from "./views";
+export { prepareRecords } from "./views";
 
 /** Turns records into their normalized form; the streaming tail passes its own (TraceItem plus span context). */
 export type Normalize = (events: readonly unknown[]) => LogRecord[];

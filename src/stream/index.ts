@@ -16,8 +16,8 @@ type Event = TailStream.TailEvent<TailStream.EventType>;
 /**
  * The `tailStream` handler: returns the function the runtime calls with each
  * later event of the invocation. At the outcome the invocation's records go
- * through tail()'s delivery, inside waitUntil; the returned promise is that
- * delivery. Never throws.
+ * through the pipeline as tail()'s do (runTail), inside waitUntil; the
+ * returned promise is that delivery. Never throws.
  */
 export function handleTailStream(
   onset: TailStream.TailEvent<TailStream.Onset>,
