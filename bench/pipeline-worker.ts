@@ -9,10 +9,10 @@ import { buildConfig, type ResolvedConfig } from "../src/config";
 import { splitBatches } from "../src/delivery/batch";
 import { RecordSerializer } from "../src/json";
 import { normalizeTraceItems } from "../src/normalize";
+import { planDelivery, prepareRecords } from "../src/pipeline";
 import type { SerializedRecord } from "../src/record";
 import { routeRecord } from "../src/router";
 import { StatsBatch } from "../src/stats";
-import { planDelivery, prepareRecords } from "../src/tail";
 
 type Env = Record<string, unknown>;
 type Obj = Record<string, unknown>;

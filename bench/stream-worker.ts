@@ -10,10 +10,10 @@
 import { buildConfig, type ResolvedConfig } from "../src/config";
 import { splitBatches } from "../src/delivery/batch";
 import { normalizeTraceItems } from "../src/normalize";
+import { planDelivery, prepareRecords } from "../src/pipeline";
 import type { LogRecord } from "../src/record";
 import { StatsBatch } from "../src/stats";
 import { InvocationAssembly } from "../src/stream";
-import { planDelivery, prepareRecords } from "../src/tail";
 import { BENCH_SINKS, makeTraceItems } from "./pipeline-worker";
 
 type Env = Record<string, unknown>;

@@ -7,7 +7,7 @@ export const QUEUE_MAX_MESSAGE_BYTES = 128 * 1000;
 export const QUEUE_MAX_BATCH_MESSAGES = 100;
 export const QUEUE_MAX_BATCH_BYTES = 256 * 1000;
 /** Room for the runtime's per-message overhead in the batch limit. */
-const MESSAGE_OVERHEAD = 100;
+export const MESSAGE_OVERHEAD = 100;
 
 /** `sendBatch` calls, each within the Queue limits. */
 export type QueuePayload = MessageSendRequest<LogRecord>[][];

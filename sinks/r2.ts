@@ -19,6 +19,31 @@ export interface R2Payload {
   customMetadata: Record<string, string>;
 }
 
+/**
+ * `<prefix>/<yyyy>/<mm>/<dd>[/<hh>]/<name>`: a Logpush-like, date-partitioned
+ * object key (UTC). An empty prefix starts the key at the year.
+ */
+export function datedKey(prefix: string, ms: number, name: string, hour = true): string {
+  const { yyyy, mm, dd, hh } = dateParts(ms);
+  return `${prefix ? `${prefix}/` : ""}${yyyy}/${mm}/${dd}/${hour ? `${hh}/` : ""}${name}`;
+}
+
+/** Puts an NDJSON body into R2, gzipped (`Content-Encoding: gzip`) unless `gzipped` is false. */
+export async function putNdjson(
+  bucket: R2Bucket,
+  key: string,
+  body: string,
+  customMetadata: Record<string, string>,
+  gzipped = true,
+): Promise<void> {
+  await bucket.put(key, gzipped ? await gzip(body) : body, {
+    httpMetadata: gzipped
+      ? { contentType: "application/x-ndjson", contentEncoding: "gzip" }
+      : { contentType: "application/x-ndjson" },
+    customMetadata,
+  });
+}
+
 export const r2Sink = defineSink({
   type: "r2",
   description: "Archives batches as gzip NDJSON objects under Logpush-like date-partitioned keys in R2.",
@@ -49,13 +74,12 @@ export const r2Sink = defineSink({
           scripts.add(keySegment(record.scriptName));
         }
         if (!Number.isFinite(start)) start = end = 0;
-        const { yyyy, mm, dd, hh } = dateParts(start);
         const first = (batch[0] as SerializedRecord | undefined)?.record.id ?? "empty";
         // Like Logpush: <start>_<end>_<id of the first record>, unique per batch and sortable by time.
         const unique = `${start}_${end}_${first}`;
         const ext = o.gzip ? "ndjson.gz" : "ndjson";
         return {
-          key: `${prefix ? `${prefix}/` : ""}${yyyy}/${mm}/${dd}/${hh}/${unique}.${ext}`,
+          key: datedKey(prefix, start, `${unique}.${ext}`),
           body: ndjson(batch),
           customMetadata: {
             count: String(batch.length),
@@ -67,13 +91,7 @@ export const r2Sink = defineSink({
       },
       async send(payload) {
         try {
-          const body = o.gzip ? await gzip(payload.body) : payload.body;
-          await bucket.put(payload.key, body, {
-            httpMetadata: o.gzip
-              ? { contentType: "application/x-ndjson", contentEncoding: "gzip" }
-              : { contentType: "application/x-ndjson" },
-            customMetadata: payload.customMetadata,
-          });
+          await putNdjson(bucket, payload.key, payload.body, payload.customMetadata, o.gzip);
           return { outcome: "ok" };
         } catch (err) {
           return { outcome: "retry", reason: `R2 put failed: ${describeError(err)}` };

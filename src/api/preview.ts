@@ -6,9 +6,9 @@ import type { ResolvedConfig } from "../config";
 import { splitBatches } from "../delivery/batch";
 import { utf8Length } from "../json";
 import { normalizeTraceItems } from "../normalize";
+import { dropOwnEvents, planDelivery, prepareRecords } from "../pipeline";
 import type { LogRecord } from "../record";
 import { routeRecord } from "../router";
-import { dropOwnEvents, planDelivery, prepareRecords } from "../tail";
 
 /** Characters of a record's message shown by /routes/test. */
 const MESSAGE_CHARS = 200;

@@ -5,6 +5,7 @@
  * back another; at most `maxConnections` sends are in flight at once.
  */
 import type { BatchLimits, SendResult, Sink } from "../../sinks/index";
+import { DEFAULT_DELIVERY_CONFIG, type DeliveryConfig } from "../config";
 import type { SerializedRecord } from "../record";
 import { splitBatches } from "./batch";
 
@@ -21,13 +22,22 @@ export interface DeliveryOptions {
   maxConnections: number;
 }
 
-export const DEFAULT_DELIVERY: DeliveryOptions = {
-  timeoutMs: 5_000,
-  maxAttempts: 3,
-  backoffMs: 1_000,
-  budgetMs: 20_000,
-  maxConnections: 6,
-};
+/** The runtime allows 6 connections at once per invocation. */
+const MAX_CONNECTIONS = 6;
+
+/** The per-attempt knobs of a delivery config. */
+export function deliveryOptions(d: DeliveryConfig, override?: Partial<DeliveryOptions>): DeliveryOptions {
+  return {
+    timeoutMs: d.timeoutMs,
+    maxAttempts: d.attempts,
+    backoffMs: d.backoffMs,
+    budgetMs: d.budgetMs,
+    maxConnections: MAX_CONNECTIONS,
+    ...override,
+  };
+}
+
+export const DEFAULT_DELIVERY: DeliveryOptions = deliveryOptions(DEFAULT_DELIVERY_CONFIG);
 
 export interface SinkTarget {
   name: string;
@@ -143,6 +153,8 @@ export function minAttemptMs(timeoutMs: number): number {
   return Math.min(timeoutMs, 1_000);
 }
 
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function attempt(sink: Sink<unknown>, payload: unknown, timeoutMs: number): Promise<SendResult> {
@@ -160,19 +172,14 @@ async function attempt(sink: Sink<unknown>, payload: unknown, timeoutMs: number)
     return await Promise.race([sink.send(payload, controller.signal), timeout]);
   } catch (err) {
     // send() must not throw; if one does, it is a bug in that sink, not a reason to retry.
-    return { outcome: "fail", reason: `sink threw: ${err instanceof Error ? err.message : String(err)}` };
+    return { outcome: "fail", reason: `sink threw: ${messageOf(err)}` };
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** Delivers one sink's records; never throws. */
-export async function deliverToSink(
-  target: SinkTarget,
-  limiter: Limiter,
-  options: DeliveryOptions = DEFAULT_DELIVERY,
-): Promise<SinkReport> {
-  const report: SinkReport = {
+function emptyReport(target: SinkTarget): SinkReport {
+  return {
     sink: target.name,
     records: target.items.length,
     delivered: 0,
@@ -183,6 +190,125 @@ export async function deliverToSink(
     errors: [],
     failures: [],
   };
+}
+
+/** Counts records that did not get through, with the reason and what the retry path needs. */
+function addFailure(report: SinkReport, items: SerializedRecord[], failure: Omit<FailedBatch, "items">, why: string) {
+  if (items.length === 0) return;
+  report.failed += items.length;
+  report.errors.push(why);
+  report.failures.push({ items, ...failure });
+}
+
+/** A failed attempt's answer as the retry path keeps it: status, and the backend's `Retry-After` if retryable. */
+function failureOf(result: Exclude<SendResult, { outcome: "ok" }>, retryable: boolean, attempts: number) {
+  const failure: Omit<FailedBatch, "items"> = { retryable, reason: result.reason, attempts };
+  if (result.status !== undefined) failure.status = result.status;
+  if (retryable && "retryAfterMs" in result && result.retryAfterMs !== undefined) {
+    failure.retryAfterMs = result.retryAfterMs;
+  }
+  return failure;
+}
+
+/**
+ * The backend took part of a batch: counts what it accepted, sets aside
+ * what it refused, and returns the records to send again.
+ */
+function takePartial(
+  report: SinkReport,
+  batch: readonly SerializedRecord[],
+  result: Extract<SendResult, { outcome: "partial" }>,
+  attempts: number,
+): SerializedRecord[] {
+  const retry = new Set(result.retry);
+  const refused = new Set(result.fail);
+  const next: SerializedRecord[] = [];
+  const failed: SerializedRecord[] = [];
+  batch.forEach((item, i) => {
+    if (refused.has(i)) failed.push(item);
+    else if (retry.has(i)) next.push(item);
+    else {
+      report.delivered++;
+      report.bytes += item.bytes;
+    }
+  });
+  addFailure(report, failed, failureOf(result, false, attempts), `refused: ${result.reason}`);
+  return next;
+}
+
+/** Encodes a batch; null (the batch counted as failed for good) when the sink's encoder throws. */
+function encodeOrFail(target: SinkTarget, report: SinkReport, batch: SerializedRecord[], attempts: number) {
+  try {
+    return { payload: target.sink.encode(batch) };
+  } catch (err) {
+    const reason = `encode failed: ${messageOf(err)}`;
+    addFailure(report, batch, { retryable: false, reason, attempts }, reason);
+    return null;
+  }
+}
+
+/** Sends one batch: attempts with a timeout each, backoff between them, all within the sink's deadline. */
+async function sendBatch(
+  target: SinkTarget,
+  first: SerializedRecord[],
+  report: SinkReport,
+  limiter: Limiter,
+  options: DeliveryOptions,
+  deadline: number,
+): Promise<void> {
+  let batch = first;
+  const encoded = encodeOrFail(target, report, batch, 0);
+  if (encoded === null) return;
+  let { payload } = encoded;
+  for (let n = 1; ; n++) {
+    // The attempt's timeout starts when it has a connection, not while it waits for one.
+    const result = await limiter.run(async (): Promise<SendResult | null> => {
+      const timeoutMs = Math.min(options.timeoutMs, deadline - Date.now());
+      if (timeoutMs < minAttemptMs(options.timeoutMs)) return null;
+      report.requests++;
+      return attempt(target.sink, payload, timeoutMs);
+    }, target.name);
+    if (result === null) {
+      const reason = "not sent: the delivery budget ran out while waiting for a connection";
+      addFailure(report, batch, { retryable: true, reason, attempts: n - 1 }, reason);
+      return;
+    }
+    if (result.outcome === "ok") {
+      report.delivered += batch.length;
+      for (const item of batch) report.bytes += item.bytes;
+      return;
+    }
+    if (result.outcome === "fail") {
+      addFailure(report, batch, failureOf(result, false, n), `failed: ${result.reason}`);
+      return;
+    }
+    if (result.outcome === "partial") {
+      batch = takePartial(report, batch, result, n);
+      if (batch.length === 0) return;
+      try {
+        payload = target.sink.encode(batch);
+      } catch (err) {
+        addFailure(report, batch, failureOf(result, false, n), `encode failed: ${messageOf(err)}: ${result.reason}`);
+        return;
+      }
+    }
+    const backoff = Math.random() * options.backoffMs * 2 ** (n - 1);
+    const wait = Math.max(backoff, result.retryAfterMs ?? 0);
+    if (n >= options.maxAttempts || Date.now() + wait >= deadline) {
+      addFailure(report, batch, failureOf(result, true, n), `gave up after ${n} attempt(s): ${result.reason}`);
+      return;
+    }
+    await sleep(wait);
+  }
+}
+
+/** Delivers one sink's records; never throws. */
+export async function deliverToSink(
+  target: SinkTarget,
+  limiter: Limiter,
+  options: DeliveryOptions = DEFAULT_DELIVERY,
+): Promise<SinkReport> {
+  const report = emptyReport(target);
   const { batches, oversized } = splitBatches(target.items, target.batch);
   if (oversized.length > 0) {
     report.oversized = oversized.length;
@@ -191,88 +317,7 @@ export async function deliverToSink(
     );
   }
   const deadline = Date.now() + options.budgetMs;
-  await Promise.all(
-    batches.map(async (first) => {
-      let batch = first;
-      let payload: unknown;
-      try {
-        payload = target.sink.encode(batch);
-      } catch (err) {
-        const reason = `encode failed: ${err instanceof Error ? err.message : String(err)}`;
-        report.failed += batch.length;
-        report.errors.push(reason);
-        report.failures.push({ items: batch, retryable: false, reason, attempts: 0 });
-        return;
-      }
-      for (let n = 1; ; n++) {
-        // The attempt's timeout starts when it has a connection, not while it waits for one.
-        const result = await limiter.run(async (): Promise<SendResult | null> => {
-          const timeoutMs = Math.min(options.timeoutMs, deadline - Date.now());
-          if (timeoutMs < minAttemptMs(options.timeoutMs)) return null;
-          report.requests++;
-          return attempt(target.sink, payload, timeoutMs);
-        }, target.name);
-        if (result === null) {
-          const reason = "not sent: the delivery budget ran out while waiting for a connection";
-          report.failed += batch.length;
-          report.errors.push(reason);
-          report.failures.push({ items: batch, retryable: true, reason, attempts: n - 1 });
-          return;
-        }
-        if (result.outcome === "ok") {
-          report.delivered += batch.length;
-          for (const item of batch) report.bytes += item.bytes;
-          return;
-        }
-        const fail = (items: SerializedRecord[], retryable: boolean, why: string) => {
-          if (items.length === 0) return;
-          report.failed += items.length;
-          report.errors.push(`${why}: ${result.reason}`);
-          const failure: FailedBatch = { items, retryable, reason: result.reason, attempts: n };
-          if (result.status !== undefined) failure.status = result.status;
-          if (retryable && "retryAfterMs" in result && result.retryAfterMs !== undefined) {
-            failure.retryAfterMs = result.retryAfterMs;
-          }
-          report.failures.push(failure);
-        };
-        if (result.outcome === "partial") {
-          // The backend took part of the batch: count it, set aside what it refused, go on with the rest.
-          const retry = new Set(result.retry);
-          const refused = new Set(result.fail);
-          const next: SerializedRecord[] = [];
-          const failed: SerializedRecord[] = [];
-          batch.forEach((item, i) => {
-            if (refused.has(i)) failed.push(item);
-            else if (retry.has(i)) next.push(item);
-            else {
-              report.delivered++;
-              report.bytes += item.bytes;
-            }
-          });
-          fail(failed, false, "refused");
-          batch = next;
-          if (batch.length === 0) return;
-          try {
-            payload = target.sink.encode(batch);
-          } catch (err) {
-            fail(batch, false, `encode failed: ${err instanceof Error ? err.message : String(err)}`);
-            return;
-          }
-        }
-        const backoff = Math.random() * options.backoffMs * 2 ** (n - 1);
-        const wait = Math.max(backoff, result.outcome === "fail" ? 0 : (result.retryAfterMs ?? 0));
-        if (result.outcome === "fail") {
-          fail(batch, false, "failed");
-          return;
-        }
-        if (n >= options.maxAttempts || Date.now() + wait >= deadline) {
-          fail(batch, true, `gave up after ${n} attempt(s)`);
-          return;
-        }
-        await sleep(wait);
-      }
-    }),
-  );
+  await Promise.all(batches.map((batch) => sendBatch(target, batch, report, limiter, options, deadline)));
   return report;
 }
 
@@ -287,7 +332,7 @@ export async function deliverAll(
     if (s.status === "fulfilled") return s.value;
     const target = targets[i] as SinkTarget;
     // A bug, not a backend's answer: the records go the retry path (or to the dead letter) with the reason.
-    const reason = `delivery crashed: ${s.reason instanceof Error ? s.reason.message : String(s.reason)}`;
+    const reason = `delivery crashed: ${messageOf(s.reason)}`;
     return {
       sink: target.name,
       records: target.items.length,

@@ -5,6 +5,13 @@
  * A message is text: one JSON header line, then the records as NDJSON, the
  * same lines the sinks send, so nothing is serialized again.
  */
+import {
+  MESSAGE_OVERHEAD,
+  QUEUE_MAX_BATCH_BYTES,
+  QUEUE_MAX_BATCH_MESSAGES,
+  QUEUE_MAX_MESSAGE_BYTES,
+} from "../../sinks/queue";
+import { datedKey, putNdjson } from "../../sinks/r2";
 import { serialized } from "../json";
 import type { SerializedRecord } from "../record";
 import { splitBatches } from "./batch";
@@ -37,14 +44,13 @@ export interface WorkMessage {
   items: SerializedRecord[];
 }
 
-/** Queue limits, with room for the header line and the runtime's overhead. */
-const MESSAGE_BYTES = 120_000;
-const SEND_BATCH_MESSAGES = 100;
-const SEND_BATCH_BYTES = 250_000;
+/** A message body's room: the Queue's message limit less the runtime's per-message overhead. */
+const MESSAGE_BYTES = QUEUE_MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD;
 
 /**
- * Cuts records into message bodies within the Queue's 128 KB message limit.
- * A record too large for any message is returned in `oversized`.
+ * Cuts records into message bodies within the Queue's message limit (the
+ * header line included). A record too large for any message is returned in
+ * `oversized`.
  */
 export function toMessages(
   header: WorkHeader,
@@ -73,16 +79,12 @@ export function fromMessage(body: unknown): WorkMessage {
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     if (line === "") continue;
-    items.push(lineItem(JSON.parse(line), line));
+    items.push(serialized(JSON.parse(line), line));
   }
   return { header, items };
 }
 
-function lineItem(record: SerializedRecord["record"], line: string): SerializedRecord {
-  return serialized(record, line);
-}
-
-/** Sends message bodies with sendBatch, within its 100-message and 256 KB limits. */
+/** Sends message bodies with sendBatch, within its message-count and byte limits (overhead included). */
 export async function sendMessages(queue: Queue, bodies: readonly string[], delaySeconds = 0): Promise<void> {
   let chunk: MessageSendRequest[] = [];
   let bytes = 0;
@@ -92,8 +94,9 @@ export async function sendMessages(queue: Queue, bodies: readonly string[], dela
     bytes = 0;
   };
   for (const body of bodies) {
-    const size = body.length * 3 > MESSAGE_BYTES ? new TextEncoder().encode(body).length : body.length * 3;
-    if (chunk.length >= SEND_BATCH_MESSAGES || bytes + size > SEND_BATCH_BYTES) await flush();
+    const size =
+      MESSAGE_OVERHEAD + (body.length * 3 > MESSAGE_BYTES ? new TextEncoder().encode(body).length : body.length * 3);
+    if (chunk.length >= QUEUE_MAX_BATCH_MESSAGES || bytes + size > QUEUE_MAX_BATCH_BYTES) await flush();
     const message: MessageSendRequest = { body, contentType: "text" };
     if (delaySeconds > 0) message.delaySeconds = delaySeconds;
     chunk.push(message);
@@ -138,20 +141,14 @@ export async function writeDeadLetter(
   }).slice(0, -1);
   let body = "";
   for (const item of items) body += `${meta},"record":${item.line}}\n`;
-  const d = new Date(now);
-  const p2 = (n: number) => String(n).padStart(2, "0");
   const sink = info.sink.replace(/[^A-Za-z0-9_.-]/g, "_");
   const first = items[0]?.record.id ?? "none";
-  const key = `${prefix.replace(/\/+$/, "")}/${sink}/${d.getUTCFullYear()}/${p2(d.getUTCMonth() + 1)}/${p2(d.getUTCDate())}/${now}_${first}.ndjson.gz`;
-  const gz = new Response(new Blob([body]).stream().pipeThrough(new CompressionStream("gzip")));
-  await bucket.put(key, await gz.arrayBuffer(), {
-    httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
-    customMetadata: {
-      sink: info.sink,
-      count: String(items.length),
-      attempts: String(info.attempts),
-      status: String(info.status ?? ""),
-      reason: info.reason.slice(0, 500),
-    },
+  const key = datedKey(`${prefix.replace(/\/+$/, "")}/${sink}`, now, `${now}_${first}.ndjson.gz`, false);
+  await putNdjson(bucket, key, body, {
+    sink: info.sink,
+    count: String(items.length),
+    attempts: String(info.attempts),
+    status: String(info.status ?? ""),
+    reason: info.reason.slice(0, 500),
   });
 }

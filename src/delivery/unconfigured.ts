@@ -5,6 +5,7 @@
  * the config is fixed. Only the bindings are read from the raw DELIVERY; the
  * rest of it may be what is broken.
  */
+import { datedKey, putNdjson } from "../../sinks/r2";
 import { toJson } from "../json";
 import { flushStats, StatsBatch } from "../stats";
 
@@ -56,15 +57,9 @@ export async function keepUnconfigured(
   const bucket = env[name];
   let body = "";
   for (const event of events) body += `${JSON.stringify(toJson(event))}\n`;
-  const d = new Date(now);
-  const p2 = (x: number) => String(x).padStart(2, "0");
-  const key = `${UNCONFIGURED_PREFIX}/${d.getUTCFullYear()}/${p2(d.getUTCMonth() + 1)}/${p2(d.getUTCDate())}/${now}_${crypto.randomUUID()}.ndjson.gz`;
+  const key = datedKey(UNCONFIGURED_PREFIX, now, `${now}_${crypto.randomUUID()}.ndjson.gz`, false);
   try {
-    const gz = new Response(new Blob([body]).stream().pipeThrough(new CompressionStream("gzip")));
-    await bucket.put(key, await gz.arrayBuffer(), {
-      httpMetadata: { contentType: "application/x-ndjson", contentEncoding: "gzip" },
-      customMetadata: { count: String(n), reason: "the configuration did not load" },
-    });
+    await putNdjson(bucket, key, body, { count: String(n), reason: "the configuration did not load" });
   } catch (err) {
     return `${n} TraceItem(s) dropped: the dead-letter bucket ${name} refused them (${String(err)})`;
   }

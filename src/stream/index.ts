@@ -2,11 +2,11 @@
  * The streaming tail (`tailStream`): the runtime sends one invocation's events
  * as they happen (onset, logs, spans, return, outcome) instead of one
  * TraceItem after it ends. They are assembled (src/stream/assemble.ts) and
- * delivered by tail()'s own path, so every sink, route, scrub rule and
+ * delivered through the same pipeline as tail(), so every sink, route, scrub rule and
  * counter applies as is.
  */
 
-import { handleTail } from "../tail";
+import { runTail } from "../pipeline";
 import { InvocationAssembly } from "./assemble";
 
 export { InvocationAssembly };
@@ -16,8 +16,8 @@ type Event = TailStream.TailEvent<TailStream.EventType>;
 /**
  * The `tailStream` handler: returns the function the runtime calls with each
  * later event of the invocation. At the outcome the invocation's records go
- * through tail()'s delivery, inside waitUntil; the returned promise is that
- * delivery. Never throws.
+ * through the pipeline as tail()'s do (runTail), inside waitUntil; the
+ * returned promise is that delivery. Never throws.
  */
 export function handleTailStream(
   onset: TailStream.TailEvent<TailStream.Onset>,
@@ -36,10 +36,10 @@ export function handleTailStream(
       assembly.push(event as Event);
       if (!assembly.done) return;
       const done = assembly;
-      // handleTail passes on no event when the loop guard dropped it (tailfan streaming its own events).
-      return handleTail([done.traceItem()], env, ctx, undefined, (kept) =>
-        kept.length === 0 ? [] : done.records(),
-      ).then(() => undefined);
+      // runTail passes on no event when the loop guard dropped it (tailfan streaming its own events).
+      return runTail([done.traceItem()], env, ctx, undefined, (kept) => (kept.length === 0 ? [] : done.records())).then(
+        () => undefined,
+      );
     } catch (err) {
       console.error("tailfan: internal error in tailStream(); events not delivered", err);
     }

@@ -5,6 +5,12 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import {
+  MESSAGE_OVERHEAD,
+  QUEUE_MAX_BATCH_BYTES,
+  QUEUE_MAX_BATCH_MESSAGES,
+  QUEUE_MAX_MESSAGE_BYTES,
+} from "../../sinks/queue";
 import { DEFAULT_DELIVERY_CONFIG, type DeliveryConfig } from "../../src/config";
 import type { FailedBatch, SinkReport } from "../../src/delivery/deliver";
 import {
@@ -21,10 +27,8 @@ import type { LogRecord, SerializedRecord } from "../../src/record";
 import { type Counter, StatsBatch } from "../../src/stats";
 import { asJson, bigRecords, gunzipText, must, parseNdjson, someRecords, uid, utf8 } from "../sinks/helpers";
 
-const MESSAGE_LIMIT = 120_000;
-/** What Cloudflare Queues accept per sendBatch call. */
-const SEND_BATCH_MESSAGES = 100;
-const SEND_BATCH_BYTES = 256 * 1024;
+/** A work message's body leaves room for the runtime's per-message overhead. */
+const MESSAGE_LIMIT = QUEUE_MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD;
 
 /** A retry header for a sink nobody configures: if the local consumer ever sees it, it is only dead-lettered. */
 function retryHeader(sink = uid("durable-nowhere"), extra: Partial<WorkHeader> = {}): WorkHeader {
@@ -67,7 +71,7 @@ const ids = (items: readonly SerializedRecord[]) => items.map((i) => i.record.id
 const lines = (items: readonly SerializedRecord[]) => items.map((i) => i.line);
 
 describe("toMessages", () => {
-  it("splits many records across messages, each within 120 KB, keeping every record in order", () => {
+  it("splits many records across messages, each within the message limit, keeping every record in order", () => {
     const records = someRecords(600, uid("many")); // 1200 records
     const header: WorkHeader = { v: 1, kind: "records", at: Date.now() };
     const { bodies, oversized } = toMessages(header, records);
@@ -80,8 +84,8 @@ describe("toMessages", () => {
     expect(lines(back)).toEqual(lines(records));
   });
 
-  it("counts UTF-8 bytes, not characters: multi-byte records and a non-ASCII header stay within 120 KB", () => {
-    // 15,000 × "€" is 15,000 characters but 45,000 bytes: by length three would fit in 120 KB, by bytes only two.
+  it("counts UTF-8 bytes, not characters: multi-byte records and a non-ASCII header stay within the message limit", () => {
+    // 15,000 × "€" is 15,000 characters but 45,000 bytes: by length three would fit in a message, by bytes only two.
     const records = wideRecords(7, 15_000);
     const header = retryHeader("wide-sink", { reason: "HTTP 503: ölçü ✗ 服务不可用 ".repeat(5) });
     const { bodies, oversized } = toMessages(header, records);
@@ -106,7 +110,7 @@ describe("toMessages", () => {
 
   it("at the boundary: a record that fills a whole message travels alone, one byte more is oversized", () => {
     const header = retryHeader();
-    // The header line (counted at 3 bytes per character) and the newline after it come off the 120 KB.
+    // The header line (counted at 3 bytes per character) and the newline after it come off the message's room.
     const room = MESSAGE_LIMIT - JSON.stringify(header).length * 3 - 1;
     const [fits] = bigRecords(1, room, uid("fits"));
     const [over] = bigRecords(1, room + 1, uid("over"));
@@ -178,9 +182,10 @@ describe("sendMessages to the real TAILFAN_QUEUE", () => {
   function expectWithinLimits(calls: ReturnType<typeof countingQueue>["calls"], bodies: readonly string[]) {
     for (const { messages } of calls) {
       expect(messages.length).toBeGreaterThan(0);
-      expect(messages.length).toBeLessThanOrEqual(SEND_BATCH_MESSAGES);
-      const bytes = messages.reduce((n, m) => n + utf8(m.body as string), 0);
-      expect(bytes).toBeLessThanOrEqual(SEND_BATCH_BYTES);
+      expect(messages.length).toBeLessThanOrEqual(QUEUE_MAX_BATCH_MESSAGES);
+      // What the Queue counts per sendBatch call: each body plus the per-message overhead.
+      const bytes = messages.reduce((n, m) => n + utf8(m.body as string) + MESSAGE_OVERHEAD, 0);
+      expect(bytes).toBeLessThanOrEqual(QUEUE_MAX_BATCH_BYTES);
       for (const m of messages) expect(m.contentType).toBe("text");
     }
     expect(calls.flatMap((c) => c.messages.map((m) => m.body))).toEqual(bodies);

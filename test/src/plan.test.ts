@@ -3,8 +3,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { buildConfig } from "../../src/config";
 import { normalizeTraceItems } from "../../src/normalize";
+import { planDelivery, prepareRecords } from "../../src/pipeline";
 import { StatsBatch } from "../../src/stats";
-import { planDelivery, prepareRecords } from "../../src/tail";
 import captured from "../fixtures/trace-items.json";
 
 const vars = env as unknown as Record<string, unknown>;

@@ -182,7 +182,7 @@ describe("loop guard", () => {
   });
 
   it("without SELF_NAME, guards the name tailfan", async () => {
-    const { dropOwnEvents } = await import("../../src/tail");
+    const { dropOwnEvents } = await import("../../src/pipeline");
     const { loadConfig } = await import("../../src/config");
     const result = loadConfig(vars);
     expect(result.ok && result.config.selfName).toBe("tailfan");

@@ -1,0 +1,129 @@
+/**
+ * Stages 5 and 6, route and serialize once: each record goes to the sinks
+ * whose filters it matches, serialized once and cut to the size limits; every
+ * sink that takes it shares the same line.
+ */
+import type { ResolvedConfig } from "../config";
+import type { SinkTarget } from "../delivery/deliver";
+import { RecordSerializer } from "../json";
+import { isLimited, limitSerialized } from "../limits";
+import type { LogRecord, SerializedRecord } from "../record";
+import { routeRecord } from "../router";
+import type { StatsBatch } from "../stats";
+
+type Entry = LogRecord | SerializedRecord;
+
+const recordOf = (entry: Entry): LogRecord => ("line" in entry ? entry.record : entry);
+
+/** Sink types that take only some records (Sentry: exceptions) say which, once per delivery. */
+function takesBySink(records: readonly Entry[], config: ResolvedConfig): Map<string, (record: LogRecord) => boolean> {
+  const takes = new Map<string, (record: LogRecord) => boolean>();
+  for (const s of config.sinks) {
+    if (s.definition.takes) takes.set(s.name, s.definition.takes(records.map(recordOf), s.options));
+  }
+  return takes;
+}
+
+/** Serializes a record for one sink: from the sink's own view when it differs, else the shared line. */
+class LineMaker {
+  private readonly serializer = new RecordSerializer();
+  // A sink with its own view of the records (unredacted) gets them from that view, serialized once per view.
+  private readonly viewSerializers = new Map<readonly LogRecord[], RecordSerializer>();
+  /** The shared line of record `baseIndex`, made when a sink first needs it. */
+  private base: SerializedRecord | undefined;
+  private baseIndex = -1;
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly views: ReadonlyMap<string, readonly LogRecord[]> | undefined,
+  ) {}
+
+  lineFor(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
+    const view = this.views?.get(name);
+    if (view && view[i] !== undefined && view[i] !== record) {
+      let vs = this.viewSerializers.get(view);
+      if (!vs) {
+        vs = new RecordSerializer();
+        this.viewSerializers.set(view, vs);
+      }
+      return limitSerialized(vs.serialize(view[i] as LogRecord), this.config.limits);
+    }
+    if (this.base === undefined || this.baseIndex !== i) {
+      // Size limits apply after routing (which reads no field they cut) and before any sink or queue.
+      this.base = limitSerialized("line" in entry ? entry : this.serializer.serialize(record), this.config.limits);
+      this.baseIndex = i;
+    }
+    return this.base;
+  }
+
+  /** The line record `i` was given to the dashboard: the shared one if made, else the one it came with. */
+  sharedLine(entry: Entry, i: number): string | null {
+    if (this.base !== undefined && this.baseIndex === i) return this.base.line;
+    return "line" in entry ? entry.line : null;
+  }
+}
+
+/**
+ * Routes records to sinks and serializes each routed record exactly once.
+ * Counts `received`, `droppedFilter` and `truncated` per sink, and keeps the
+ * dashboard's latest records, when given a stats batch.
+ */
+export function planDelivery(
+  records: readonly Entry[],
+  config: ResolvedConfig,
+  env: Record<string, unknown>,
+  stats?: StatsBatch,
+  views?: ReadonlyMap<string, readonly LogRecord[]>,
+): SinkTarget[] {
+  const perSink = new Map<string, SerializedRecord[]>();
+  for (const s of config.sinks) perSink.set(s.name, []);
+  const lines = new LineMaker(config, views);
+  const keep = stats && config.delivery.stats !== null ? config.delivery.recent : 0;
+  const takes = takesBySink(records, config);
+  for (let i = 0; i < records.length; i++) {
+    const entry = records[i] as Entry;
+    const record = recordOf(entry);
+    const routed = routeRecord(record, config.table);
+    const names = takes.size === 0 ? routed : routed.filter((name) => takes.get(name)?.(record) ?? true);
+    for (const name of names) {
+      const item = lines.lineFor(name, entry, record, i);
+      perSink.get(name)?.push(item);
+      if (stats && isLimited(item.record)) stats.add(name, "truncated", 1);
+    }
+    if (keep > 0) stats?.see(record, lines.sharedLine(entry, i), names, keep);
+  }
+  return targetsOf(perSink, records.length, config, env, stats);
+}
+
+/** One target per sink with records, created for this delivery; counts what each received and what it did not. */
+function targetsOf(
+  perSink: ReadonlyMap<string, SerializedRecord[]>,
+  total: number,
+  config: ResolvedConfig,
+  env: Record<string, unknown>,
+  stats: StatsBatch | undefined,
+): SinkTarget[] {
+  const targets: SinkTarget[] = [];
+  for (const s of config.sinks) {
+    const items = perSink.get(s.name) ?? [];
+    if (stats) {
+      stats.add(s.name, "received", items.length);
+      stats.add(s.name, "droppedFilter", total - items.length);
+    }
+    if (items.length === 0) continue;
+    targets.push({ name: s.name, sink: s.definition.create(s.options, { name: s.name, env }), batch: s.batch, items });
+  }
+  return targets;
+}
+
+/** A target for one sink by name (a queued retry), or null when that sink is no longer configured. */
+export function targetFor(
+  config: ResolvedConfig,
+  env: Record<string, unknown>,
+  name: string,
+  items: SerializedRecord[],
+): SinkTarget | null {
+  const s = config.sinks.find((x) => x.name === name);
+  if (!s) return null;
+  return { name, sink: s.definition.create(s.options, { name, env }), batch: s.batch, items };
+}
