@@ -1,7 +1,7 @@
 import * as v from "valibot";
-import { utf8Length } from "../src/json";
 import type { Level } from "../src/record";
-import { type Entry, jsonStringWithin, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
+import { utf8Length } from "../src/text";
+import { type Entry, jsonStringWithin, type MultiPayload, packBodies, sendBodies } from "./multi";
 import { batchFromOptions, batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
@@ -68,7 +68,7 @@ function datadogEntry(item: SerializedRecord, shape: EntryShape): Entry {
     `,"service":${JSON.stringify(service)},"status":"${DATADOG_STATUS[r.level] ?? "info"}"`;
   if (Number.isFinite(r.timestamp)) head += `,"timestamp":${r.timestamp}`;
   const tail = `,"worker":${item.line}}`;
-  const fixed = utf8Length(head) + (tail.length - item.line.length) + lineBytes(item);
+  const fixed = utf8Length(head) + (tail.length - item.line.length) + item.bytes;
   let room = DATADOG_MAX_ENTRY_BYTES - fixed;
   let extras = "";
   const message = jsonStringWithin(r.message, room - ',"message":'.length);

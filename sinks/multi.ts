@@ -3,7 +3,7 @@
  * splunk, newrelic): entries are packed into as many bodies as the vendor's
  * per-request limits need, and sent one after the other.
  */
-import { utf8Length } from "../src/json";
+import { utf8Length } from "../src/text";
 import { itemResults, truncateUtf8 } from "./shared";
 import type { SendResult, SerializedRecord } from "./types";
 
@@ -31,11 +31,6 @@ export interface Frame {
   open: string;
   sep: string;
   close: string;
-}
-
-/** UTF-8 size of a record's line. */
-export function lineBytes(item: SerializedRecord): number {
-  return item.bytes;
 }
 
 /**

@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { utf8Length } from "../src/json";
-import { type Entry, jsonStringWithin, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
+import { utf8Length } from "../src/text";
+import { type Entry, jsonStringWithin, type MultiPayload, packBodies, sendBodies } from "./multi";
 import { batchFromOptions, batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
@@ -99,7 +99,7 @@ export const newrelicSink = defineSink({
       const fixed =
         utf8Length(head) +
         (tail.length - attributes.length) +
-        (attributes === item.line ? lineBytes(item) : utf8Length(attributes));
+        (attributes === item.line ? item.bytes : utf8Length(attributes));
       // The message is also in the attributes; its copy is cut if the log would not fit in one request.
       const message = jsonStringWithin(r.message, maxLogBytes - fixed) ?? '""';
       return { text: head + message + tail, bytes: fixed + utf8Length(message) };

@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { utf8Length } from "../src/json";
-import { type Entry, lineBytes, type MultiPayload, packBodies, sendBodies } from "./multi";
+import { utf8Length } from "../src/text";
+import { type Entry, type MultiPayload, packBodies, sendBodies } from "./multi";
 import { batchOptions, credentialOption, endpointOption, gzipOption, postPayload } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
@@ -83,7 +83,7 @@ export const splunkSink = defineSink({
       head +=
         `"source":${JSON.stringify(o.source ?? r.scriptName ?? "tailfan")}${sourcetype}${host}${index}` +
         `,"fields":${JSON.stringify(fields)},"event":`;
-      return { text: `${head}${item.line}}`, bytes: utf8Length(head) + lineBytes(item) + 1 };
+      return { text: `${head}${item.line}}`, bytes: utf8Length(head) + item.bytes + 1 };
     }
 
     return {

@@ -1,8 +1,6 @@
 import { CONTEXT_KEYS, type Json, type LogRecord, type RecordType, type SerializedRecord } from "./record";
 import { utf8Length } from "./text";
 
-export { utf8Length };
-
 /** How deep a nested value is copied before it is replaced by a marker. */
 export const MAX_DEPTH = 16;
 

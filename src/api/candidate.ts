@@ -1,10 +1,13 @@
 /** A candidate config sent to /config/check or /routes/test: only the config vars, never bindings or secrets. */
-import { depthOf, MAX_CONFIG_DEPTH } from "../env";
+
+import { depthOf, MAX_CONFIG_DEPTH } from "../config/env";
+import { CONFIG_VARS } from "../config/vars";
 import { typeName } from "../issues";
 import { refuse } from "./errors";
 
 /** The config vars a candidate may set; anything else (bindings, secrets) always comes from the deployment. */
-export const CANDIDATE_KEYS = ["SINKS", "ROUTES", "DELIVERY", "SCRUB", "LIMITS", "SELF_NAME"] as const;
+/** The vars a candidate config may hold: the config's own list. */
+export const CANDIDATE_KEYS = CONFIG_VARS;
 
 /** Reads a candidate config object; unknown keys are refused so a candidate cannot stand in for bindings or secrets. */
 export function readCandidate(raw: unknown, where: string): Record<string, unknown> {

@@ -4,11 +4,11 @@
  */
 import type { ResolvedConfig } from "../config";
 import { splitBatches } from "../delivery/batch";
-import { utf8Length } from "../json";
 import { normalizeTraceItems } from "../normalize";
 import { dropOwnEvents, planDelivery, prepareRecords } from "../pipeline";
 import type { LogRecord } from "../record";
 import { routeRecord } from "../router";
+import { utf8Length } from "../text";
 
 /** Characters of a record's message shown by /routes/test. */
 const MESSAGE_CHARS = 200;

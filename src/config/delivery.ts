@@ -2,9 +2,11 @@
  * DELIVERY: how records travel from tail() to the sinks. Its defaults are
  * written here once; the delivery code's per-attempt options derive from them.
  */
+
 import * as v from "valibot";
 import type { DeliveryOptions } from "../delivery/deliver";
 import { type ConfigError, issuesToErrors } from "../issues";
+import { intIn } from "../schema";
 import { checkBinding, checkDurableObject } from "./bindings";
 import { readVar } from "./env";
 
@@ -72,13 +74,7 @@ export function deliveryOptions(d: DeliveryConfig, override?: Partial<DeliveryOp
 /** The per-attempt knobs when DELIVERY is not set. */
 export const DEFAULT_DELIVERY: DeliveryOptions = deliveryOptions(DEFAULT_DELIVERY_CONFIG);
 
-const int = (min: number, max: number, unit: string) =>
-  v.pipe(
-    v.number(),
-    v.integer(),
-    v.minValue(min, `must be at least ${min} ${unit}`),
-    v.maxValue(max, `must be at most ${max} ${unit}`),
-  );
+const int = intIn;
 const d = DEFAULT_DELIVERY_CONFIG;
 
 const deliverySchema = v.strictObject({

@@ -5,7 +5,7 @@
  * back another; at most `maxConnections` sends are in flight at once.
  */
 import type { BatchLimits, SendResult, Sink } from "../../sinks/index";
-import { DEFAULT_DELIVERY_CONFIG, type DeliveryConfig } from "../config";
+import { DEFAULT_DELIVERY } from "../config";
 import type { SerializedRecord } from "../record";
 import { splitBatches } from "./batch";
 
@@ -21,23 +21,6 @@ export interface DeliveryOptions {
   /** Sends in flight at once across all sinks (the runtime allows 6 connections). */
   maxConnections: number;
 }
-
-/** The runtime allows 6 connections at once per invocation. */
-const MAX_CONNECTIONS = 6;
-
-/** The per-attempt knobs of a delivery config. */
-export function deliveryOptions(d: DeliveryConfig, override?: Partial<DeliveryOptions>): DeliveryOptions {
-  return {
-    timeoutMs: d.timeoutMs,
-    maxAttempts: d.attempts,
-    backoffMs: d.backoffMs,
-    budgetMs: d.budgetMs,
-    maxConnections: MAX_CONNECTIONS,
-    ...override,
-  };
-}
-
-export const DEFAULT_DELIVERY: DeliveryOptions = deliveryOptions(DEFAULT_DELIVERY_CONFIG);
 
 export interface SinkTarget {
   name: string;

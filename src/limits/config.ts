@@ -1,6 +1,6 @@
 /** LIMITS: the size guards' settings, their defaults, and reading them. */
 import * as v from "valibot";
-import { readVar } from "../env";
+import { readVar } from "../config/env";
 import { type ConfigError, issuesToErrors, typeName } from "../issues";
 import { MAX_DEPTH } from "../json";
 import { intIn as int } from "../schema";

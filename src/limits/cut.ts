@@ -1,6 +1,7 @@
 /** Cutting one record that is over a limit: the fixed fields kept, the others shaped, shared out, or replaced. */
-import { utf8Length } from "../json";
+
 import { CONTEXT_KEYS, type Json, type LogRecord } from "../record";
+import { utf8Length } from "../text";
 import type { LimitsConfig } from "./config";
 import { type Cut, cutString, jsonBytes, measure } from "./measure";
 import { type ShapeState, shape } from "./shape";

@@ -5,8 +5,9 @@
  * `limitRecord` does the same for a bare record. docs/security.md (Size
  * limits) describes LIMITS; config.ts reads it, cut.ts cuts.
  */
-import { serialized, utf8Length } from "../json";
+import { serialized } from "../json";
 import type { LogRecord, SerializedRecord } from "../record";
+import { utf8Length } from "../text";
 import type { LimitsConfig } from "./config";
 import { cutRecord } from "./cut";
 

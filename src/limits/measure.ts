@@ -1,6 +1,7 @@
 /** Measuring JSON without writing it, and cutting a string to a byte and length budget with a visible marker. */
-import { utf8Length } from "../json";
+
 import type { Json } from "../record";
+import { utf8Length } from "../text";
 
 export const MARK = "…[truncated ";
 

@@ -3,8 +3,9 @@
  * biggest parts are cut first and to the same size, dropped elements and
  * keys leave a marker saying how many went.
  */
-import { setOwn, utf8Length } from "../json";
+import { setOwn } from "../json";
 import type { Json } from "../record";
+import { utf8Length } from "../text";
 import { type Cut, cutString, jsonBytes, MARK, measure } from "./measure";
 
 /**

@@ -7,8 +7,8 @@
  * handlers (src/tail.ts, src/queue.ts, src/stream/) only call runTail and
  * runQueue.
  */
-import { formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
-import { type DeliveryOptions, deliveryOptions, type SinkReport } from "../delivery/deliver";
+import { deliveryOptions, formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
+import type { DeliveryOptions, SinkReport } from "../delivery/deliver";
 import { keepUnconfigured } from "../delivery/unconfigured";
 import { normalizeTraceItems } from "../normalize";
 import type { LogRecord } from "../record";

@@ -1,6 +1,6 @@
 /** Reading a scrub config from SCRUB or a sink's `scrub` option, with errors in SCRUB's words. */
 import * as v from "valibot";
-import { readVar, resolveRefs, SecretBook } from "../env";
+import { readVar, resolveRefs, SecretBook } from "../config/env";
 import { issuesToErrors, typeName } from "../issues";
 import { DETECTOR_KINDS, type DetectorKind } from "./detectors";
 import {

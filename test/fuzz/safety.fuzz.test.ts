@@ -4,11 +4,11 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { utf8Length } from "../../src/json";
 import { DEFAULT_LIMITS, limitRecord } from "../../src/limits";
 import { normalizeTraceItems } from "../../src/normalize";
 import { CONTEXT_KEYS } from "../../src/record";
 import { compileScrubber, DEFAULT_SCRUB, scrubRecords } from "../../src/scrub";
+import { utf8Length } from "../../src/text";
 import { anyString, smallTraceBatch, traceBatch } from "./arbitraries";
 import { params, TIMEOUT } from "./settings";
 

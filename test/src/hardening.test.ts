@@ -10,8 +10,8 @@ import { describe, expect, it } from "vitest";
 import { SINK_TYPES } from "../../sinks/index";
 import { createApp } from "../../src/app";
 import { buildConfig, formatConfigErrors } from "../../src/config";
+import { MAX_CONFIG_DEPTH } from "../../src/config/env";
 import { LOGIN_LIMIT, newSession, SESSION_COOKIE } from "../../src/dashboard/session";
-import { MAX_CONFIG_DEPTH } from "../../src/env";
 
 const bindings = env as unknown as Record<string, unknown>;
 const ADMIN = "admin-token-hardening-5e5e5e5e";

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { toJson, utf8Length } from "../../src/json";
+import { toJson } from "../../src/json";
 import { detectEventType, invocationLevel, normalizeTraceItem, normalizeTraceItems } from "../../src/normalize";
 import { EVENT_KINDS, type EventKind, streamEvent, streamEventType } from "../../src/normalize/events";
 import { CONTEXT_KEYS, EVENT_TYPES, type EventType, type InvocationRecord, type LogRecord } from "../../src/record";
+import { utf8Length } from "../../src/text";
 import captured from "../fixtures/trace-items.json";
 import synthetic from "../fixtures/trace-items.synthetic.json";
 

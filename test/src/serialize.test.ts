@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { fromMessage, toMessages } from "../../src/delivery/durable";
-import { RecordSerializer, serializeRecord, utf8Length } from "../../src/json";
+import { RecordSerializer, serializeRecord } from "../../src/json";
 import { DEFAULT_LIMITS, limitSerialized } from "../../src/limits";
 import { normalizeTraceItems } from "../../src/normalize";
+import { utf8Length } from "../../src/text";
 import captured from "../fixtures/trace-items.json";
 import synthetic from "../fixtures/trace-items.synthetic.json";
 
