@@ -3,11 +3,16 @@
  * TraceItems of that time are kept, raw, in the dead-letter bucket under
  * `unconfigured/`, so the operator can replay them through POST /replay once
  * the config is fixed. Only the bindings are read from the raw DELIVERY; the
- * rest of it may be what is broken.
+ * rest of it may be what is broken. SCRUB may be broken too, so the default
+ * detectors mask what they find before anything is written: a secret a
+ * producer logged never reaches the bucket in the clear.
  */
 import { datedKey, putNdjson } from "../../sinks/r2";
 import { toJson } from "../json";
+import { maskJson, reasonScrubber, type Scrubber } from "../scrub";
 import { flushStats, StatsBatch } from "../stats";
+
+let defaultMask: Scrubber | undefined;
 
 /** Where kept TraceItems land in the dead-letter bucket: `unconfigured/<yyyy>/<mm>/<dd>/<time>_<n>.ndjson.gz`. */
 export const UNCONFIGURED_PREFIX = "unconfigured";
@@ -56,7 +61,8 @@ export async function keepUnconfigured(
   }
   const bucket = env[name];
   let body = "";
-  for (const event of events) body += `${JSON.stringify(toJson(event))}\n`;
+  defaultMask ??= reasonScrubber(null);
+  for (const event of events) body += `${JSON.stringify(maskJson(toJson(event), defaultMask))}\n`;
   const key = datedKey(UNCONFIGURED_PREFIX, now, `${now}_${crypto.randomUUID()}.ndjson.gz`, false);
   try {
     await putNdjson(bucket, key, body, { count: String(n), reason: "the configuration did not load" });

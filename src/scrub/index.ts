@@ -23,4 +23,4 @@ export {
   type ScrubMode,
   type ScrubPattern,
 } from "./types";
-export { maskText, reasonScrubber, scrubRecord, scrubRecords, scrubText } from "./walk";
+export { maskJson, maskText, reasonScrubber, scrubRecord, scrubRecords, scrubText } from "./walk";

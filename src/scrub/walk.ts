@@ -243,6 +243,17 @@ export function maskText(text: string, scrubber: Scrubber): string {
 }
 
 /**
+ * Masks what the scrubber finds in every string of a JSON value (keyed
+ * detectors see the property name), synchronously; the value itself when
+ * nothing matched. For raw TraceItems tailfan keeps without a config (the
+ * scrubber must be in mask mode, see `reasonScrubber`).
+ */
+export function maskJson(value: unknown, scrubber: Scrubber): unknown {
+  if (!scrubber.enabled) return value;
+  return walk(value, undefined, 0, newPass(scrubber));
+}
+
+/**
  * The scrubber for tailfan's own words: the configured detectors and
  * patterns (the defaults when SCRUB is unset or off, since a failure reason
  * is not a record the user chose to leave untouched), always masking.
