@@ -7,13 +7,19 @@
  * enqueued, and a refused send is retried, spooled and drained, never
  * multiplied into per-invocation deliveries.
  */
-import { createExecutionContext, createMessageBatch } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { loadConfig } from "../../src/config";
 import type { DeliveryOptions } from "../../src/delivery/deliver";
 import { fromMessage } from "../../src/delivery/durable";
 import { drainSpool } from "../../src/delivery/spool";
+import worker from "../../src/index";
 import { openChunkCount } from "../../src/pipeline/coalesce";
 import { handleQueue } from "../../src/queue";
 import type { SinkStats } from "../../src/stats";
@@ -258,8 +264,9 @@ describe("buffered mode: overflow", () => {
     });
   });
 
-  it("the cron's drain leaves the spool alone while the queue still refuses", async () => {
-    const proxy = proxyQueue(() => true);
+  it("the cron leaves the spool alone while the queue still refuses, and drains it once the queue takes sends", async () => {
+    let refusing = true;
+    const proxy = proxyQueue(() => refusing);
     const s = setup(proxy);
     await handleTail(invocations(1, uid("cron")), s.env, createExecutionContext(), FAST);
     const loaded = loadConfig(s.env);
@@ -267,6 +274,13 @@ describe("buffered mode: overflow", () => {
     expect(await drainSpool(loaded.config.delivery, s.env)).toBe(0);
     expect((await env.LOGS_R2.list({ prefix: `${s.spoolPrefix}/` })).objects).toHaveLength(1);
     expect(String(errors.mock.calls.at(-1)?.[0])).toMatch(/^tailfan: draining the spool stopped after 0 object\(s\): /);
+
+    refusing = false;
+    const ctx = createExecutionContext();
+    worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), s.env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect((await env.LOGS_R2.list({ prefix: `${s.spoolPrefix}/` })).objects).toEqual([]);
+    expect(idsIn(proxy.taken)).toHaveLength(3);
   });
 
   it("with no spool bucket and a queue that refuses, each invocation is delivered directly, and the log says so", async () => {
