@@ -131,7 +131,10 @@ export async function runQueue(
  * queue, for when no queue() batch comes to do it. Never throws.
  */
 export async function runScheduled(env: Record<string, unknown>): Promise<void> {
-  const loaded = loadConfig(env);
-  if (!loaded.ok) return;
-  await drainSpool(loaded.config.delivery, env);
+  try {
+    const loaded = loadConfig(env);
+    if (loaded.ok) await drainSpool(loaded.config.delivery, env);
+  } catch (err) {
+    console.error("tailfan: the spool drain failed unexpectedly", err);
+  }
 }
