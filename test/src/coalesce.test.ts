@@ -124,7 +124,8 @@ afterEach(() => vi.restoreAllMocks());
 describe("buffered mode: one work message for many tail() calls", () => {
   it("60 concurrent tail() calls share one message; queue() delivers every record once, counters exact", async () => {
     const proxy = proxyQueue();
-    const s = setup(proxy);
+    // A window long enough for all 60 to join on a busy machine.
+    const s = setup(proxy, { bufferMs: 1_000 });
     const items = invocations(60, uid("many"));
     const done = items.map((item) => handleTail([item], s.env, createExecutionContext(), FAST));
     expect(await Promise.all(done)).toEqual(items.map(() => []));
@@ -151,7 +152,7 @@ describe("buffered mode: one work message for many tail() calls", () => {
 
   it("fills a message to the Queue's limit, then opens the next: 200 large invocations in a few full messages", async () => {
     const proxy = proxyQueue();
-    const s = setup(proxy);
+    const s = setup(proxy, { bufferMs: 1_000 });
     const script = uid("big");
     const items = Array.from({ length: 200 }, (_, i) =>
       traceItem({ script, path: `/b/${i}`, logs: [{ level: "log", message: ["x".repeat(2_000)] }] }),
