@@ -1,4 +1,5 @@
 import { createApp } from "./app";
+import { runScheduled } from "./pipeline";
 import { handleQueue } from "./queue";
 import { handleTailStream } from "./stream";
 import { handleTail } from "./tail";
@@ -21,5 +22,9 @@ export default {
   },
   async queue(batch, env) {
     await handleQueue(batch, env);
+  },
+  scheduled(_controller, env, ctx) {
+    // The cron drains the spool: buffered records the work queue refused.
+    ctx.waitUntil(runScheduled(env));
   },
 } satisfies ExportedHandler<Env>;

@@ -38,6 +38,10 @@ export interface DeliveryConfig {
   stats: string | null;
   /** Latest records kept beside the counters for the dashboard; 0: none. */
   recent: number;
+  /** Buffered mode: how long an isolate's work message stays open for more invocations, ms; 0: one per tail(). */
+  bufferMs: number;
+  /** Key prefix, in the dead-letter bucket, of buffered records the queue refused (the spool). */
+  spoolPrefix: string;
 }
 
 export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
@@ -54,6 +58,8 @@ export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
   deadLetterQueue: null,
   stats: null,
   recent: 200,
+  bufferMs: 250,
+  spoolPrefix: "spool",
 };
 
 /** Sends in flight at once across all sinks: the runtime allows 6 connections. */
@@ -91,6 +97,8 @@ const deliverySchema = v.strictObject({
   deadLetterQueue: v.optional(v.nullable(v.string()), d.deadLetterQueue),
   stats: v.optional(v.nullable(v.string()), d.stats),
   recent: v.optional(int(0, 1_000, "records"), d.recent),
+  bufferMs: v.optional(int(0, 5_000, "ms"), d.bufferMs),
+  spoolPrefix: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty")), d.spoolPrefix),
 });
 
 /** Reads DELIVERY (unset: the defaults) and checks the bindings it names. */

@@ -21,8 +21,10 @@ export type WorkHeader =
       v: 1;
       kind: "records";
       at: number;
-      /** Records of the invocation that no sink wanted, for every sink's `droppedFilter` (first message only). */
+      /** Records of the invocations that no sink wanted, for every sink's `droppedFilter`. */
       unrouted?: number;
+      /** Already counted (`received`, and `pending` while spooled): the consumer takes them off `pending` instead. */
+      counted?: true;
     }
   | {
       v: 1;
@@ -45,7 +47,7 @@ export interface WorkMessage {
 }
 
 /** A message body's room: the Queue's message limit less the runtime's per-message overhead. */
-const MESSAGE_BYTES = QUEUE_MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD;
+export const MESSAGE_BYTES = QUEUE_MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD;
 
 /**
  * Cuts records into message bodies within the Queue's message limit (the

@@ -2,56 +2,129 @@
  * Buffered mode (`DELIVERY.mode = "buffered"` with a `queue`): tail() only
  * routes and serializes; the records go to the work queue and queue()
  * delivers them in large batches (src/pipeline/consume.ts). Rules:
- * - one queue send and no counters write per tail(): the records enter the
- *   counters when queue() first routes them; the first message carries how
- *   many records no sink wanted, so `droppedFilter` stays complete;
+ * - the tail() calls of an isolate share work messages (src/pipeline/coalesce.ts):
+ *   one message carries many invocations, sent when full or after `bufferMs`;
+ * - no counters write per tail(): the records enter the counters when queue()
+ *   first routes them; each message carries how many records of its
+ *   invocations no sink wanted, so `droppedFilter` stays complete;
  * - messages carry the globally scrubbed, redacted records, so the config
  *   refuses `unredacted` and a sink's own `scrub` in this mode, and a buffered
  *   queue is required (the config's cross-check);
  * - a record too large for a queue message is delivered directly;
- * - if the queue refuses, this invocation is delivered directly: nothing is lost.
+ * - overflow never multiplies load: a refused send is tried again after a
+ *   short pause, then spooled to the dead-letter bucket (counted `received`
+ *   and `pending` there) for queue() or the cron to put back on the queue;
+ *   only with neither success nor a spool are the records delivered directly.
  */
-import type { SinkTarget } from "../delivery/deliver";
+import type { ResolvedConfig } from "../config";
 import { sendMessages, toMessages } from "../delivery/durable";
+import { spoolBucket, writeSpool } from "../delivery/spool";
 import type { SerializedRecord } from "../record";
 import { StatsBatch } from "../stats";
+import { CHUNK_BYTES, chunkBody, coalesce } from "./coalesce";
 import { deliverAndSettle, firstDelivery } from "./deliver";
 import type { DeliveryMode } from "./modes";
 import { planDelivery } from "./plan";
 
-/** Message bodies for the routed records; the first one's header counts the records no sink wanted. */
-function bufferMessages(targets: readonly SinkTarget[], total: number) {
-  const unique = new Set<SerializedRecord>();
-  for (const t of targets) for (const item of t.items) unique.add(item);
-  const unrouted = total - unique.size;
-  const { bodies, oversized } = toMessages({ v: 1, kind: "records", at: Date.now() }, [...unique]);
-  if (unrouted > 0 && bodies.length > 0) {
-    const first = bodies[0] as string;
-    const nl = first.indexOf("\n");
-    const head = JSON.stringify({ v: 1, kind: "records", at: Date.now(), unrouted });
-    bodies[0] = nl < 0 ? head : head + first.slice(nl);
+/** Sends to the work queue per refused send: the first try and this many more. */
+export const QUEUE_SEND_ATTEMPTS = 3;
+/** Pause before the second try, ms; doubles, full jitter. */
+export const QUEUE_RETRY_PAUSE_MS = 100;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Counts spooled records as the consumer would have, and as `pending` while they wait in the spool. */
+function countSpooled(
+  items: readonly SerializedRecord[],
+  unrouted: number,
+  config: ResolvedConfig,
+  env: Record<string, unknown>,
+  stats: StatsBatch,
+): void {
+  for (const t of planDelivery(items, config, env, stats)) stats.add(t.name, "pending", t.items.length);
+  for (const s of config.sinks) stats.add(s.name, "droppedFilter", unrouted);
+}
+
+/**
+ * Puts message bodies on the work queue, trying again after a short pause,
+ * then into the spool; rejects only when neither took them.
+ */
+async function enqueue(
+  bodies: readonly string[],
+  config: ResolvedConfig,
+  env: Record<string, unknown>,
+  onSpooled: () => void,
+): Promise<void> {
+  const queue = env[config.delivery.queue as string] as Queue;
+  let last: unknown;
+  for (let attempt = 1; attempt <= QUEUE_SEND_ATTEMPTS; attempt++) {
+    try {
+      await sendMessages(queue, bodies);
+      return;
+    } catch (err) {
+      last = err;
+      if (attempt < QUEUE_SEND_ATTEMPTS) await sleep(Math.random() * QUEUE_RETRY_PAUSE_MS * 2 ** (attempt - 1));
+    }
   }
-  return { bodies, oversized, queued: unique.size };
+  const bucket = spoolBucket(config.delivery, env);
+  if (bucket === null) throw new Error(`${String(last)}; no spool (DELIVERY.deadLetter is not set)`);
+  try {
+    await writeSpool(bucket, config.delivery.spoolPrefix, bodies);
+  } catch (err) {
+    throw new Error(`${String(last)}; the spool refused too: ${String(err)}`);
+  }
+  onSpooled();
+}
+
+/** Bodies for one invocation's own records, sent again by itself; the first header carries its unrouted count. */
+function ownBodies(items: readonly SerializedRecord[], unrouted: number): string[] {
+  const { bodies } = toMessages({ v: 1, kind: "records", at: Date.now() }, items);
+  const head = JSON.stringify({ v: 1, kind: "records", at: Date.now(), unrouted });
+  if (bodies.length === 0) return unrouted > 0 ? [head] : [];
+  const first = bodies[0] as string;
+  if (unrouted > 0) bodies[0] = head + first.slice(first.indexOf("\n"));
+  return bodies;
 }
 
 export const bufferedMode: DeliveryMode = {
   async fromTail({ records }, { config, env, stats, options }) {
-    const routing = new StatsBatch();
-    const targets = planDelivery(records, config, env, routing);
-    const { bodies, oversized, queued } = bufferMessages(targets, records.length);
-    let direct = targets;
-    try {
-      await sendMessages(env[config.delivery.queue as string] as Queue, bodies);
-      const tooBig = new Set(oversized);
-      direct = targets
-        .map((t) => ({ ...t, items: t.items.filter((i) => tooBig.has(i)) }))
-        .filter((t) => t.items.length > 0);
-      if (direct.length === 0) return [];
-      for (const t of direct) stats.add(t.name, "received", t.items.length);
-    } catch (err) {
-      console.error(`tailfan: the buffer queue refused ${queued} record(s) (${String(err)}); delivering directly`);
-      stats.merge(routing);
+    const started = Date.now();
+    const targets = planDelivery(records, config, env, new StatsBatch());
+    const unique = new Set<SerializedRecord>();
+    for (const t of targets) for (const item of t.items) unique.add(item);
+    const fits: SerializedRecord[] = [];
+    const direct: SerializedRecord[] = [];
+    for (const item of unique) (item.bytes + 1 > CHUNK_BYTES ? direct : fits).push(item);
+
+    const d = config.delivery;
+    const left = await coalesce(fits, records.length - unique.size, {
+      key: d.queue as string,
+      windowMs: d.bufferMs,
+      stallMs: d.budgetMs / 2,
+      // Runs in the context of the request whose timer (or a full message) started the send.
+      send: (chunk) =>
+        enqueue([chunkBody(chunk)], config, env, () => countSpooled(chunk.items, chunk.unrouted, config, env, stats)),
+    });
+    let unrouted = 0;
+    if (left.items.length > 0 || left.unrouted > 0) {
+      // The shared message failed or stalled: this invocation sends its own records again itself.
+      try {
+        await enqueue(ownBodies(left.items, left.unrouted), config, env, () =>
+          countSpooled(left.items, left.unrouted, config, env, stats),
+        );
+      } catch (err) {
+        console.error(
+          `tailfan: the buffer queue refused ${left.items.length} record(s) (${String(err)}); delivering them directly`,
+        );
+        for (const item of left.items) direct.push(item);
+        unrouted = left.unrouted;
+      }
     }
-    return deliverAndSettle(direct, firstDelivery(config, env, stats), options);
+    if (direct.length === 0 && unrouted === 0) return [];
+    // Counted as queue() would have: per sink, what it received and what it did not.
+    const plan = planDelivery(direct, config, env, stats);
+    for (const s of config.sinks) stats.add(s.name, "droppedFilter", unrouted);
+    const budgetMs = Math.max(1_000, options.budgetMs - (Date.now() - started));
+    return deliverAndSettle(plan, firstDelivery(config, env, stats), { ...options, budgetMs });
   },
 };

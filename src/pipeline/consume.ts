@@ -28,6 +28,8 @@ export interface QueueWork {
   messages: Message<unknown>[];
   all: WorkMessage[];
   buffered: SerializedRecord[];
+  /** Buffered records back from the spool: counted `received` and `pending` when they were spooled. */
+  counted: SerializedRecord[];
   /** Records of the buffered invocations that no sink wanted. */
   unrouted: number;
   /** Retries per sink and queue attempt, so each group is one delivery. */
@@ -50,7 +52,7 @@ function addRetry(retries: Map<string, RetryGroup>, { header, items }: WorkMessa
 
 /** Reads a batch's messages; one that is not tailfan's is acknowledged and logged, never retried. */
 export function readBatch(batch: MessageBatch<unknown>): QueueWork {
-  const work: QueueWork = { messages: [], all: [], buffered: [], unrouted: 0, retries: new Map() };
+  const work: QueueWork = { messages: [], all: [], buffered: [], counted: [], unrouted: 0, retries: new Map() };
   for (const msg of batch.messages) {
     let message: WorkMessage;
     try {
@@ -62,7 +64,9 @@ export function readBatch(batch: MessageBatch<unknown>): QueueWork {
     }
     work.messages.push(msg);
     work.all.push(message);
-    if (message.header.kind === "records") {
+    if (message.header.kind === "records" && message.header.counted) {
+      for (const item of message.items) work.counted.push(item);
+    } else if (message.header.kind === "records") {
       for (const item of message.items) work.buffered.push(item);
       work.unrouted += message.header.unrouted ?? 0;
     } else addRetry(work.retries, message);
@@ -89,8 +93,10 @@ async function fromDeadLetterQueue(
       );
     } else {
       // Buffered records enter the counters when queue() first routes them; these never were.
+      // Spooled ones were counted received and pending when they were spooled: they leave pending.
       const fresh = firstDelivery(config, env, stats);
-      for (const t of planDelivery(items, config, env, stats)) {
+      for (const t of planDelivery(items, config, env, header.counted ? undefined : stats)) {
+        if (header.counted) stats.add(t.name, "pending", -t.items.length);
         await deadLetter(fresh, { sink: t.name, reason, attempts: 0 }, t.items);
       }
     }
@@ -144,6 +150,12 @@ export async function consume(
     // Buffered records enter the counters here, where they are first routed for delivery.
     const targets = planDelivery(work.buffered, config, env, stats);
     for (const s of config.sinks) stats.add(s.name, "droppedFilter", work.unrouted);
+    jobs.push(deliverAndSettle(targets, firstDelivery(config, env, stats), options));
+  }
+  if (work.counted.length > 0) {
+    // Back from the spool: already received, so they only leave `pending` (and are settled as usual).
+    const targets = planDelivery(work.counted, config, env);
+    for (const t of targets) stats.add(t.name, "pending", -t.items.length);
     jobs.push(deliverAndSettle(targets, firstDelivery(config, env, stats), options));
   }
   for (const group of work.retries.values()) jobs.push(deliverRetry(group, config, env, stats, options));

@@ -9,6 +9,7 @@
  */
 import { deliveryOptions, formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
 import type { DeliveryOptions, SinkReport } from "../delivery/deliver";
+import { drainSpool } from "../delivery/spool";
 import { keepUnconfigured } from "../delivery/unconfigured";
 import { normalizeTraceItems } from "../normalize";
 import type { LogRecord } from "../record";
@@ -118,5 +119,22 @@ export async function runQueue(
     console.error(`tailfan: queue batch failed unexpectedly, retrying it: ${String(err)}`);
     for (const msg of work.messages) msg.retry({ delaySeconds: 60 });
   }
+  // Buffered records the queue refused earlier go back on it now that it delivers again.
+  if (config.delivery.mode === "buffered" && batch.queue !== config.delivery.deadLetterQueue) {
+    await drainSpool(config.delivery, env);
+  }
   await flushStats(env, config.delivery.stats, stats);
+}
+
+/**
+ * The cron (scheduled()): puts spooled buffered records back on the work
+ * queue, for when no queue() batch comes to do it. Never throws.
+ */
+export async function runScheduled(env: Record<string, unknown>): Promise<void> {
+  try {
+    const loaded = loadConfig(env);
+    if (loaded.ok) await drainSpool(loaded.config.delivery, env);
+  } catch (err) {
+    console.error("tailfan: the spool drain failed unexpectedly", err);
+  }
 }
