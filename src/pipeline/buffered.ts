@@ -13,6 +13,7 @@
  */
 import type { SinkTarget } from "../delivery/deliver";
 import { sendMessages, toMessages } from "../delivery/durable";
+import { logError } from "../log";
 import type { SerializedRecord } from "../record";
 import { StatsBatch } from "../stats";
 import { deliverAndSettle, firstDelivery } from "./deliver";
@@ -49,7 +50,7 @@ export const bufferedMode: DeliveryMode = {
       if (direct.length === 0) return [];
       for (const t of direct) stats.add(t.name, "received", t.items.length);
     } catch (err) {
-      console.error(`tailfan: the buffer queue refused ${queued} record(s) (${String(err)}); delivering directly`);
+      logError(`tailfan: the buffer queue refused ${queued} record(s) (${String(err)}); delivering directly`);
       stats.merge(routing);
     }
     return deliverAndSettle(direct, firstDelivery(config, env, stats), options);

@@ -10,6 +10,7 @@
 import { deliveryOptions, formatConfigErrors, loadConfig, type ResolvedConfig } from "../config";
 import type { DeliveryOptions, SinkReport } from "../delivery/deliver";
 import { keepUnconfigured } from "../delivery/unconfigured";
+import { logError } from "../log";
 import { normalizeTraceItems } from "../normalize";
 import type { LogRecord } from "../record";
 import { flushStats, StatsBatch } from "../stats";
@@ -33,7 +34,7 @@ export type Normalize = (events: readonly unknown[]) => LogRecord[];
 function keepForBrokenConfig(events: readonly unknown[], env: Record<string, unknown>, errors: string) {
   return keepUnconfigured(events, env)
     .then((outcome) =>
-      console.error(
+      logError(
         `tailfan: configuration is invalid, ${events.length} TraceItem(s) not delivered (${outcome}). Fix these and redeploy:\n${errors}`,
       ),
     )
