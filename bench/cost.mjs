@@ -45,6 +45,7 @@ export const TARGETS = {
   directOwn: 0.1,
   doPerSecond: 500,
   queuePerSecond: LIMITS.queueMessagesPerSecond.value,
+  archivePer1000: 1,
 };
 const WARN_EVERY = 10;
 const THROW_EVERY = 100;
@@ -330,7 +331,7 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
     logEvents,
     PRICES.logEvent,
     "own",
-    `${consoleLines} console lines`,
+    `${c.tailCalls + c.queueCalls + c.doServed} invocations (tail, queue, object) + ${consoleLines} lines`,
   );
   if (cpuMsPerInvocation !== undefined) {
     add("CPU ms", cpuMsPerInvocation * n, PRICES.cpuMs, "own", "the pipeline stage's figure");
@@ -463,6 +464,15 @@ export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsP
   }
   console.log("\n  targets:");
   for (const [what, value, ok] of checks) console.log(`    ${pad(what, 58)}${lpad(usd(value), 10)}  ${met(ok)}`);
+  // The archive's objects, under the binding the shipped config's r2 sink writes through.
+  const r2Binding = shipped.sinks.find((s) => s.type === "r2")?.binding;
+  const archive = b.ops.find((o) => o.what === `R2 puts ${r2Binding}`);
+  const archivePer1000 = (archive?.perInvocation ?? 0) * 1000;
+  const archiveOk = archivePer1000 <= TARGETS.archivePer1000;
+  console.log(
+    `    ${pad(`buffered, shipped config, R2 objects <= ${TARGETS.archivePer1000} per 1000 inv`, 58)}${lpad(archivePer1000.toFixed(1), 10)}  ${met(archiveOk)}`,
+  );
+  checks.push(["buffered, shipped config, R2 objects per 1000 invocations", archivePer1000, archiveOk]);
   for (const r of runs) {
     const s = r.cost.scale;
     const ok = s.doPerSecond <= TARGETS.doPerSecond && s.queuePerSecond <= TARGETS.queuePerSecond;
