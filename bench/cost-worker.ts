@@ -12,6 +12,9 @@
  */
 import tailfan, { TailfanStats } from "../src/index";
 
+// Every class tailfan exports (a Durable Object class the bench does not subclass runs as it is).
+export * from "../src/index";
+
 type Env = Record<string, unknown>;
 type Obj = Record<string | symbol, unknown>;
 type Fn = (...a: unknown[]) => unknown;
@@ -36,7 +39,10 @@ const perOrigin = () => ({
   doObjects: {} as Record<string, number>,
   queues: {} as Record<string, QueueCount>,
   kvPuts: {} as Record<string, number>,
+  kvDeletes: {} as Record<string, number>,
   r2Puts: {} as Record<string, number>,
+  /** Keys deleted (an R2 delete takes one key or a list). */
+  r2Deletes: {} as Record<string, number>,
   d1RowsWritten: 0,
   d1Statements: 0,
   aePoints: 0,
@@ -53,8 +59,9 @@ const counts = {
     Origin,
     ReturnType<typeof perOrigin>
   >,
-  /** Requests the Durable Object's methods served (its side of doRequests). */
+  /** Requests the Durable Object's methods served (its side of doRequests), and alarms it ran (billed as requests). */
   doServed: 0,
+  doAlarms: 0,
   /** SQL statements the object ran, and the rows they wrote (cursor.rowsWritten, read when counts are asked for). */
   sqlStatements: 0,
   sqlRowsWritten: 0,
@@ -119,7 +126,8 @@ for (const name of Object.getOwnPropertyNames(TailfanStats.prototype)) {
     configurable: true,
     writable: true,
     value(this: unknown, ...args: unknown[]) {
-      if (depth === 0) counts.doServed++;
+      if (depth === 0 && name === "alarm") counts.doAlarms++;
+      else if (depth === 0) counts.doServed++;
       depth++;
       try {
         return (method as Fn).apply(this, args);
@@ -236,8 +244,8 @@ function countedNamespace(ns: Obj, c: ReturnType<typeof perOrigin>): Obj {
 }
 
 /** Recognizes a binding by its methods and wraps it with its counter; vars pass through. */
-function bump(map: Record<string, number>, key: string): void {
-  map[key] = (map[key] ?? 0) + 1;
+function bump(map: Record<string, number>, key: string, n = 1): void {
+  map[key] = (map[key] ?? 0) + n;
 }
 
 function countedBinding(name: string, value: unknown, c: ReturnType<typeof perOrigin>): unknown {
@@ -258,10 +266,11 @@ function countedBinding(name: string, value: unknown, c: ReturnType<typeof perOr
     return counted(b, {
       put: () => bump(c.r2Puts, name),
       createMultipartUpload: () => bump(c.r2Puts, name),
+      delete: (args) => bump(c.r2Deletes, name, Array.isArray(args[0]) ? args[0].length : 1),
     });
   }
   if (has("put", "get", "list", "getWithMetadata")) {
-    return counted(b, { put: () => bump(c.kvPuts, name) });
+    return counted(b, { put: () => bump(c.kvPuts, name), delete: () => bump(c.kvDeletes, name) });
   }
   return value;
 }

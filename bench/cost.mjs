@@ -90,6 +90,17 @@ function shippedConfig() {
     delivery: parse(vars.DELIVERY ?? {}),
     producers: config.queues?.producers ?? [],
     consumers: config.queues?.consumers ?? [],
+    // The bindings as declared; the counters class is run as the bench worker's counting subclass.
+    kv: (config.kv_namespaces ?? []).map((b) => b.binding),
+    r2: (config.r2_buckets ?? []).map((b) => b.binding),
+    d1: (config.d1_databases ?? []).map((b) => b.binding),
+    ae: Object.fromEntries((config.analytics_engine_datasets ?? []).map((d) => [d.binding, { dataset: d.dataset }])),
+    objects: Object.fromEntries(
+      (config.durable_objects?.bindings ?? []).map((b) => [
+        b.name,
+        { className: b.class_name === "TailfanStats" ? "CountedStats" : b.class_name, useSQLite: true },
+      ]),
+    ),
     // Workers Logs keeps this share of invocations, with all their lines; off: none.
     logSampling: obs.enabled ? (obs.head_sampling_rate ?? 1) : 0,
   };
@@ -182,10 +193,11 @@ async function runOne({ label, sinks, mode, shipped, scriptPath, invocations, co
           modulesRoot: dirname(scriptPath),
           compatibilityDate: "2025-11-01",
           bindings: { SINKS: JSON.stringify(sinkList), DELIVERY: JSON.stringify(delivery), ADMIN_TOKEN },
-          kvNamespaces: ["LOGS_KV"],
-          r2Buckets: ["LOGS_R2"],
-          d1Databases: ["LOGS_D1"],
-          durableObjects: { TAILFAN_STATS: { className: "CountedStats", useSQLite: true } },
+          kvNamespaces: shipped.kv,
+          r2Buckets: shipped.r2,
+          d1Databases: shipped.d1,
+          analyticsEngineDatasets: shipped.ae,
+          durableObjects: shipped.objects,
           queueProducers,
           queueConsumers,
         },
@@ -239,16 +251,22 @@ async function runOne({ label, sinks, mode, shipped, scriptPath, invocations, co
     counts = await getJson("/__bench/cost");
     status = await getJson("/status", auth);
 
-    const kv = await mf.getKVNamespace("LOGS_KV", "tailfan");
-    const kvKeys = await countAll(async (cursor) => {
-      const p = await kv.list({ cursor });
-      return { items: p.keys, next: p.list_complete ? undefined : p.cursor };
-    });
-    const r2 = await mf.getR2Bucket("LOGS_R2", "tailfan");
-    const r2Objects = await countAll(async (cursor) => {
-      const p = await r2.list({ cursor });
-      return { items: p.objects, next: p.truncated ? p.cursor : undefined };
-    });
+    const kvKeys = {};
+    for (const binding of shipped.kv) {
+      const kv = await mf.getKVNamespace(binding, "tailfan");
+      kvKeys[binding] = await countAll(async (cursor) => {
+        const p = await kv.list({ cursor });
+        return { items: p.keys, next: p.list_complete ? undefined : p.cursor };
+      });
+    }
+    const r2Objects = {};
+    for (const binding of shipped.r2) {
+      const r2 = await mf.getR2Bucket(binding, "tailfan");
+      r2Objects[binding] = await countAll(async (cursor) => {
+        const p = await r2.list({ cursor });
+        return { items: p.objects, next: p.truncated ? p.cursor : undefined };
+      });
+    }
     return {
       label,
       mode,
@@ -296,7 +314,9 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
   };
   const consoleLines = sum(Object.values(c.console));
   // One Workers Logs event per invocation of tailfan (tail(), queue(), the object's requests) and per line.
-  const logEvents = (c.tailCalls + c.queueCalls + c.doServed + consoleLines) * logSampling;
+  const doRequests = sum(work.map((o) => o.doRequests)) + c.doAlarms;
+  const invocationsOfTailfan = c.tailCalls + c.queueCalls + doRequests;
+  const logEvents = (invocationsOfTailfan + consoleLines) * logSampling;
   const ops = [];
   const add = (what, count, price, owner, note = "") =>
     ops.push({
@@ -308,7 +328,7 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
       note,
       usdPerMillion: (count / n) * price.usdPerMillion,
     });
-  add("Durable Object requests", sum(work.map((o) => o.doRequests)), PRICES.doRequest, "own");
+  add("Durable Object requests", doRequests, PRICES.doRequest, "own", c.doAlarms ? `${c.doAlarms} alarms` : "");
   add("Durable Object rows written", c.sqlRowsWritten, PRICES.doRowWritten, "own", `${c.sqlStatements} statements`);
   for (const q of queueRows) {
     const owner = q.binding === ownQueue ? "own" : "sink";
@@ -331,7 +351,7 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
     logEvents,
     PRICES.logEvent,
     "own",
-    `${c.tailCalls + c.queueCalls + c.doServed} invocations (tail, queue, object) + ${consoleLines} lines`,
+    `${invocationsOfTailfan} invocations (tail, queue, object) + ${consoleLines} lines`,
   );
   if (cpuMsPerInvocation !== undefined) {
     add("CPU ms", cpuMsPerInvocation * n, PRICES.cpuMs, "own", "the pipeline stage's figure");
@@ -367,10 +387,17 @@ export function reconcile(run) {
     );
   const sent = sum(Object.values(c.byOrigin).map((o) => o.doRequests));
   if (sent !== c.doServed) problems.push(`${sent} requests sent to the counters object, ${c.doServed} served`);
-  const r2 = sum(Object.values(c.byOrigin).map((o) => sum(Object.values(o.r2Puts))));
-  if (r2 !== run.r2Objects) problems.push(`${r2} R2 puts but ${run.r2Objects} objects in the bucket`);
-  const kv = sum(Object.values(c.byOrigin).map((o) => sum(Object.values(o.kvPuts))));
-  if (kv !== run.kvKeys) problems.push(`${kv} KV puts but ${run.kvKeys} keys in the namespace`);
+  // Objects and keys left = puts - deletes, per binding (a spool or a ring buffer deletes what it wrote).
+  const net = (puts, deletes, binding) =>
+    sum(Object.values(c.byOrigin).map((o) => (o[puts][binding] ?? 0) - (o[deletes][binding] ?? 0)));
+  for (const [binding, objects] of Object.entries(run.r2Objects)) {
+    const n = net("r2Puts", "r2Deletes", binding);
+    if (n !== objects) problems.push(`${binding}: ${n} R2 puts net of deletes but ${objects} objects in the bucket`);
+  }
+  for (const [binding, keys] of Object.entries(run.kvKeys)) {
+    const n = net("kvPuts", "kvDeletes", binding);
+    if (n !== keys) problems.push(`${binding}: ${n} KV puts net of deletes but ${keys} keys in the namespace`);
+  }
   if (c.fetches !== run.collector.requests) {
     problems.push(`${c.fetches} outbound fetch() calls but the collector received ${run.collector.requests}`);
   }
