@@ -45,7 +45,7 @@ const perOrigin = () => ({
   r2Deletes: {} as Record<string, number>,
   d1RowsWritten: 0,
   d1Statements: 0,
-  aePoints: 0,
+  aePoints: {} as Record<string, number>,
 });
 
 const counts = {
@@ -261,7 +261,7 @@ function countedBinding(name: string, value: unknown, c: ReturnType<typeof perOr
     });
   }
   if (has("prepare", "batch")) return countedD1(b, c);
-  if (has("writeDataPoint")) return counted(b, { writeDataPoint: () => void c.aePoints++ });
+  if (has("writeDataPoint")) return counted(b, { writeDataPoint: () => bump(c.aePoints, name) });
   if (has("put", "head", "createMultipartUpload")) {
     return counted(b, {
       put: () => bump(c.r2Puts, name),

@@ -277,6 +277,7 @@ async function runOne({ label, sinks, mode, shipped, scriptPath, invocations, co
       status: status.sinks ?? [],
       collector: { ...collector.seen },
       sinks: sinkList.map((s) => s.name),
+      sinkBindings: sinkList.map((s) => s.binding).filter((b) => typeof b === "string"),
       kvKeys,
       r2Objects,
     };
@@ -296,7 +297,10 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
   const c = run.counts;
   const work = [c.byOrigin.tail, c.byOrigin.queue];
   const n = run.invocations;
-  const ownQueue = delivery.queue ?? null;
+  // tailfan's own bindings: those DELIVERY names that no sink writes through (the work queue, the counters).
+  const sinkBindings = new Set(run.sinkBindings);
+  const ownerOf = (binding) =>
+    Object.values(delivery).includes(binding) && !sinkBindings.has(binding) ? "own" : "sink";
   const queueRows = [];
   for (const o of work) {
     for (const [binding, q] of Object.entries(o.queues)) {
@@ -331,7 +335,7 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
   add("Durable Object requests", doRequests, PRICES.doRequest, "own", c.doAlarms ? `${c.doAlarms} alarms` : "");
   add("Durable Object rows written", c.sqlRowsWritten, PRICES.doRowWritten, "own", `${c.sqlStatements} statements`);
   for (const q of queueRows) {
-    const owner = q.binding === ownQueue ? "own" : "sink";
+    const owner = ownerOf(q.binding);
     add(
       `queue ${q.binding}: ${q.messages} msgs, 64 KB ops`,
       3 * q.units,
@@ -341,10 +345,11 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
     );
   }
   add("queue() invocations", c.queueCalls, PRICES.workerRequest, "own", `${c.queueMessagesIn} msgs in`);
-  for (const [b, k] of Object.entries(byBinding("r2Puts"))) add(`R2 puts ${b}`, k, PRICES.r2ClassA, "sink");
-  for (const [b, k] of Object.entries(byBinding("kvPuts"))) add(`KV puts ${b}`, k, PRICES.kvWrite, "sink");
+  for (const [b, k] of Object.entries(byBinding("r2Puts"))) add(`R2 puts ${b}`, k, PRICES.r2ClassA, ownerOf(b));
+  for (const [b, k] of Object.entries(byBinding("kvPuts"))) add(`KV puts ${b}`, k, PRICES.kvWrite, ownerOf(b));
   add("D1 rows written", sum(work.map((o) => o.d1RowsWritten)), PRICES.d1RowWritten, "sink");
-  add("Analytics Engine points", sum(work.map((o) => o.aePoints)), PRICES.aePoint, "sink");
+  for (const [b, k] of Object.entries(byBinding("aePoints")))
+    add(`Analytics Engine points ${b}`, k, PRICES.aePoint, ownerOf(b));
   add("outbound HTTP requests", c.fetches, PRICES.subrequest, "sink");
   add(
     `tailfan log events (x${logSampling} sampled)`,
