@@ -5,7 +5,9 @@
  * the deployed bundle size from `wrangler deploy --dry-run`.
  *
  * Then, unless --no-requests, outbound requests per 1,000 producer
- * invocations in direct and buffered delivery (bench/requests.mjs).
+ * invocations in direct and buffered delivery (bench/requests.mjs), and,
+ * unless --no-cost, every billed operation per invocation priced in dollars
+ * per million invocations (bench/cost.mjs).
  *
  * Options: see --help; --quick runs small counts (the CI check).
  * A benchmark, not a test: it prints the targets and whether they were met,
@@ -21,6 +23,7 @@ import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { intOption, parseCli } from "../demo/cli.mjs";
+import { measureCost } from "./cost.mjs";
 import { measureRequests } from "./requests.mjs";
 import { measureStream } from "./stream.mjs";
 
@@ -41,8 +44,10 @@ and outbound requests per 1,000 producer invocations (direct and buffered).
   --min-sample-ms N      repeat passes until a sample lasts this long (default 50)
   --node                 also time the same bundle in Node
   --no-size              skip the bundle size (wrangler deploy --dry-run)
+  --no-stream            skip the streaming tail stage
   --no-requests          skip the outbound requests stage
-  --invocations N        producer invocations per delivery mode (default 1000)
+  --no-cost              skip the cost and scale stage
+  --invocations N        producer invocations per delivery mode and config (default 1000)
   --concurrency N        invocations at a time (default 20)
   --warn-every N         every Nth invocation also logs a warning (default 10; 0: never)
   --json                 print the raw results too
@@ -57,7 +62,9 @@ Exits 0 whether or not the targets are met; 1 when it could not run or a stage d
     "min-sample-ms": { type: "string" },
     node: { type: "boolean", default: false },
     "no-size": { type: "boolean", default: false },
+    "no-stream": { type: "boolean", default: false },
     "no-requests": { type: "boolean", default: false },
+    "no-cost": { type: "boolean", default: false },
     invocations: { type: "string" },
     concurrency: { type: "string" },
     "warn-every": { type: "string" },
@@ -305,6 +312,16 @@ async function main() {
       // A drain that timed out means tailfan lost or stuck records: a broken benchmark, not a missed target.
       const stuck = [requests.direct, requests.buffered].filter((m) => !m.drained).map((m) => m.mode);
       if (stuck.length > 0) throw new Error(`${stuck.join(" and ")} delivery did not drain every record`);
+    }
+    if (!flag("no-cost")) {
+      const cost = await measureCost({
+        invocations: opt("invocations", 1000, 100),
+        concurrency: opt("concurrency", 20, 10),
+        // The pipeline stage's CPU per invocation (it stops before gzip and delivery, so it is a floor).
+        cpuMsPerInvocation: result.medians.pipeline / 1000,
+      });
+      if (flag("json")) console.log(JSON.stringify({ cost }, null, 2));
+      if (!cost.ok) throw new Error("the cost stage's counts do not reconcile");
     }
   } finally {
     await mf?.dispose().catch(() => {});

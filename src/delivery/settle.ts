@@ -5,6 +5,7 @@
  * counters always add up.
  */
 import type { DeliveryConfig } from "../config";
+import { logError } from "../log";
 import type { SerializedRecord } from "../record";
 import type { StatsBatch } from "../stats";
 import type { FailedBatch, SinkReport } from "./deliver";
@@ -32,7 +33,7 @@ export interface SettleContext {
 }
 
 function log(message: string): void {
-  console.error(`tailfan: ${message}`);
+  logError(`tailfan: ${message}`);
 }
 
 /** What settling did with a report's failed records. */

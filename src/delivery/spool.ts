@@ -6,7 +6,9 @@
  * bodies are marked `counted`, since the records were counted `received` and
  * `pending` when they were spooled.
  */
+
 import type { DeliveryConfig } from "../config";
+import { logError } from "../log";
 import { fromMessage, sendMessages } from "./durable";
 
 /** Objects a drain takes at most: each is one refused send (at most one sendBatch worth of records). */
@@ -58,7 +60,7 @@ export async function drainSpool(delivery: DeliveryConfig, env: Record<string, u
       drained++;
     }
   } catch (err) {
-    console.error(`tailfan: draining the spool stopped after ${drained} object(s): ${String(err)}`);
+    logError(`tailfan: draining the spool stopped after ${drained} object(s): ${String(err)}`);
   }
   return drained;
 }

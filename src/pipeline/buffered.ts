@@ -19,6 +19,7 @@
 import type { ResolvedConfig } from "../config";
 import { sendMessages, toMessages } from "../delivery/durable";
 import { spoolBucket, writeSpool } from "../delivery/spool";
+import { logError } from "../log";
 import type { SerializedRecord } from "../record";
 import { StatsBatch } from "../stats";
 import { CHUNK_BYTES, chunkBody, coalesce } from "./coalesce";
@@ -113,7 +114,7 @@ export const bufferedMode: DeliveryMode = {
           countSpooled(left.items, left.unrouted, config, env, stats),
         );
       } catch (err) {
-        console.error(
+        logError(
           `tailfan: the buffer queue refused ${left.items.length} record(s) (${String(err)}); delivering them directly`,
         );
         for (const item of left.items) direct.push(item);

@@ -5,10 +5,12 @@
  * settled again with growing delays. What the queue itself gave up on (its
  * dead_letter_queue) becomes dead letters.
  */
+
 import type { ResolvedConfig } from "../config";
 import type { DeliveryOptions } from "../delivery/deliver";
 import { fromMessage, type WorkMessage } from "../delivery/durable";
 import { deadLetter, type SettleContext } from "../delivery/settle";
+import { logError } from "../log";
 import type { SerializedRecord } from "../record";
 import type { StatsBatch } from "../stats";
 import { deliverAndSettle, firstDelivery } from "./deliver";
@@ -58,7 +60,7 @@ export function readBatch(batch: MessageBatch<unknown>): QueueWork {
     try {
       message = fromMessage(msg.body);
     } catch (err) {
-      console.error(`tailfan: acknowledging a message on ${batch.queue} that is not tailfan's: ${String(err)}`);
+      logError(`tailfan: acknowledging a message on ${batch.queue} that is not tailfan's: ${String(err)}`);
       msg.ack();
       continue;
     }

@@ -11,6 +11,7 @@ import { deliveryOptions, formatConfigErrors, loadConfig, type ResolvedConfig } 
 import type { DeliveryOptions, SinkReport } from "../delivery/deliver";
 import { drainSpool } from "../delivery/spool";
 import { keepUnconfigured } from "../delivery/unconfigured";
+import { logError } from "../log";
 import { normalizeTraceItems } from "../normalize";
 import type { LogRecord } from "../record";
 import { flushStats, StatsBatch } from "../stats";
@@ -34,7 +35,7 @@ export type Normalize = (events: readonly unknown[]) => LogRecord[];
 function keepForBrokenConfig(events: readonly unknown[], env: Record<string, unknown>, errors: string) {
   return keepUnconfigured(events, env)
     .then((outcome) =>
-      console.error(
+      logError(
         `tailfan: configuration is invalid, ${events.length} TraceItem(s) not delivered (${outcome}). Fix these and redeploy:\n${errors}`,
       ),
     )

@@ -1,4 +1,5 @@
 /** Writing to (and reading from) the counters object: bounded in time, never throwing into delivery. */
+import { logError } from "../log";
 import type { StatsBatch } from "./batch";
 import type { RecentAnswer, RecentQuery, RecentRecord, SinkDelta, SinkError, SinkStats } from "./types";
 
@@ -70,6 +71,6 @@ export async function flushStats(
     flushFailures.failed++;
     flushFailures.since ??= at;
     flushFailures.last = { at, message };
-    console.error(`tailfan: could not write counters to ${binding}: ${message}`);
+    logError(`tailfan: could not write counters to ${binding}: ${message}`);
   }
 }
