@@ -5,7 +5,7 @@
  */
 import { utf8Length } from "../src/text";
 import { itemResults, truncateUtf8 } from "./shared";
-import type { SendResult, } from "./types";
+import type { SendResult } from "./types";
 
 /** One encoded entry (one record) and its exact UTF-8 size. */
 export interface Entry {
