@@ -293,7 +293,8 @@ describe("buffered mode: overflow", () => {
     expect(got).toHaveLength(12);
     expect(new Set(got).size).toBe(12);
     const logged = errors.mock.calls.map((c) => String(c[0]));
-    expect(logged.filter((l) => l.includes("delivering them directly"))).toHaveLength(4);
+    // One line for the four: repeats of a kind are throttled per isolate (src/log.ts).
+    expect(logged.filter((l) => l.includes("delivering them directly"))).toHaveLength(1);
     expect(logged[0]).toContain("no spool (DELIVERY.deadLetter is not set)");
     expect(await statsOf(s.sink)).toMatchObject({ totals: { received: 12, sent: 12 }, unaccounted: 0 });
   });
