@@ -38,6 +38,10 @@ export interface DeliveryConfig {
   stats: string | null;
   /** Latest records kept beside the counters for the dashboard; 0: none. */
   recent: number;
+  /** How long an isolate sums counter deltas before one write, ms; 0: a write per invocation. */
+  statsFlushMs: number;
+  /** Counters objects the isolates spread their writes over (each isolate picks one); reads sum them all. */
+  statsShards: number;
 }
 
 export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
@@ -54,6 +58,8 @@ export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
   deadLetterQueue: null,
   stats: null,
   recent: 200,
+  statsFlushMs: 5_000,
+  statsShards: 8,
 };
 
 /** Sends in flight at once across all sinks: the runtime allows 6 connections. */
@@ -91,6 +97,8 @@ const deliverySchema = v.strictObject({
   deadLetterQueue: v.optional(v.nullable(v.string()), d.deadLetterQueue),
   stats: v.optional(v.nullable(v.string()), d.stats),
   recent: v.optional(int(0, 1_000, "records"), d.recent),
+  statsFlushMs: v.optional(int(0, 20_000, "ms"), d.statsFlushMs),
+  statsShards: v.optional(int(1, 64, "objects"), d.statsShards),
 });
 
 /** Reads DELIVERY (unset: the defaults) and checks the bindings it names. */
