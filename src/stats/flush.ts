@@ -5,7 +5,15 @@
  */
 import { StatsBatch } from "./batch";
 import type { FlushResult } from "./object";
-import type { RecentAnswer, RecentQuery, RecentRecord, SinkDelta, SinkError, SinkStats } from "./types";
+import {
+  COUNTERS,
+  type RecentAnswer,
+  type RecentQuery,
+  type RecentRecord,
+  type SinkDelta,
+  type SinkError,
+  type SinkStats,
+} from "./types";
 
 interface StatsStub {
   add(deltas: SinkDelta[], recent?: RecentRecord[], keep?: number, lost?: SinkDelta[]): Promise<FlushResult>;
@@ -146,9 +154,17 @@ export interface StatsDelivery {
   statsShards: number;
 }
 
-/** Counts only: what a lost delta leaves behind (its error message is not a count). */
+/** Counts only: what a lost delta leaves behind (its error message and records are not counts). */
 function countsOf(batch: StatsBatch): SinkDelta[] {
   return batch.list().map((d) => ({ sink: d.sink, counts: d.counts }));
+}
+
+function countsOnly(batch: StatsBatch): StatsBatch {
+  const out = new StatsBatch();
+  for (const d of countsOf(batch)) {
+    for (const c of COUNTERS) out.add(d.sink, c, d.counts[c] ?? 0);
+  }
+  return out;
 }
 
 function merged(into: StatsBatch | null, batch: StatsBatch): StatsBatch {
@@ -186,11 +202,7 @@ async function flush(env: Record<string, unknown>, binding: string, shards: numb
     if (lost) slot.lost = merged(slot.lost, lost);
     if (err instanceof StatsTimeout || tries + 1 >= FLUSH_TRIES) {
       flushFailures.lost += batch.received;
-      const given = new StatsBatch();
-      for (const d of countsOf(batch)) {
-        for (const [counter, n] of Object.entries(d.counts)) given.add(d.sink, counter as never, n);
-      }
-      slot.lost = merged(slot.lost, given);
+      slot.lost = merged(slot.lost, countsOnly(batch));
     } else {
       slot.carry = merged(slot.carry, batch);
       slot.tries = tries + 1;
