@@ -142,6 +142,11 @@ export function counterFlushFailures(): FlushFailures {
   return { ...flushFailures, last: flushFailures.last && { ...flushFailures.last }, held };
 }
 
+/** Whether a window is open for this env and binding: an invocation is waiting to write it. */
+export function pendingWindow(env: Record<string, unknown>, binding: string): boolean {
+  return slots.get(env)?.get(binding)?.open != null;
+}
+
 /** This isolate's successful flushes and the rows they wrote. */
 export function counterFlushCost(): FlushCost {
   return { ...flushCost };

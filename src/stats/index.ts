@@ -13,6 +13,7 @@ export {
   type FlushFailures,
   flushStats,
   isolateShard,
+  pendingWindow,
   recordStats,
   STATS_TIMEOUT_MS,
   type StatsDelivery,

@@ -15,6 +15,7 @@ import {
   counterFlushFailures,
   FLUSH_TRIES,
   flushStats,
+  pendingWindow,
   RECENT_PER_FLUSH,
   readCounters,
   recordStats,
@@ -125,6 +126,24 @@ describe("one window per isolate: 1,000 tail() calls", () => {
     expect(after.rowsWritten - before.rowsWritten).toBeGreaterThanOrEqual(100 * 8);
     const { sinks } = await readCounters(environment, "TAILFAN_STATS", 1, 60, 20);
     expect(sinkOf(sinks, a)?.totals.droppedFilter).toBe(200);
+  });
+
+  it("only the window's opener waits for the write; a later tail() adds its counts and is done at once", async () => {
+    const { a, environment } = setup({ statsFlushMs: 3_000 });
+    const before = counterFlushCost().flushes;
+    const opener = createExecutionContext();
+    runTail([traceItem({ path: "/opener" })], environment, opener);
+    // Let the opener reach the window before the second invocation starts.
+    while (!pendingWindow(environment, "TAILFAN_STATS")) await new Promise((r) => setTimeout(r, 20));
+    const later = createExecutionContext();
+    runTail([traceItem({ path: "/later" })], environment, later);
+    await waitOnExecutionContext(later);
+    // The later invocation is done while the window is still open: nothing written yet.
+    expect(counterFlushCost().flushes).toBe(before);
+    await waitOnExecutionContext(opener);
+    expect(counterFlushCost().flushes).toBe(before + 1);
+    const { sinks } = await readCounters(environment, "TAILFAN_STATS", 1, 60, 20);
+    expect(sinkOf(sinks, a)?.totals.droppedFilter).toBe(4);
   });
 
   it("keep the invariant exact across windows, with real deliveries", async () => {
