@@ -118,19 +118,19 @@ interface Slot {
   lost: StatsBatch | null;
 }
 
-const slots = new WeakMap<object, Map<string, Slot>>();
+/**
+ * Keyed by binding name, not by `env`: nothing promises that every request
+ * of an isolate gets the same `env` object, and a window must gather them all.
+ * A window is written with its opener's own `env`.
+ */
+const slots = new Map<string, Slot>();
 const carried = new Set<Slot>();
 
-function slotOf(env: Record<string, unknown>, binding: string): Slot {
-  let byBinding = slots.get(env);
-  if (!byBinding) {
-    byBinding = new Map();
-    slots.set(env, byBinding);
-  }
-  let slot = byBinding.get(binding);
+function slotOf(binding: string): Slot {
+  let slot = slots.get(binding);
   if (!slot) {
     slot = { open: null, carry: null, tries: 0, lost: null };
-    byBinding.set(binding, slot);
+    slots.set(binding, slot);
   }
   return slot;
 }
@@ -142,9 +142,9 @@ export function counterFlushFailures(): FlushFailures {
   return { ...flushFailures, last: flushFailures.last && { ...flushFailures.last }, held };
 }
 
-/** Whether a window is open for this env and binding: an invocation is waiting to write it. */
-export function pendingWindow(env: Record<string, unknown>, binding: string): boolean {
-  return slots.get(env)?.get(binding)?.open != null;
+/** Whether a window is open for this binding: an invocation is waiting to write it. */
+export function pendingWindow(binding: string): boolean {
+  return slots.get(binding)?.open != null;
 }
 
 /** This isolate's successful flushes and the rows they wrote. */
@@ -231,7 +231,7 @@ export async function recordStats(
 ): Promise<void> {
   const binding = delivery.stats;
   if (binding === null || (batch.size === 0 && batch.recentKeep === 0)) return;
-  const slot = slotOf(env, binding);
+  const slot = slotOf(binding);
   if (delivery.statsFlushMs <= 0) return flush(env, binding, delivery.statsShards, slot, batch);
   if (slot.open) {
     slot.open.merge(batch);

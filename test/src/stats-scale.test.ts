@@ -134,7 +134,7 @@ describe("one window per isolate: 1,000 tail() calls", () => {
     const opener = createExecutionContext();
     runTail([traceItem({ path: "/opener" })], environment, opener);
     // Let the opener reach the window before the second invocation starts.
-    while (!pendingWindow(environment, "TAILFAN_STATS")) await new Promise((r) => setTimeout(r, 20));
+    while (!pendingWindow("TAILFAN_STATS")) await new Promise((r) => setTimeout(r, 20));
     const later = createExecutionContext();
     runTail([traceItem({ path: "/later" })], environment, later);
     await waitOnExecutionContext(later);
