@@ -9,6 +9,7 @@ import {
   type Counts,
   type RecentAnswer,
   type RecentQuery,
+  type RecentRecord,
   type SinkError,
   type SinkStats,
   STATS_WINDOWS,
@@ -106,6 +107,30 @@ export async function readCounters(
   return { sinks: sumSinkStats(answers.map(([s]) => s)), errors, missing };
 }
 
+/**
+ * Merges shards' lists, each newest first in the order it was written, by
+ * record time; a shard's own order is kept (records of one write share it).
+ */
+function newestFirst(lists: RecentRecord[][], limit: number): RecentRecord[] {
+  const heads = lists.map(() => 0);
+  const out: RecentRecord[] = [];
+  while (out.length < limit) {
+    let best: RecentRecord | undefined;
+    let from = -1;
+    lists.forEach((list, i) => {
+      const r = list[heads[i] ?? 0];
+      if (r && (best === undefined || r.at > best.at)) {
+        best = r;
+        from = i;
+      }
+    });
+    if (best === undefined) break;
+    out.push(best);
+    heads[from] = (heads[from] ?? 0) + 1;
+  }
+  return out;
+}
+
 /** The latest records of every shard, newest first; throws when no shard answers. */
 export async function readRecentRecords(
   env: Record<string, unknown>,
@@ -115,13 +140,12 @@ export async function readRecentRecords(
 ): Promise<RecentAnswer & { missing: ShardMiss[] }> {
   const { answers, missing } = await everyShard(env, binding, shards, (stub) => stub.recent(query));
   if (answers.length === 0) throw new Error(missing.map((m) => m.error).join("; "));
-  const limit = query.limit ?? 50;
   const uniq = <T>(xs: T[]) => [...new Set(xs)].sort((a, b) => (String(a) < String(b) ? -1 : 1));
   return {
-    records: answers
-      .flatMap((a) => a.records)
-      .sort((a, b) => b.at - a.at)
-      .slice(0, limit),
+    records: newestFirst(
+      answers.map((a) => a.records),
+      query.limit ?? 50,
+    ),
     kept: answers.reduce((n, a) => n + a.kept, 0),
     outcomes: uniq(answers.flatMap((a) => a.outcomes)),
     scripts: uniq(answers.flatMap((a) => a.scripts)),

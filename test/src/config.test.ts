@@ -245,6 +245,8 @@ describe("config: DELIVERY", () => {
       deadLetterQueue: null,
       stats: null,
       recent: 200,
+      statsFlushMs: 5000,
+      statsShards: 8,
     };
     for (const value of [undefined, "", "{}", {}]) expect(deliveryOf(delivery(value))).toEqual(defaults);
   });
@@ -292,7 +294,7 @@ describe("config: DELIVERY", () => {
 
   it("names an unknown key and lists the known ones", () => {
     expect(errorsOf(delivery({ queue: "TAILFAN_QUEUE", retry: 3 }))).toBe(
-      "DELIVERY.retry: unknown option; known options: mode, timeoutMs, attempts, backoffMs, budgetMs, queue, retries, retryDelaySeconds, deadLetter, deadLetterPrefix, deadLetterQueue, stats, recent",
+      "DELIVERY.retry: unknown option; known options: mode, timeoutMs, attempts, backoffMs, budgetMs, queue, retries, retryDelaySeconds, deadLetter, deadLetterPrefix, deadLetterQueue, stats, recent, statsFlushMs, statsShards",
     );
   });
 
