@@ -8,6 +8,9 @@ import { keptLines } from "./test/support/quiet";
  * wrangler.toml as it is, copied where no .dev.vars sits beside it: wrangler
  * loads the .dev.vars next to the config, and a developer's local secrets
  * (ADMIN_TOKEN, which `npm run dev` writes there) must not change test results.
+ * Its DELIVERY gets statsFlushMs = 0 and statsShards = 1, so that a test that
+ * awaits one invocation reads its counts from one object at once; the tests
+ * of the counters window and the shards set their own.
  */
 function testWranglerConfig(): string {
   const root = import.meta.dirname;
@@ -15,11 +18,15 @@ function testWranglerConfig(): string {
   const main = /^main = "([^"]+)"$/m;
   if (!main.test(text)) throw new Error('wrangler.toml: expected a line main = "..."');
   const dir = path.join(root, "node_modules", ".cache", "tailfan-test");
+  const delivery = /^DELIVERY = \{ (.*) \}$/m;
+  if (!delivery.test(text)) throw new Error("wrangler.toml: expected a line DELIVERY = { ... }");
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, "wrangler.toml");
   writeFileSync(
     file,
-    text.replace(main, (_, entry: string) => `main = ${JSON.stringify(path.join(root, entry).replaceAll("\\", "/"))}`),
+    text
+      .replace(main, (_, entry: string) => `main = ${JSON.stringify(path.join(root, entry).replaceAll("\\", "/"))}`)
+      .replace(delivery, (_, keys: string) => `DELIVERY = { ${keys}, statsFlushMs = 0, statsShards = 1 }`),
   );
   return file;
 }

@@ -2,7 +2,7 @@
 import type { Context } from "hono";
 import { formatConfigErrors, loadConfig, summarizeConfig } from "../config";
 import { hasLoginLimiter, LOGIN_LIMITER } from "../dashboard/session";
-import { counterFlushFailures, statsStub } from "../stats";
+import { counterFlushFailures, countersExactness, missingText, readCounters, unavailableText } from "../stats";
 import { VERSION } from "../version";
 
 type Ctx = Context<{ Bindings: Record<string, unknown> }>;
@@ -45,16 +45,19 @@ export async function status(c: Ctx): Promise<Response> {
   if (!result.ok) return c.json({ ok: false, errors: result.errors }, 503);
   const { delivery } = result.config;
   const window = Math.min(Math.max(Number(c.req.query("minutes") ?? 60) || 60, 1), 7 * 24 * 60);
-  const stub = delivery.stats === null ? null : statsStub(c.env, delivery.stats);
-  let unavailable: string | null = null;
-  const [sinks, errors] =
-    stub === null
-      ? [null, null]
-      : await Promise.all([stub.snapshot(window), stub.errors(20)]).catch((err: unknown) => {
-          // The counters object failing must not take /status down with it.
-          unavailable = err instanceof Error ? err.message : String(err);
-          return [null, null];
-        });
+  const read =
+    delivery.stats === null
+      ? null
+      : await readCounters(c.env, delivery.stats, delivery.statsShards, window, 20).catch(
+          // Reads already settle per shard; this is for the unexpected, which must not take /status down.
+          (err: unknown) => ({
+            sinks: null,
+            errors: null,
+            missing: [{ shard: -1, error: err instanceof Error ? err.message : String(err) }],
+          }),
+        );
+  const sinks = read?.sinks ?? null;
+  const writes = counterFlushFailures();
   return c.json({
     ok: true,
     version: VERSION,
@@ -65,15 +68,18 @@ export async function status(c: Ctx): Promise<Response> {
       deadLetter: delivery.deadLetter !== null,
     },
     counters:
-      stub === null
+      read === null
         ? "not kept: set DELIVERY.stats to a TailfanStats Durable Object binding"
-        : unavailable === null
-          ? "kept"
-          : `unavailable: ${unavailable}`,
+        : sinks === null
+          ? `unavailable: ${unavailableText(read.missing)}`
+          : read.missing.length > 0
+            ? `incomplete: ${missingText(read.missing, delivery.statsShards)}`
+            : "kept",
     // Counters writes this isolate could not make (the object threw or did not answer in time).
-    ...(stub === null ? {} : { counterWrites: counterFlushFailures() }),
+    ...(read === null ? {} : { counterWrites: writes }),
+    ...(read === null ? {} : { countersExact: countersExactness(read.missing, sinks, writes) }),
     sinks,
-    errors,
+    errors: read?.errors ?? null,
     config: { valid: true, ...summarizeConfig(result.config) },
   });
 }

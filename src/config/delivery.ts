@@ -42,6 +42,10 @@ export interface DeliveryConfig {
   bufferMs: number;
   /** Key prefix, in the dead-letter bucket, of buffered records the queue refused (the spool). */
   spoolPrefix: string;
+  /** How long an isolate sums counter deltas before one write, ms; 0: a write per invocation. */
+  statsFlushMs: number;
+  /** Counters objects the isolates spread their writes over (each isolate picks one); reads sum them all. */
+  statsShards: number;
 }
 
 export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
@@ -60,6 +64,8 @@ export const DEFAULT_DELIVERY_CONFIG: DeliveryConfig = {
   recent: 200,
   bufferMs: 250,
   spoolPrefix: "spool",
+  statsFlushMs: 5_000,
+  statsShards: 8,
 };
 
 /** Sends in flight at once across all sinks: the runtime allows 6 connections. */
@@ -99,6 +105,8 @@ const deliverySchema = v.strictObject({
   recent: v.optional(int(0, 1_000, "records"), d.recent),
   bufferMs: v.optional(int(0, 5_000, "ms"), d.bufferMs),
   spoolPrefix: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty")), d.spoolPrefix),
+  statsFlushMs: v.optional(int(0, 20_000, "ms"), d.statsFlushMs),
+  statsShards: v.optional(int(1, 64, "objects"), d.statsShards),
 });
 
 /** Reads DELIVERY (unset: the defaults) and checks the bindings it names. */

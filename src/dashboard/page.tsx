@@ -219,7 +219,7 @@ export interface DashboardData {
   errors: SinkError[];
   recent: RecentAnswer | null;
   /** The counters object's health: a failed read, and this isolate's failed writes. */
-  counters?: { error: string | null; writes: FlushFailures };
+  counters?: { error: string | null; missing?: string | null; writes: FlushFailures };
   query: {
     level: string;
     outcome: string;
@@ -435,11 +435,12 @@ const ConfigErrors: FC<{ errors: DashboardData["configErrors"] }> = ({ errors })
 
 /** Why the counts may be short: the counters failed, or are not kept at all. */
 const CountersNote: FC<{ data: DashboardData }> = ({ data }) =>
-  data.counters && (data.counters.error !== null || data.counters.writes.failed > 0) ? (
+  data.counters && (data.counters.error !== null || data.counters.missing || data.counters.writes.failed > 0) ? (
     <p class="alert" id="counter-failures">
       {data.counters.error === null ? "" : `Counters unavailable: ${data.counters.error}. `}
+      {data.counters.missing ? `Counters incomplete: ${data.counters.missing}. ` : ""}
       {data.counters.writes.failed > 0
-        ? `${data.counters.writes.failed} counters write(s) failed since ${new Date(data.counters.writes.since ?? 0).toISOString()}; the counts below miss them.`
+        ? `${data.counters.writes.failed} counters write(s) failed since ${new Date(data.counters.writes.since ?? 0).toISOString()}; the counts below miss them (${data.counters.writes.held} record(s) wait for the next write, ${data.counters.writes.lost} given up).`
         : ""}
     </p>
   ) : data.delivery.counters || data.configErrors ? null : (

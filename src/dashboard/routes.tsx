@@ -10,11 +10,14 @@ import { LEVELS, RECORD_TYPES } from "../record";
 import {
   counterFlushFailures,
   ERRORS_KEPT,
+  missingText,
   type RecentAnswer,
   type RecentQuery,
+  readCounters,
+  readRecentRecords,
   type SinkError,
   type SinkStats,
-  statsStub,
+  unavailableText,
 } from "../stats";
 import { VERSION } from "../version";
 import {
@@ -102,7 +105,7 @@ function recentQuery(c: Ctx): RecentQuery & { limit: number } {
 
 async function readRecent(env: Record<string, unknown>, config: ResolvedConfig | null, q: RecentQuery) {
   if (!config || config.delivery.stats === null || config.delivery.recent === 0) return null;
-  return statsStub(env, config.delivery.stats).recent(q);
+  return readRecentRecords(env, config.delivery.stats, config.delivery.statsShards, q);
 }
 
 /** POST /login: a right token gets a session cookie; wrong ones count towards the lockout. */
@@ -170,21 +173,22 @@ async function countersOf(c: Ctx, config: ResolvedConfig | null, windowMinutes: 
   let recent: RecentAnswer | null = null;
   let errors: SinkError[] = [];
   let error: string | null = null;
+  let missing: string | null = null;
   if (config && config.delivery.stats !== null) {
-    const stub = statsStub(c.env, config.delivery.stats);
-    try {
-      [stats, recent, errors] = await Promise.all([
-        stub.snapshot(windowMinutes),
-        readRecent(c.env, config, q),
-        // All that are kept, so that repeats group into one row with their count.
-        stub.errors(ERRORS_KEPT),
-      ]);
-    } catch (err) {
-      // The page still answers when the counters object throws or hangs, and says so.
-      error = err instanceof Error ? err.message : String(err);
-    }
+    const { stats: binding, statsShards } = config.delivery;
+    // All errors that are kept, so that repeats group into one row with their count.
+    const [counters, records] = await Promise.all([
+      readCounters(c.env, binding, statsShards, windowMinutes, ERRORS_KEPT),
+      readRecent(c.env, config, q).catch(() => null),
+    ]);
+    // The page still answers when the counters objects throw or hang, and says so.
+    if (counters.sinks === null) error = unavailableText(counters.missing);
+    else if (counters.missing.length > 0) missing = missingText(counters.missing, statsShards);
+    stats = counters.sinks;
+    errors = counters.errors ?? [];
+    recent = records;
   }
-  return { stats, recent, errors, error };
+  return { stats, recent, errors, error, missing };
 }
 
 /** GET /: the dashboard, or (`part=records`) the live view's records panel alone. */
@@ -198,7 +202,7 @@ async function dashboard(c: Ctx): Promise<Response> {
     if (recent === null) return c.text("records are not kept", 404, PAGE_HEADERS);
     return c.html(await (<RecordsPanel recent={recent} live={live} />), 200, PAGE_HEADERS);
   }
-  const { stats, recent, errors, error } = await countersOf(c, config, windowMinutes, q);
+  const { stats, recent, errors, error, missing } = await countersOf(c, config, windowMinutes, q);
   const data: DashboardData = {
     version: VERSION,
     now: Date.now(),
@@ -214,7 +218,7 @@ async function dashboard(c: Ctx): Promise<Response> {
     stats,
     errors,
     recent,
-    counters: { error, writes: counterFlushFailures() },
+    counters: { error, missing, writes: counterFlushFailures() },
     query: {
       level: q.level ?? "",
       outcome: q.outcome ?? "",

@@ -14,7 +14,7 @@ import { keepUnconfigured } from "../delivery/unconfigured";
 import { logError } from "../log";
 import { normalizeTraceItems } from "../normalize";
 import type { LogRecord } from "../record";
-import { flushStats, StatsBatch } from "../stats";
+import { recordStats, StatsBatch } from "../stats";
 import { consume, readBatch } from "./consume";
 import { dropOwnEvents } from "./guard";
 import { DELIVERY_MODES } from "./modes";
@@ -51,6 +51,7 @@ async function deliverInvocation(
   normalize: Normalize,
   override?: Partial<DeliveryOptions>,
 ): Promise<SinkReport[]> {
+  const startedAt = Date.now();
   const stats = new StatsBatch();
   // 2. Loop guard: counted, never logged (a log line would itself be an event about tailfan).
   const own = dropOwnEvents(events, config.selfName);
@@ -60,8 +61,8 @@ async function deliverInvocation(
   // 5 to 9.
   const options = deliveryOptions(config.delivery, override);
   const reports = await DELIVERY_MODES[config.delivery.mode].fromTail(prepared, { config, env, stats, options });
-  // 10.
-  await flushStats(env, config.delivery.stats, stats);
+  // 10. Summed per isolate; the invocation that opens the window writes it.
+  await recordStats(env, config.delivery, stats, startedAt);
   return reports;
 }
 
@@ -95,7 +96,7 @@ export function runTail(
 /**
  * One queue() batch: buffered records and retries delivered and settled,
  * then acknowledged together (or all retried in a minute if something
- * unexpected failed), then one counters write.
+ * unexpected failed), then its counters added to the isolate's window.
  */
 export async function runQueue(
   batch: MessageBatch<unknown>,
@@ -111,6 +112,7 @@ export async function runQueue(
     return;
   }
   const { config } = loaded;
+  const startedAt = Date.now();
   const stats = new StatsBatch();
   const work = readBatch(batch);
   try {
@@ -124,7 +126,7 @@ export async function runQueue(
   if (config.delivery.mode === "buffered" && batch.queue !== config.delivery.deadLetterQueue) {
     await drainSpool(config.delivery, env);
   }
-  await flushStats(env, config.delivery.stats, stats);
+  await recordStats(env, config.delivery, stats, startedAt);
 }
 
 /**

@@ -1,11 +1,35 @@
 /**
- * Per-sink counters: batch.ts collects one invocation's deltas, flush.ts
- * writes them (bounded in time, never throwing), object.ts is the Durable
+ * Per-sink counters: batch.ts collects deltas, flush.ts sums them per
+ * isolate and writes them to this isolate's shard (bounded in time, never
+ * throwing), read.ts reads every shard and sums, object.ts is the Durable
  * Object that keeps them, types.ts what they are.
  */
-export { StatsBatch } from "./batch";
-export { counterFlushFailures, type FlushFailures, flushStats, STATS_TIMEOUT_MS, statsStub } from "./flush";
-export { ERRORS_KEPT, TailfanStats } from "./object";
+export { RECENT_PER_FLUSH, StatsBatch } from "./batch";
+export {
+  counterFlushCost,
+  counterFlushFailures,
+  FLUSH_TRIES,
+  type FlushCost,
+  type FlushFailures,
+  flushStats,
+  isolateShard,
+  pendingWindow,
+  recordStats,
+  STATS_TIMEOUT_MS,
+  type StatsDelivery,
+  shardName,
+  statsStub,
+} from "./flush";
+export { ERRORS_KEPT, type FlushResult, TailfanStats } from "./object";
+export {
+  countersExactness,
+  missingText,
+  readCounters,
+  readRecentRecords,
+  type ShardMiss,
+  sumSinkStats,
+  unavailableText,
+} from "./read";
 export {
   COUNTERS,
   type Counter,
@@ -18,5 +42,6 @@ export {
   type SinkStats,
   STATS_WINDOWS,
   type StatsWindow,
+  unaccountedOf,
   zeroCounts,
 } from "./types";

@@ -1,7 +1,8 @@
 /**
- * Per-sink counters that outlive an isolate: a SQLite-backed Durable Object,
- * written once per tail() or queue() invocation with that invocation's
- * deltas, read by GET /status and the dashboard.
+ * Per-sink counters that outlive an isolate: a SQLite-backed Durable Object
+ * (one of DELIVERY.statsShards), written by each isolate's flush with the
+ * deltas of many invocations, read (all shards summed) by GET /status and
+ * the dashboard.
  */
 import { DurableObject } from "cloudflare:workers";
 import { LEVELS, type Level, levelRank } from "../record";
@@ -16,6 +17,7 @@ import {
   type SinkStats,
   STATS_WINDOWS,
   type StatsWindow,
+  unaccountedOf,
   zeroCounts,
 } from "./types";
 
@@ -29,9 +31,15 @@ const KEEP_MINUTES = 7 * 24 * 60;
 export const ERRORS_KEPT = 100;
 const COLUMNS = COUNTERS.map((c) => `"${c}"`).join(", ");
 
+/** What one flush cost: SQLite rows written (billed per row). */
+export interface FlushResult {
+  rowsWritten: number;
+}
+
 export class TailfanStats extends DurableObject {
   private readonly sql: SqlStorage;
   private pruned = 0;
+  private written = 0;
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never);
@@ -41,6 +49,8 @@ export class TailfanStats extends DurableObject {
       `CREATE TABLE IF NOT EXISTS minutes (sink TEXT NOT NULL, minute INTEGER NOT NULL, ${cols}, PRIMARY KEY (sink, minute))`,
     );
     this.sql.exec(`CREATE TABLE IF NOT EXISTS totals (sink TEXT PRIMARY KEY, ${cols})`);
+    // Deltas an isolate gave up writing after failed flushes, written with its next successful one.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS lost (sink TEXT PRIMARY KEY, ${cols})`);
     this.sql.exec(
       "CREATE TABLE IF NOT EXISTS last_error (sink TEXT PRIMARY KEY, at INTEGER NOT NULL, message TEXT NOT NULL, status INTEGER)",
     );
@@ -54,28 +64,56 @@ export class TailfanStats extends DurableObject {
     );
   }
 
-  add(deltas: SinkDelta[], recent: RecentRecord[] = [], keep = 0): void {
+  /**
+   * One flush: a row per sink in `minutes` and in `totals` (added with
+   * ON CONFLICT DO UPDATE), the sampled latest records and the deltas given
+   * up elsewhere (`lost`), all or nothing. Returns the rows it wrote.
+   */
+  add(deltas: SinkDelta[], recent: RecentRecord[] = [], keep = 0, lost: SinkDelta[] = []): FlushResult {
+    this.written = 0;
+    this.ctx.storage.transactionSync(() => this.write(deltas, recent, keep, lost));
+    return { rowsWritten: this.written };
+  }
+
+  /** Runs one statement to its end and counts the rows it wrote. */
+  private run(query: string, ...args: SqlStorageValue[]): SqlStorageCursor<Record<string, SqlStorageValue>> {
+    const cursor = this.sql.exec(query, ...args);
+    cursor.toArray();
+    this.written += cursor.rowsWritten;
+    return cursor;
+  }
+
+  private write(deltas: SinkDelta[], recent: RecentRecord[], keep: number, lost: SinkDelta[]): void {
     this.keepRecent(recent, keep);
     const minute = Math.floor(Date.now() / 60_000);
     const placeholders = COUNTERS.map(() => "?").join(", ");
     const update = COUNTERS.map((c) => `"${c}" = "${c}" + excluded."${c}"`).join(", ");
+    for (const d of lost) {
+      this.run(
+        `INSERT INTO lost (sink, ${COLUMNS}) VALUES (?, ${placeholders}) ON CONFLICT (sink) DO UPDATE SET ${update}`,
+        d.sink,
+        ...COUNTERS.map((c) => d.counts[c] ?? 0),
+      );
+    }
     for (const d of deltas) {
       const values = COUNTERS.map((c) => d.counts[c] ?? 0);
-      this.sql.exec(
-        `INSERT INTO minutes (sink, minute, ${COLUMNS}) VALUES (?, ?, ${placeholders}) ON CONFLICT (sink, minute) DO UPDATE SET ${update}`,
-        d.sink,
-        minute,
-        ...values,
-      );
-      this.sql.exec(
-        `INSERT INTO totals (sink, ${COLUMNS}) VALUES (?, ${placeholders}) ON CONFLICT (sink) DO UPDATE SET ${update}`,
-        d.sink,
-        ...values,
-      );
+      if (values.some((n) => n !== 0)) {
+        this.run(
+          `INSERT INTO minutes (sink, minute, ${COLUMNS}) VALUES (?, ?, ${placeholders}) ON CONFLICT (sink, minute) DO UPDATE SET ${update}`,
+          d.sink,
+          minute,
+          ...values,
+        );
+        this.run(
+          `INSERT INTO totals (sink, ${COLUMNS}) VALUES (?, ${placeholders}) ON CONFLICT (sink) DO UPDATE SET ${update}`,
+          d.sink,
+          ...values,
+        );
+      }
       if (d.lastError) {
         const row = [d.sink, d.lastError.at, d.lastError.message.slice(0, 1000), d.lastError.status ?? null];
-        this.sql.exec("INSERT INTO errors (sink, at, message, status) VALUES (?, ?, ?, ?)", ...row);
-        this.sql.exec(
+        this.run("INSERT INTO errors (sink, at, message, status) VALUES (?, ?, ?, ?)", ...row);
+        this.run(
           "INSERT INTO last_error (sink, at, message, status) VALUES (?, ?, ?, ?) ON CONFLICT (sink) DO UPDATE SET at = excluded.at, message = excluded.message, status = excluded.status",
           ...row,
         );
@@ -84,14 +122,14 @@ export class TailfanStats extends DurableObject {
     if (deltas.some((d) => d.lastError)) this.trim("errors", ERRORS_KEPT);
     if (minute !== this.pruned) {
       this.pruned = minute;
-      this.sql.exec("DELETE FROM minutes WHERE minute < ?", minute - KEEP_MINUTES);
+      this.run("DELETE FROM minutes WHERE minute < ?", minute - KEEP_MINUTES);
     }
   }
 
   private keepRecent(recent: RecentRecord[], keep: number): void {
     if (recent.length === 0 || keep <= 0) return;
     for (const r of recent.slice(-keep)) {
-      this.sql.exec(
+      this.run(
         "INSERT INTO recent (id, at, type, level, rank, outcome, script, event_type, status, message, sinks, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         r.id,
         r.at,
@@ -112,8 +150,9 @@ export class TailfanStats extends DurableObject {
 
   /** Keeps the newest `keep` rows of a ring-buffer table. */
   private trim(table: "errors" | "recent", keep: number): void {
+    // Deletes as many rows as the write added once the ring is full: bounded by the sample, not by the ring.
     const last = Number(this.sql.exec(`SELECT MAX(seq) AS seq FROM ${table}`).one().seq ?? 0);
-    this.sql.exec(`DELETE FROM ${table} WHERE seq <= ?`, last - keep);
+    this.run(`DELETE FROM ${table} WHERE seq <= ?`, last - keep);
   }
 
   /** The latest delivery errors of every sink, newest first (one per sink and invocation at most). */
@@ -187,18 +226,20 @@ export class TailfanStats extends DurableObject {
       return out;
     };
     const stats = new Map<string, SinkStats>();
-    for (const row of this.sql.exec("SELECT * FROM totals ORDER BY sink")) {
-      const totals = pick(row);
-      stats.set(String(row.sink), {
-        sink: String(row.sink),
+    const entry = (sink: string, totals: Counts): SinkStats => {
+      const s: SinkStats = {
+        sink,
         totals,
         minutes: [],
         lastError: null,
-        unaccounted:
-          totals.received - (totals.sent + totals.droppedLimit + totals.deadLettered + totals.failed + totals.pending),
+        lost: zeroCounts(),
+        unaccounted: unaccountedOf(totals),
         windows: { "5m": zeroCounts(), "1h": zeroCounts(), "24h": zeroCounts() },
-      });
-    }
+      };
+      stats.set(sink, s);
+      return s;
+    };
+    for (const row of this.sql.exec("SELECT * FROM totals ORDER BY sink")) entry(String(row.sink), pick(row));
     const current = Math.floor(Date.now() / 60_000);
     const sums = COUNTERS.map((c) => `SUM("${c}") AS "${c}"`).join(", ");
     for (const [name, minutes] of Object.entries(STATS_WINDOWS) as [StatsWindow, number][]) {
@@ -213,6 +254,10 @@ export class TailfanStats extends DurableObject {
     for (const row of this.sql.exec("SELECT * FROM minutes WHERE minute >= ? ORDER BY minute", since)) {
       stats.get(String(row.sink))?.minutes.push({ minute: Number(row.minute) * 60_000, ...pick(row) });
     }
+    for (const row of this.sql.exec("SELECT * FROM lost")) {
+      const sink = String(row.sink);
+      (stats.get(sink) ?? entry(sink, zeroCounts())).lost = pick(row);
+    }
     for (const row of this.sql.exec("SELECT * FROM last_error")) {
       const s = stats.get(String(row.sink));
       if (s)
@@ -222,6 +267,6 @@ export class TailfanStats extends DurableObject {
           status: row.status === null ? null : Number(row.status),
         };
     }
-    return [...stats.values()];
+    return [...stats.values()].sort((a, b) => (a.sink < b.sink ? -1 : a.sink > b.sink ? 1 : 0));
   }
 }

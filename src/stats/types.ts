@@ -49,6 +49,11 @@ export interface SinkStats {
   lastError: { at: number; message: string; status: number | null } | null;
   /** received − (sent + droppedLimit + deadLettered + failed + pending); 0 when every record is accounted for. */
   unaccounted: number;
+  /**
+   * Deltas an isolate gave up writing after its flushes failed: these counts
+   * are missing from `totals` (all zero when nothing was lost).
+   */
+  lost: Counts;
   /** Sums over the last 5 minutes, hour and day (each including the current minute). */
   windows: Record<StatsWindow, Counts>;
 }
@@ -103,4 +108,9 @@ export interface RecentAnswer {
 
 export function zeroCounts(): Counts {
   return Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Counts;
+}
+
+/** What the invariant leaves over: received − (sent + droppedLimit + deadLettered + failed + pending). */
+export function unaccountedOf(c: Counts): number {
+  return c.received - (c.sent + c.droppedLimit + c.deadLettered + c.failed + c.pending);
 }

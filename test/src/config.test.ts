@@ -247,6 +247,8 @@ describe("config: DELIVERY", () => {
       recent: 200,
       bufferMs: 250,
       spoolPrefix: "spool",
+      statsFlushMs: 5000,
+      statsShards: 8,
     };
     for (const value of [undefined, "", "{}", {}]) expect(deliveryOf(delivery(value))).toEqual(defaults);
   });
@@ -294,7 +296,7 @@ describe("config: DELIVERY", () => {
 
   it("names an unknown key and lists the known ones", () => {
     expect(errorsOf(delivery({ queue: "TAILFAN_QUEUE", retry: 3 }))).toBe(
-      "DELIVERY.retry: unknown option; known options: mode, timeoutMs, attempts, backoffMs, budgetMs, queue, retries, retryDelaySeconds, deadLetter, deadLetterPrefix, deadLetterQueue, stats, recent, bufferMs, spoolPrefix",
+      "DELIVERY.retry: unknown option; known options: mode, timeoutMs, attempts, backoffMs, budgetMs, queue, retries, retryDelaySeconds, deadLetter, deadLetterPrefix, deadLetterQueue, stats, recent, bufferMs, spoolPrefix, statsFlushMs, statsShards",
     );
   });
 

@@ -20,6 +20,7 @@ import { describeFilter } from "../../src/filter";
 import worker from "../../src/index";
 import { type Counts, type RecentAnswer, type SinkStats, zeroCounts } from "../../src/stats";
 import { receiverUrl, traceItem, uid } from "../sinks/helpers";
+import { STATS_AT_ONCE } from "../support/stats";
 
 const vars = env as unknown as Record<string, unknown>;
 const app = createApp();
@@ -70,7 +71,7 @@ function envWith(sinks: unknown[], extra: Record<string, unknown> = {}, delivery
     ...vars,
     ADMIN_TOKEN: ADMIN,
     SINKS: JSON.stringify(sinks),
-    DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS", ...delivery }),
+    DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS", ...STATS_AT_ONCE, ...delivery }),
     ...extra,
   };
 }
@@ -240,7 +241,8 @@ describe("dashboard page after a tail() run", () => {
     const script = uid("dash-filter");
     const other = uid("dash-other");
     const environment = envWith([{ name: sink, type: "r2", binding: "LOGS_R2", prefix: sink, level: "warn" }]);
-    await tail(environment, [
+    // One tail() each: a counters write keeps a sample of at most RECENT_PER_FLUSH records.
+    const items = [
       traceItem({ script, logs: [{ level: "info", message: ["first"] }] }),
       traceItem({ script, logs: [{ level: "warn", message: ["second"] }] }),
       traceItem({
@@ -250,7 +252,8 @@ describe("dashboard page after a tail() run", () => {
         exceptions: [{ name: "TypeError", message: "fourth" }],
       }),
       traceItem({ script: other, logs: [{ level: "error", message: ["elsewhere"] }] }),
-    ]);
+    ];
+    for (const item of items) await tail(environment, [item]);
     const headers = { authorization: `Bearer ${ADMIN}` };
     const page = async (query: string) => (await request(environment, `/?${query}`, { headers })).text();
 
@@ -401,6 +404,7 @@ describe("dashboard model", () => {
     totals: { ...zeroCounts(), ...totals },
     minutes,
     lastError: { at: NOW - 1000, message: "HTTP 503: down", status: 503 },
+    lost: zeroCounts(),
     unaccounted: 0,
     windows: { "5m": zeroCounts(), "1h": zeroCounts(), "24h": zeroCounts() },
   });

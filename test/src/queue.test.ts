@@ -23,6 +23,7 @@ import {
   traceItem,
   uid,
 } from "../sinks/helpers";
+import { STATS_AT_ONCE } from "../support/stats";
 
 const base = receiverUrl();
 const vars = env as unknown as Record<string, unknown>;
@@ -70,6 +71,7 @@ function scenario(sinks: Record<string, unknown>[], delivery: Record<string, unk
       // Far past the end of the run: what these tests queue is never consumed by the local consumer.
       retryDelaySeconds: 900,
       stats: "TAILFAN_STATS",
+      ...STATS_AT_ONCE,
       ...delivery,
     }),
     ...extra,

@@ -11,6 +11,7 @@ import { buildConfig, formatConfigErrors } from "../../src/config";
 import { handleTail } from "../../src/tail";
 import captured from "../fixtures/trace-items.json";
 import { received, receiverUrl, uid } from "../sinks/helpers";
+import { STATS_AT_ONCE } from "../support/stats";
 
 const SECRETS = {
   COLLECTOR_TOKEN: "SECRET-collector-7f3a9c",
@@ -56,7 +57,7 @@ describe("secrets never leak", () => {
       ...(env as unknown as Record<string, unknown>),
       ...SECRETS,
       SINKS: JSON.stringify(sinks),
-      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS", attempts: 1 }),
+      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS", ...STATS_AT_ONCE, attempts: 1 }),
     };
     const ctx = createExecutionContext();
     await handleTail([captured["fetch-ok"], captured["fetch-exception"]], vars, ctx);
@@ -193,6 +194,7 @@ describe("secrets in every config path and backend answer", () => {
       SINKS: JSON.stringify(sinks),
       DELIVERY: JSON.stringify({
         stats: "TAILFAN_STATS",
+        ...STATS_AT_ONCE,
         attempts: 1,
         deadLetter: "LOGS_R2",
         deadLetterPrefix: prefix,

@@ -11,6 +11,7 @@ import type { SinkStats } from "../../src/stats";
 import { VERSION } from "../../src/version";
 import captured from "../fixtures/trace-items.json";
 import { receiverUrl, uid } from "../sinks/helpers";
+import { STATS_AT_ONCE } from "../support/stats";
 
 const vars = env as unknown as Record<string, unknown>;
 const base = receiverUrl();
@@ -116,6 +117,7 @@ describe("GET /status after a tail() run", () => {
       deadLetterPrefix: uid("status-dl"),
       retries: 4,
       stats: "TAILFAN_STATS",
+      ...STATS_AT_ONCE,
     };
     const environment = {
       ...vars,
@@ -195,7 +197,11 @@ describe("GET /status after a tail() run", () => {
     await stub.add([{ sink, counts: { received: 100, sent: 100 } }]);
     vi.useRealTimers();
     await stub.add([{ sink, counts: { received: 1, failed: 1 } }]);
-    const environment = { ...vars, ADMIN_TOKEN: ADMIN, DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS" }) };
+    const environment = {
+      ...vars,
+      ADMIN_TOKEN: ADMIN,
+      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS", ...STATS_AT_ONCE }),
+    };
     const body = (await (await status(environment, { authorization: `Bearer ${ADMIN}` })).json()) as StatusBody;
     const mine = body.sinks?.find((s) => s.sink === sink);
     expect(mine?.windows["5m"]).toMatchObject({ received: 1, sent: 0, failed: 1 });

@@ -10,6 +10,7 @@ import worker from "../../src/index";
 import { handleTail } from "../../src/tail";
 import { VERSION } from "../../src/version";
 import captured from "../fixtures/trace-items.json";
+import { STATS_AT_ONCE } from "../support/stats";
 
 const vars = env as unknown as Record<string, unknown>;
 
@@ -160,7 +161,7 @@ describe("loop guard", () => {
       ...vars,
       SINKS: JSON.stringify(sinks),
       SELF_NAME: "tailfan-prod",
-      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS" }),
+      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS", ...STATS_AT_ONCE }),
     };
     const ctx = createExecutionContext();
     await handleTail([own, other, own], env, ctx);
@@ -209,7 +210,7 @@ describe("size limits in the pipeline", () => {
       ...vars,
       SINKS: JSON.stringify(sinks),
       LIMITS: JSON.stringify({ maxRecordBytes: 32768 }),
-      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS" }),
+      DELIVERY: JSON.stringify({ stats: "TAILFAN_STATS", ...STATS_AT_ONCE }),
     };
     const ctx = createExecutionContext();
     await handleTail([item], env, ctx);
