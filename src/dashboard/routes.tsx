@@ -198,7 +198,17 @@ async function dashboard(c: Ctx): Promise<Response> {
   const { windowMinutes, refresh, live, q } = pageQuery(c);
   if (c.req.query("part") === "records") {
     // The live view's reload: the records panel alone, rendered as on the page.
-    const recent = await readRecent(c.env, config, q);
+    let recent: RecentAnswer | null;
+    try {
+      recent = await readRecent(c.env, config, q);
+    } catch (err) {
+      // Every counters object failed: the panel says so instead of answering 500.
+      return c.text(
+        `the counters objects are unavailable: ${err instanceof Error ? err.message : String(err)}`,
+        503,
+        PAGE_HEADERS,
+      );
+    }
     if (recent === null) return c.text("records are not kept", 404, PAGE_HEADERS);
     return c.html(await (<RecordsPanel recent={recent} live={live} />), 200, PAGE_HEADERS);
   }

@@ -503,6 +503,12 @@ describe("4. a counters object that hangs on writes and throws on reads", () => 
     expect(await res.json()).toEqual({ error: expect.stringMatching(/counters object is unavailable: .*broken/) });
   });
 
+  it("the live view's records panel answers 503 with the reason, not 500", async () => {
+    const res = await stack.tailfan("/?part=records", { headers: auth });
+    expect(res.status).toBe(503);
+    expect(await res.text()).toMatch(/^the counters objects are unavailable: .*broken/);
+  });
+
   it("the dashboard answers 200 and shows the failed writes", async () => {
     const res = await stack.tailfan("/", { headers: auth });
     expect(res.status).toBe(200);

@@ -25,6 +25,7 @@ import { handleQueue } from "../../src/queue";
 import type { SinkStats } from "../../src/stats";
 import { handleTail } from "../../src/tail";
 import { parseNdjson, received, receiverUrl, traceItem, uid } from "../sinks/helpers";
+import { STATS_AT_ONCE } from "../support/stats";
 
 const vars = env as unknown as Record<string, unknown>;
 const FAST: Partial<DeliveryOptions> = { timeoutMs: 10_000, maxAttempts: 1, backoffMs: 0, budgetMs: 15_000 };
@@ -72,6 +73,7 @@ function setup(proxy: Proxy, delivery: Record<string, unknown> = {}) {
       deadLetterPrefix: uid("co-dl"),
       spoolPrefix,
       stats: "TAILFAN_STATS",
+      ...STATS_AT_ONCE,
       retryDelaySeconds: 900,
       ...delivery,
     }),
