@@ -23,17 +23,15 @@
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { unstable_readConfig } from "wrangler";
 import { intOption, parseCli } from "../demo/cli.mjs";
 import { LIMITS, PRICES, REFERENCES } from "./prices.mjs";
+import { bundleWorker, ROOT, startCollector } from "./shared.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const ADMIN_TOKEN = "bench-admin-token";
 const DRAIN_TIMEOUT_MS = 60_000;
 /** The rate the scale arithmetic is done for. */
@@ -104,47 +102,6 @@ function shippedConfig() {
     // Workers Logs keeps this share of invocations, with all their lines; off: none.
     logSampling: obs.enabled ? (obs.head_sampling_rate ?? 1) : 0,
   };
-}
-
-async function startCollector() {
-  const seen = { requests: 0, lines: 0 };
-  const server = createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", async () => {
-      seen.requests++;
-      let buf = Buffer.concat(chunks);
-      if (req.headers["content-encoding"] === "gzip") buf = (await import("node:zlib")).gunzipSync(buf);
-      seen.lines += buf.toString("utf8").split("\n").filter(Boolean).length;
-      res.end("ok");
-    });
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}/ingest`,
-    seen,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections?.();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-async function bundle(outdir) {
-  const outfile = join(outdir, "tailfan-cost.js");
-  await build({
-    entryPoints: [join(ROOT, "bench/cost-worker.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    external: ["cloudflare:*"],
-    outfile,
-    logLevel: "error",
-  });
-  return outfile;
 }
 
 async function countAll(list) {
@@ -462,7 +419,7 @@ export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsP
   const work = mkdtempSync(join(tmpdir(), "tailfan-bench-cost-"));
   const runs = [];
   try {
-    const scriptPath = await bundle(work);
+    const scriptPath = await bundleWorker("bench/cost-worker.ts", work, "tailfan-cost.js");
     for (const config of configs) {
       for (const mode of ["direct", "buffered"]) {
         const run = await runOne({ ...config, mode, shipped, scriptPath, invocations, concurrency });

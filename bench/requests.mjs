@@ -18,15 +18,13 @@
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { intOption, parseCli } from "../demo/cli.mjs";
+import { bundleWorker, startCollector } from "./shared.mjs";
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** Buffered mode: at most this many sink requests per 1,000 producer invocations. */
 export const TARGET_PER_1000 = 10;
 const ADMIN_TOKEN = "bench-admin-token";
@@ -60,50 +58,6 @@ const DELIVERY = {
   direct: { stats: "TAILFAN_STATS" },
   buffered: { mode: "buffered", queue: "TAILFAN_QUEUE", stats: "TAILFAN_STATS" },
 };
-
-/** A local HTTP backend that answers 200 and counts requests and NDJSON lines. */
-async function startCollector() {
-  const seen = { requests: 0, lines: 0 };
-  const server = createServer((req, res) => {
-    let body = "";
-    req.setEncoding("utf8");
-    req.on("data", (c) => {
-      body += c;
-    });
-    req.on("end", () => {
-      seen.requests++;
-      seen.lines += body.split("\n").filter(Boolean).length;
-      res.end("ok");
-    });
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  return {
-    url: `http://127.0.0.1:${port}/ingest`,
-    seen,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections?.();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-async function bundleTailfan(outdir) {
-  const outfile = join(outdir, "tailfan-counted.js");
-  await build({
-    entryPoints: [join(ROOT, "bench/requests-worker.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    external: ["cloudflare:*"],
-    outfile,
-    logLevel: "error",
-  });
-  return outfile;
-}
 
 async function runMode(mode, { scriptPath, invocations, concurrency, warnEvery }) {
   const collector = await startCollector();
@@ -308,7 +262,7 @@ export async function measureRequests({ invocations = 1000, concurrency = 20, wa
   const t0 = performance.now();
   const work = mkdtempSync(join(tmpdir(), "tailfan-bench-requests-"));
   try {
-    const scriptPath = await bundleTailfan(work);
+    const scriptPath = await bundleWorker("bench/requests-worker.ts", work, "tailfan-counted.js");
     console.log(
       `\noutbound requests per 1000 producer invocations (workerd via Miniflare; ${invocations} invocations, ${concurrency} at a time; ` +
         `each logs 2 lines${warnEvery > 0 ? `, every ${warnEvery}th also a warning` : ""}; ` +
