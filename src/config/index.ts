@@ -112,7 +112,7 @@ export function buildConfig(rawEnv: Record<string, unknown>, registry: SinkRegis
   return { ok: true, config };
 }
 
-let cache: { key: string; result: ConfigResult } | undefined;
+let cache: { key: string; env: Record<string, unknown>; result: ConfigResult } | undefined;
 
 /** What the config was built from: a changed config var or numbered part must rebuild it. */
 function cacheKey(env: Record<string, unknown>): string {
@@ -124,9 +124,14 @@ function cacheKey(env: Record<string, unknown>): string {
  * var (CONFIG_VARS, or a numbered part) changes, otherwise served from memory.
  */
 export function loadConfig(env: Record<string, unknown>): ConfigResult {
+  // The runtime hands an isolate the same env object each time: then nothing needs serializing to compare.
+  if (cache?.env === env) return cache.result;
   const key = cacheKey(env);
-  if (cache?.key === key) return cache.result;
+  if (cache?.key === key) {
+    cache.env = env;
+    return cache.result;
+  }
   const result = buildConfig(env);
-  cache = { key, result };
+  cache = { key, env, result };
   return result;
 }
