@@ -9,7 +9,7 @@
 
 import type { DeliveryConfig } from "../config";
 import { logError } from "../log";
-import { fromMessage, sendMessages } from "./durable";
+import { fromMessage, packBodies, sendMessages } from "./durable";
 
 /** Objects a drain takes at most: each is one refused send (at most one sendBatch worth of records). */
 export const SPOOL_DRAIN_OBJECTS = 20;
@@ -55,7 +55,7 @@ export async function drainSpool(delivery: DeliveryConfig, env: Record<string, u
       const obj = await bucket.get(o.key);
       if (obj === null) continue; // another drain took it
       const bodies = JSON.parse(await obj.text()) as string[];
-      await sendMessages(queue, bodies);
+      await sendMessages(queue, await packBodies(bodies));
       await bucket.delete(o.key);
       drained++;
     }

@@ -3,7 +3,8 @@
  * routes and serializes; the records go to the work queue and queue()
  * delivers them in large batches (src/pipeline/consume.ts). Rules:
  * - the tail() calls of an isolate share work messages (src/pipeline/coalesce.ts):
- *   one message carries many invocations, sent when full or after `bufferMs`;
+ *   one message carries many invocations (up to 512 KiB of records, gzipped),
+ *   sent when full or after `bufferMs`;
  * - no counters write per tail(): the records enter the counters when queue()
  *   first routes them; each message carries how many records of its
  *   invocations no sink wanted, so `droppedFilter` stays complete;
@@ -17,12 +18,12 @@
  *   only with neither success nor a spool are the records delivered directly.
  */
 import type { ResolvedConfig } from "../config";
-import { sendMessages, toMessages } from "../delivery/durable";
+import { packBodies, sendMessages, toMessages } from "../delivery/durable";
 import { spoolBucket, writeSpool } from "../delivery/spool";
 import { logError } from "../log";
 import type { SerializedRecord } from "../record";
 import { StatsBatch } from "../stats";
-import { CHUNK_BYTES, chunkBody, coalesce } from "./coalesce";
+import { chunkBody, coalesce, RECORD_BYTES } from "./coalesce";
 import { deliverAndSettle, firstDelivery } from "./deliver";
 import type { DeliveryMode } from "./modes";
 import { planDelivery } from "./plan";
@@ -47,8 +48,9 @@ function countSpooled(
 }
 
 /**
- * Puts message bodies on the work queue, trying again after a short pause,
- * then into the spool; rejects only when neither took them.
+ * Puts message bodies on the work queue (gzipped where that pays), trying
+ * again after a short pause, then into the spool; rejects only when neither
+ * took them.
  */
 async function enqueue(
   bodies: readonly string[],
@@ -57,10 +59,11 @@ async function enqueue(
   onSpooled: () => void,
 ): Promise<void> {
   const queue = env[config.delivery.queue as string] as Queue;
+  const packed = await packBodies(bodies);
   let last: unknown;
   for (let attempt = 1; attempt <= QUEUE_SEND_ATTEMPTS; attempt++) {
     try {
-      await sendMessages(queue, bodies);
+      await sendMessages(queue, packed);
       return;
     } catch (err) {
       last = err;
@@ -95,7 +98,7 @@ export const bufferedMode: DeliveryMode = {
     for (const t of targets) for (const item of t.items) unique.add(item);
     const fits: SerializedRecord[] = [];
     const direct: SerializedRecord[] = [];
-    for (const item of unique) (item.bytes + 1 > CHUNK_BYTES ? direct : fits).push(item);
+    for (const item of unique) (item.bytes + 1 > RECORD_BYTES ? direct : fits).push(item);
 
     const d = config.delivery;
     const left = await coalesce(fits, records.length - unique.size, {

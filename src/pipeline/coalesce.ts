@@ -1,8 +1,9 @@
 /**
- * Coalescing for buffered mode: the tail() calls of one isolate add their
- * serialized records to one open work message, which is sent when it is full
- * (the Queue's message limit) or when its window (`DELIVERY.bufferMs`) ends,
- * so one queue message carries many invocations.
+ * Coalescing: the tail() calls of one isolate add their serialized records
+ * to one open chunk, which is sent when it is full or when its window
+ * (`DELIVERY.bufferMs`) ends, so one send carries many invocations. In
+ * buffered mode a chunk is one work message (gzipped, see
+ * src/delivery/durable.ts); in direct mode it is one delivery to the sinks.
  *
  * No record depends on another request's context. Each tail() keeps its own
  * waitUntil alive until every message holding its records has settled, and
@@ -32,8 +33,14 @@ import type { SerializedRecord } from "../record";
 export const POLL_MS = 25;
 /** Room left in a message body for its header line. */
 const HEADER_ROOM = 256;
-/** The most record bytes (a line and its newline each) one message carries. */
-export const CHUNK_BYTES = MESSAGE_BYTES - HEADER_ROOM;
+/** The largest record a work message carries; a larger one is delivered directly. */
+export const RECORD_BYTES = MESSAGE_BYTES - HEADER_ROOM;
+/**
+ * The most record bytes (a line and its newline each) one chunk carries by
+ * default: a work message gzips 512 KiB of record NDJSON to well under the
+ * Queue's 128 KB (one that does not is cut in two when it is sent).
+ */
+export const CHUNK_BYTES = 512 * 1024;
 
 export type ChunkState = "open" | "sending" | "sent" | "failed";
 
@@ -58,6 +65,8 @@ export interface CoalesceOptions {
   windowMs: number;
   /** How long to wait for another request's send before sending one's own records again, ms. */
   stallMs: number;
+  /** Record bytes a chunk carries at most; CHUNK_BYTES when not given. */
+  chunkBytes?: number;
   send: SendChunk;
 }
 
@@ -127,9 +136,10 @@ export async function coalesce(
     if (!mine.has(chunk)) mine.set(chunk, []);
     return chunk;
   };
+  const most = o.chunkBytes ?? CHUNK_BYTES;
   for (const item of items) {
     let chunk = join();
-    if (chunk.items.length > 0 && chunk.bytes + item.bytes + 1 > CHUNK_BYTES) {
+    if (chunk.items.length > 0 && chunk.bytes + item.bytes + 1 > most) {
       full.push(sendChunk(o.key, chunk, o.send));
       chunk = join();
     }

@@ -8,7 +8,7 @@
 
 import type { ResolvedConfig } from "../config";
 import type { DeliveryOptions } from "../delivery/deliver";
-import { fromMessage, type WorkMessage } from "../delivery/durable";
+import { fromMessage, unpackBody, type WorkMessage } from "../delivery/durable";
 import { deadLetter, type SettleContext } from "../delivery/settle";
 import { logError } from "../log";
 import type { SerializedRecord } from "../record";
@@ -52,13 +52,13 @@ function addRetry(retries: Map<string, RetryGroup>, { header, items }: WorkMessa
   }
 }
 
-/** Reads a batch's messages; one that is not tailfan's is acknowledged and logged, never retried. */
-export function readBatch(batch: MessageBatch<unknown>): QueueWork {
+/** Reads a batch's messages (gzipped ones unpacked); one that is not tailfan's is acknowledged and logged, never retried. */
+export async function readBatch(batch: MessageBatch<unknown>): Promise<QueueWork> {
   const work: QueueWork = { messages: [], all: [], buffered: [], counted: [], unrouted: 0, retries: new Map() };
   for (const msg of batch.messages) {
     let message: WorkMessage;
     try {
-      message = fromMessage(msg.body);
+      message = fromMessage(await unpackBody(msg.body));
     } catch (err) {
       logError(`tailfan: acknowledging a message on ${batch.queue} that is not tailfan's: ${String(err)}`);
       msg.ack();

@@ -114,7 +114,8 @@ export async function runQueue(
   const { config } = loaded;
   const startedAt = Date.now();
   const stats = new StatsBatch();
-  const work = readBatch(batch);
+  // Never rejects: a message it cannot read is acknowledged and logged.
+  const work = await readBatch(batch);
   try {
     await consume(work, batch.queue, config, env, stats, deliveryOptions(config.delivery, override));
     for (const msg of work.messages) msg.ack();

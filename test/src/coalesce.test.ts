@@ -17,7 +17,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { loadConfig } from "../../src/config";
 import type { DeliveryOptions } from "../../src/delivery/deliver";
-import { fromMessage } from "../../src/delivery/durable";
+import { fromMessage, unpackBody } from "../../src/delivery/durable";
 import { drainSpool } from "../../src/delivery/spool";
 import worker from "../../src/index";
 import { openChunkCount } from "../../src/pipeline/coalesce";
@@ -114,8 +114,16 @@ async function statsOf(sink: string): Promise<SinkStats | undefined> {
   return ((await stub.snapshot()) as SinkStats[]).find((s) => s.sink === sink);
 }
 
-const idsIn = (messages: readonly MessageSendRequest[]) =>
-  messages.flatMap((m) => fromMessage(m.body).items.map((i) => i.record.id));
+/** A work message read back as queue() reads it (gzipped bodies unpacked). */
+const readBack = async (body: unknown) => fromMessage(await unpackBody(body));
+
+const idsIn = async (messages: readonly MessageSendRequest[]) =>
+  (await Promise.all(messages.map((m) => readBack(m.body)))).flatMap((w) => w.items.map((i) => i.record.id));
+
+const sizeOf = (body: unknown) =>
+  body instanceof Uint8Array || body instanceof ArrayBuffer
+    ? body.byteLength
+    : new TextEncoder().encode(String(body)).length;
 
 let errors: MockInstance<typeof console.error>;
 beforeEach(() => {
@@ -135,7 +143,7 @@ describe("buffered mode: one work message for many tail() calls", () => {
     // Before: one sendBatch call and one message per invocation (60).
     expect(proxy.calls).toHaveLength(1);
     expect(proxy.taken).toHaveLength(1);
-    const queued = idsIn(proxy.taken);
+    const queued = await idsIn(proxy.taken);
     expect(queued).toHaveLength(180);
     expect(new Set(queued).size).toBe(180);
 
@@ -152,21 +160,45 @@ describe("buffered mode: one work message for many tail() calls", () => {
     expect(errors).not.toHaveBeenCalled();
   });
 
-  it("fills a message to the Queue's limit, then opens the next: 200 large invocations in a few full messages", async () => {
+  it("gzips a shared message: 100 invocations of 2 KB lines go in one message under 64 KB, one billed Queue operation", async () => {
     const proxy = proxyQueue();
     const s = setup(proxy, { bufferMs: 1_000 });
     const script = uid("big");
-    const items = Array.from({ length: 200 }, (_, i) =>
-      traceItem({ script, path: `/b/${i}`, logs: [{ level: "log", message: ["x".repeat(2_000)] }] }),
+    const items = Array.from({ length: 100 }, (_, i) =>
+      traceItem({ script, path: `/b/${i}`, logs: [{ level: "log", message: [`line ${i} ${"x".repeat(2_000)}`] }] }),
     );
     await Promise.all(items.map((item) => handleTail([item], s.env, createExecutionContext(), FAST)));
-    const sizes = proxy.taken.map((m) => new TextEncoder().encode(String(m.body)).length);
-    // Every message but the last is filled close to the Queue's 128 KB message limit (before: 200 messages).
-    const total = sizes.reduce((a, b) => a + b, 0);
-    expect(total).toBeGreaterThan(200 * 2_000);
-    expect(proxy.taken.length).toBe(Math.ceil(total / 128_000));
-    for (const size of sizes.slice(0, -1)) expect(size).toBeGreaterThan(100_000);
-    expect(new Set(idsIn(proxy.taken)).size).toBe(400);
+    // Before: 2 text messages of about 120 KB each, 2 billed 64 KB operations apiece.
+    expect(proxy.taken).toHaveLength(1);
+    expect(proxy.taken[0]?.contentType).toBe("bytes");
+    expect(sizeOf(proxy.taken[0]?.body)).toBeLessThan(64_000);
+    expect(new Set(await idsIn(proxy.taken)).size).toBe(200);
+  });
+
+  it("fills a chunk to 512 KiB of records, then opens the next; a body that does not gzip small enough is cut, each message within the Queue's limit", async () => {
+    const proxy = proxyQueue();
+    const s = setup(proxy, { bufferMs: 1_000 });
+    const script = uid("noisy");
+    // Random hex compresses only to about half: 400 invocations of 2 KB are about 900 KB of records.
+    const noise = (n: number) =>
+      Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0")).join("");
+    const items = Array.from({ length: 400 }, (_, i) =>
+      traceItem({ script, path: `/n/${i}`, logs: [{ level: "log", message: [noise(1_000)] }] }),
+    );
+    await Promise.all(items.map((item) => handleTail([item], s.env, createExecutionContext(), FAST)));
+    const sizes = proxy.taken.map((m) => sizeOf(m.body));
+    for (const size of sizes) expect(size).toBeLessThanOrEqual(128_000);
+    // Two chunks, each cut until it fits: a few messages, not one per invocation.
+    expect(proxy.taken.length).toBeGreaterThanOrEqual(4);
+    expect(proxy.taken.length).toBeLessThanOrEqual(16);
+    const ids = await idsIn(proxy.taken);
+    expect(ids).toHaveLength(800);
+    expect(new Set(ids).size).toBe(800);
+    await consume(
+      proxy.taken.map((m) => m.body),
+      s.env,
+    );
+    expect(await statsOf(s.sink)).toMatchObject({ totals: { received: 800, sent: 800, pending: 0 }, unaccounted: 0 });
   });
 
   it("a tail() whose records another tail() is sending resolves only once that send has taken them", async () => {
@@ -192,7 +224,7 @@ describe("buffered mode: one work message for many tail() calls", () => {
     await Promise.all([first, second]);
     expect(settled.sort()).toEqual(["a", "b"]);
     expect(proxy.taken).toHaveLength(1);
-    expect(idsIn(proxy.taken)).toHaveLength(6);
+    expect(await idsIn(proxy.taken)).toHaveLength(6);
   });
 
   it("a tail() does not wait forever on another tail()'s send that never ends: it sends its own records itself", async () => {
@@ -213,9 +245,9 @@ describe("buffered mode: one work message for many tail() calls", () => {
     const waiter = await Promise.race([first, second]);
     // Its own records went in a message of its own, after the stall limit (budgetMs / 2).
     expect(proxy.calls).toHaveLength(2);
-    const own = idsIn(proxy.taken);
+    const own = await idsIn(proxy.taken);
     expect(own).toHaveLength(3);
-    const urls = new Set(fromMessage(proxy.taken[0]?.body).items.map((i) => i.record.url));
+    const urls = new Set((await readBack(proxy.taken[0]?.body)).items.map((i) => i.record.url));
     expect([...urls]).toEqual([`https://shop.example.com${waiter === "a" ? "/p/0" : "/p/1"}`]);
     fail();
     await Promise.all([first, second]);
@@ -230,7 +262,7 @@ describe("buffered mode: overflow", () => {
     await Promise.all(items.map((item) => handleTail([item], s.env, createExecutionContext(), FAST)));
     expect(proxy.calls).toHaveLength(2);
     expect(proxy.taken).toHaveLength(1);
-    expect(idsIn(proxy.taken)).toHaveLength(60);
+    expect(await idsIn(proxy.taken)).toHaveLength(60);
     expect(await received(s.sink)).toEqual([]);
     expect((await env.LOGS_R2.list({ prefix: `${s.spoolPrefix}/` })).objects).toEqual([]);
   });
@@ -253,7 +285,7 @@ describe("buffered mode: overflow", () => {
     await consume([], s.env);
     expect((await env.LOGS_R2.list({ prefix: `${s.spoolPrefix}/` })).objects).toEqual([]);
     expect(proxy.taken).toHaveLength(1);
-    expect(fromMessage(proxy.taken[0]?.body).header).toMatchObject({ kind: "records", counted: true });
+    expect((await readBack(proxy.taken[0]?.body)).header).toMatchObject({ kind: "records", counted: true });
     await consume(
       proxy.taken.map((m) => m.body),
       s.env,
@@ -283,7 +315,7 @@ describe("buffered mode: overflow", () => {
     worker.scheduled(createScheduledController({ cron: "*/5 * * * *" }), s.env, ctx);
     await waitOnExecutionContext(ctx);
     expect((await env.LOGS_R2.list({ prefix: `${s.spoolPrefix}/` })).objects).toEqual([]);
-    expect(idsIn(proxy.taken)).toHaveLength(3);
+    expect(await idsIn(proxy.taken)).toHaveLength(3);
   });
 
   it("with no spool bucket and a queue that refuses, each invocation is delivered directly, and the log says so", async () => {
