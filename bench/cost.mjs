@@ -78,7 +78,7 @@ function expectedRecords(invocations) {
 }
 
 /** The shipped wrangler.toml, read by wrangler itself: SINKS, DELIVERY, queues, observability. */
-function shippedConfig() {
+export function shippedConfig() {
   const config = unstable_readConfig({ config: join(ROOT, "wrangler.toml") }, { hideWarnings: true });
   const vars = config.vars ?? {};
   const parse = (v) => (typeof v === "string" ? JSON.parse(v) : v);
@@ -116,7 +116,16 @@ async function countAll(list) {
 }
 
 /** One run: a config (its sinks) in one mode. Returns the raw counts and the checks. */
-async function runOne({ label, sinks, mode, shipped, scriptPath, invocations, concurrency }) {
+export async function runOne({
+  label,
+  sinks,
+  mode,
+  shipped,
+  scriptPath,
+  invocations,
+  concurrency,
+  drainTimeoutMs = DRAIN_TIMEOUT_MS,
+}) {
   const collector = await startCollector();
   const delivery = { ...shipped.delivery, ...(mode === "buffered" ? { mode: "buffered" } : {}) };
   const sinkList = sinks(collector.url);
@@ -174,6 +183,7 @@ async function runOne({ label, sinks, mode, shipped, scriptPath, invocations, co
     if (!health.ok) throw new Error(`tailfan config invalid: ${JSON.stringify(health)}`);
 
     const records = expectedRecords(invocations);
+    const driveStart = performance.now();
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(concurrency, invocations) }, async () => {
@@ -185,8 +195,9 @@ async function runOne({ label, sinks, mode, shipped, scriptPath, invocations, co
       }),
     );
 
+    const driveMs = performance.now() - driveStart;
     const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
-    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+    const deadline = Date.now() + drainTimeoutMs;
     let counts;
     let status;
     let drained = false;
@@ -205,6 +216,7 @@ async function runOne({ label, sinks, mode, shipped, scriptPath, invocations, co
     }
     // Let any straggling write land before the final read.
     await sleep(200);
+    const drainMs = performance.now() - driveStart - driveMs;
     counts = await getJson("/__bench/cost");
     status = await getJson("/status", auth);
 
@@ -230,8 +242,11 @@ async function runOne({ label, sinks, mode, shipped, scriptPath, invocations, co
       invocations,
       records,
       drained,
+      driveMs,
+      drainMs,
       counts,
       status: status.sinks ?? [],
+      countersExact: status.countersExact ?? null,
       collector: { ...collector.seen },
       sinks: sinkList.map((s) => s.name),
       sinkBindings: sinkList.map((s) => s.binding).filter((b) => typeof b === "string"),

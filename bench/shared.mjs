@@ -7,9 +7,10 @@ import { build } from "esbuild";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** A local HTTP backend that answers 200 and counts requests and NDJSON lines (gunzipped when gzip). */
+/** A local HTTP backend that answers 200 and counts requests, NDJSON lines (gunzipped when gzip) and distinct record ids. */
 export async function startCollector() {
-  const seen = { requests: 0, lines: 0 };
+  const seen = { requests: 0, lines: 0, unique: 0 };
+  const ids = new Set();
   const server = createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
@@ -17,7 +18,15 @@ export async function startCollector() {
       seen.requests++;
       let buf = Buffer.concat(chunks);
       if (req.headers["content-encoding"] === "gzip") buf = gunzipSync(buf);
-      seen.lines += buf.toString("utf8").split("\n").filter(Boolean).length;
+      for (const line of buf.toString("utf8").split("\n")) {
+        if (line === "") continue;
+        seen.lines++;
+        const id = /^\{"id":"([^"]+)"/.exec(line)?.[1] ?? line;
+        if (!ids.has(id)) {
+          ids.add(id);
+          seen.unique++;
+        }
+      }
       res.end("ok");
     });
   });

@@ -57,7 +57,7 @@ async function replay(c: Ctx): Promise<Response> {
     // Outside the runtime's fetch handler (tests, app.request without a context): the reports are awaited anyway.
     ctx = { waitUntil: () => {} };
   }
-  const reports = items.length === 0 ? [] : await handleTail(items, env, ctx);
+  const reports = items.length === 0 ? [] : await handleTail(items, env, ctx, { bufferMs: 0 });
   const mode = loaded.config.delivery.mode;
   const body = {
     accepted: items.length,

@@ -38,7 +38,7 @@ export interface DeliveryConfig {
   stats: string | null;
   /** Latest records kept beside the counters for the dashboard; 0: none. */
   recent: number;
-  /** Buffered mode: how long an isolate's work message stays open for more invocations, ms; 0: one per tail(). */
+  /** How long an isolate's shared work message (buffered) or delivery (direct) stays open for more invocations, ms; 0: one per tail(). */
   bufferMs: number;
   /** Key prefix, in the dead-letter bucket, of buffered records the queue refused (the spool). */
   spoolPrefix: string;

@@ -20,6 +20,12 @@ export interface DeliveryOptions {
   budgetMs: number;
   /** Sends in flight at once across all sinks (the runtime allows 6 connections). */
   maxConnections: number;
+  /**
+   * How long tail() holds records for more invocations before delivering
+   * them together; DELIVERY.bufferMs when not given (the API's /replay
+   * passes 0 to deliver its records on their own).
+   */
+  bufferMs?: number;
 }
 
 export interface SinkTarget {

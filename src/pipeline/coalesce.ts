@@ -44,9 +44,9 @@ export const CHUNK_BYTES = 512 * 1024;
 
 export type ChunkState = "open" | "sending" | "sent" | "failed";
 
-/** One open (or sent) work message of the isolate: records of many invocations. */
-export interface Chunk {
-  readonly items: SerializedRecord[];
+/** One open (or sent) chunk of the isolate: records of many invocations. */
+export interface Chunk<T = SerializedRecord> {
+  readonly items: T[];
   bytes: number;
   /** Records of its invocations that no sink wanted (every sink's `droppedFilter`). */
   unrouted: number;
@@ -55,11 +55,11 @@ export interface Chunk {
   sendingSince: number;
 }
 
-/** Sends one chunk as one message, in the calling request's context; rejects when it could not be queued. */
-export type SendChunk = (chunk: Chunk) => Promise<void>;
+/** Sends one chunk, in the calling request's context; rejects when it could not be sent. */
+export type SendChunk<T = SerializedRecord> = (chunk: Chunk<T>) => Promise<void>;
 
-export interface CoalesceOptions {
-  /** The buffer this tail() joins: one per work queue binding. */
+export interface CoalesceOptions<T = SerializedRecord> {
+  /** The buffer this tail() joins: one per work queue binding, or per config in direct mode. */
   key: string;
   /** How long a message stays open for more invocations, ms; 0 sends at once. */
   windowMs: number;
@@ -67,15 +67,18 @@ export interface CoalesceOptions {
   stallMs: number;
   /** Record bytes a chunk carries at most; CHUNK_BYTES when not given. */
   chunkBytes?: number;
-  send: SendChunk;
+  /** An item's bytes; a serialized record's line and newline when not given. */
+  size?: (item: T) => number;
+  send: SendChunk<T>;
 }
 
-/** The open message per queue binding, shared by every request of the isolate. */
-const openChunks = new Map<string, Chunk>();
+/** The open chunk per key, shared by every request of the isolate. */
+// biome-ignore lint/suspicious/noExplicitAny: each key holds chunks of one item type, the one its callers pass.
+const openChunks = new Map<string, Chunk<any>>();
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function newChunk(): Chunk {
+function newChunk<T>(): Chunk<T> {
   return { items: [], bytes: 0, unrouted: 0, openedAt: Date.now(), state: "open", sendingSince: 0 };
 }
 
@@ -85,7 +88,7 @@ export function openChunkCount(): number {
 }
 
 /** Sends a still open chunk in the caller's context; its outcome is written to the chunk, never thrown. */
-async function sendChunk(key: string, chunk: Chunk, send: SendChunk): Promise<void> {
+async function sendChunk<T>(key: string, chunk: Chunk<T>, send: SendChunk<T>): Promise<void> {
   if (chunk.state !== "open") return;
   chunk.state = "sending";
   chunk.sendingSince = Date.now();
@@ -99,7 +102,7 @@ async function sendChunk(key: string, chunk: Chunk, send: SendChunk): Promise<vo
 }
 
 /** Waits, on this request's own timers, until the chunk has settled; true when its send succeeded. */
-async function settled(key: string, chunk: Chunk, o: CoalesceOptions): Promise<boolean> {
+async function settled<T>(key: string, chunk: Chunk<T>, o: CoalesceOptions<T>): Promise<boolean> {
   for (;;) {
     if (chunk.state === "open") {
       const wait = chunk.openedAt + o.windowMs - Date.now();
@@ -119,18 +122,19 @@ async function settled(key: string, chunk: Chunk, o: CoalesceOptions): Promise<b
  * in a message that failed or stalled: the caller sends that again itself.
  * Never rejects.
  */
-export async function coalesce(
-  items: readonly SerializedRecord[],
+export async function coalesce<T = SerializedRecord>(
+  items: readonly T[],
   unrouted: number,
-  o: CoalesceOptions,
-): Promise<{ items: SerializedRecord[]; unrouted: number }> {
+  o: CoalesceOptions<T>,
+): Promise<{ items: T[]; unrouted: number }> {
   if (items.length === 0 && unrouted === 0) return { items: [], unrouted: 0 };
-  const mine = new Map<Chunk, SerializedRecord[]>();
+  const mine = new Map<Chunk<T>, T[]>();
   const full: Promise<void>[] = [];
-  const join = (): Chunk => {
-    let chunk = openChunks.get(o.key);
+  const sizeOf = o.size ?? ((item: T) => (item as SerializedRecord).bytes + 1);
+  const join = (): Chunk<T> => {
+    let chunk: Chunk<T> | undefined = openChunks.get(o.key);
     if (chunk === undefined) {
-      chunk = newChunk();
+      chunk = newChunk<T>();
       openChunks.set(o.key, chunk);
     }
     if (!mine.has(chunk)) mine.set(chunk, []);
@@ -139,12 +143,13 @@ export async function coalesce(
   const most = o.chunkBytes ?? CHUNK_BYTES;
   for (const item of items) {
     let chunk = join();
-    if (chunk.items.length > 0 && chunk.bytes + item.bytes + 1 > most) {
+    const bytes = sizeOf(item);
+    if (chunk.items.length > 0 && chunk.bytes + bytes > most) {
       full.push(sendChunk(o.key, chunk, o.send));
       chunk = join();
     }
     chunk.items.push(item);
-    chunk.bytes += item.bytes + 1;
+    chunk.bytes += bytes;
     mine.get(chunk)?.push(item);
   }
   // The count travels with the last message this invocation joined (a header-only message when it had no records).
@@ -155,7 +160,7 @@ export async function coalesce(
     if (last !== undefined) full.push(sendChunk(o.key, last, o.send));
   }
   await Promise.all(full);
-  const again = { items: [] as SerializedRecord[], unrouted: 0 };
+  const again = { items: [] as T[], unrouted: 0 };
   for (const [chunk, own] of mine) {
     if (await settled(o.key, chunk, o)) continue;
     for (const item of own) again.items.push(item);

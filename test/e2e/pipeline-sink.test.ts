@@ -18,7 +18,8 @@ const SINKS = [
   { name: "lake", type: "pipeline", binding: "LOGS_PIPELINE", maxRecords: 3 },
   { name: "nowhere", type: "pipeline", binding: "NO_SUCH_PIPELINE" },
 ];
-const DELIVERY = { stats: "TAILFAN_STATS", timeoutMs: 2_000, attempts: 2, backoffMs: 10, budgetMs: 5_000 };
+// Each invocation delivered on its own (`bufferMs: 0`), so the sends are counted per invocation.
+const DELIVERY = { stats: "TAILFAN_STATS", timeoutMs: 2_000, attempts: 2, backoffMs: 10, budgetMs: 5_000, bufferMs: 0 };
 
 interface Counts {
   received: number;
