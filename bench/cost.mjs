@@ -130,13 +130,13 @@ export async function runOne({
   const delivery = { ...shipped.delivery, ...(mode === "buffered" ? { mode: "buffered" } : {}) };
   const sinkList = sinks(collector.url);
   const queueProducers = Object.fromEntries(shipped.producers.map((p) => [p.binding, { queueName: p.queue }]));
-  // The consumers' batch size as shipped; their wait capped at 1 s so the last partial batch does not stall the run.
+  // The consumers' batch size and wait as shipped: a batch closes when full or after max_batch_timeout.
   const queueConsumers = Object.fromEntries(
     shipped.consumers.map((c) => [
       c.queue,
       {
         maxBatchSize: c.max_batch_size ?? 10,
-        maxBatchTimeout: Math.min(c.max_batch_timeout ?? 5, 1),
+        maxBatchTimeout: c.max_batch_timeout ?? 5,
         ...(c.dead_letter_queue ? { deadLetterQueue: c.dead_letter_queue } : {}),
       },
     ]),

@@ -24,6 +24,7 @@ import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { intOption, parseCli } from "../demo/cli.mjs";
 import { measureCost } from "./cost.mjs";
+import { measureLoad } from "./load.mjs";
 import { measureRequests } from "./requests.mjs";
 import { measureStream } from "./stream.mjs";
 
@@ -47,6 +48,8 @@ and outbound requests per 1,000 producer invocations (direct and buffered).
   --no-stream            skip the streaming tail stage
   --no-requests          skip the outbound requests stage
   --no-cost              skip the cost and scale stage
+  --no-load              skip the load test (20,000 invocations per mode; 1,000 with --quick)
+  --load-invocations N   producer invocations per mode in the load test
   --invocations N        producer invocations per delivery mode and config (default 1000)
   --concurrency N        invocations at a time (default 20)
   --warn-every N         every Nth invocation also logs a warning (default 10; 0: never)
@@ -65,6 +68,8 @@ Exits 0 whether or not the targets are met; 1 when it could not run or a stage d
     "no-stream": { type: "boolean", default: false },
     "no-requests": { type: "boolean", default: false },
     "no-cost": { type: "boolean", default: false },
+    "no-load": { type: "boolean", default: false },
+    "load-invocations": { type: "string" },
     invocations: { type: "string" },
     concurrency: { type: "string" },
     "warn-every": { type: "string" },
@@ -322,6 +327,14 @@ async function main() {
       });
       if (flag("json")) console.log(JSON.stringify({ cost }, null, 2));
       if (!cost.ok) throw new Error("the cost stage's counts do not reconcile");
+    }
+    if (!flag("no-load")) {
+      const load = await measureLoad({
+        invocations: opt("load-invocations", 20_000, 1_000),
+        concurrency: quick ? 50 : 100,
+      });
+      if (flag("json")) console.log(JSON.stringify({ load }, null, 2));
+      if (!load.ok) throw new Error("the load test lost records or its counts are off");
     }
   } finally {
     await mf?.dispose().catch(() => {});

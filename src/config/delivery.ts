@@ -38,7 +38,7 @@ export interface DeliveryConfig {
   stats: string | null;
   /** Latest records kept beside the counters for the dashboard; 0: none. */
   recent: number;
-  /** How long an isolate's shared work message (buffered) or delivery (direct) stays open for more invocations, ms; 0: one per tail(). */
+  /** How long an isolate's shared delivery (direct; 250 ms by default) or work message (buffered; 1000 ms) stays open for more invocations, ms; 0: one per tail(). */
   bufferMs: number;
   /** Key prefix, in the dead-letter bucket, of buffered records the queue refused (the spool). */
   spoolPrefix: string;
@@ -86,6 +86,13 @@ export function deliveryOptions(d: DeliveryConfig, override?: Partial<DeliveryOp
 /** The per-attempt knobs when DELIVERY is not set. */
 export const DEFAULT_DELIVERY: DeliveryOptions = deliveryOptions(DEFAULT_DELIVERY_CONFIG);
 
+/**
+ * `bufferMs` in buffered mode when not set: records wait for the queue
+ * consumer's batch anyway (`max_batch_timeout`, seconds), so a longer window
+ * costs no latency that matters and fills each work message further.
+ */
+export const BUFFERED_BUFFER_MS = 1_000;
+
 const int = intIn;
 const d = DEFAULT_DELIVERY_CONFIG;
 
@@ -103,7 +110,8 @@ const deliverySchema = v.strictObject({
   deadLetterQueue: v.optional(v.nullable(v.string()), d.deadLetterQueue),
   stats: v.optional(v.nullable(v.string()), d.stats),
   recent: v.optional(int(0, 1_000, "records"), d.recent),
-  bufferMs: v.optional(int(0, 5_000, "ms"), d.bufferMs),
+  // Its default depends on the mode: resolved in readDelivery.
+  bufferMs: v.optional(int(0, 5_000, "ms")),
   spoolPrefix: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty")), d.spoolPrefix),
   statsFlushMs: v.optional(int(0, 20_000, "ms"), d.statsFlushMs),
   statsShards: v.optional(int(1, 64, "objects"), d.statsShards),
@@ -126,8 +134,12 @@ export function readDelivery(raw: unknown, env: Record<string, unknown>, errors:
     errors.push(...issuesToErrors("DELIVERY", "", parsed.issues, Object.keys(deliverySchema.entries)));
     return DEFAULT_DELIVERY_CONFIG;
   }
-  checkDeliveryBindings(parsed.output, env, errors);
-  return parsed.output;
+  const delivery: DeliveryConfig = {
+    ...parsed.output,
+    bufferMs: parsed.output.bufferMs ?? (parsed.output.mode === "buffered" ? BUFFERED_BUFFER_MS : d.bufferMs),
+  };
+  checkDeliveryBindings(delivery, env, errors);
+  return delivery;
 }
 
 function checkDeliveryBindings(delivery: DeliveryConfig, env: Record<string, unknown>, errors: ConfigError[]): void {

@@ -264,7 +264,15 @@ describe("config: DELIVERY", () => {
       retryDelaySeconds: 43_200,
     };
     const fromTable = deliveryOf(delivery(table));
-    expect(fromTable).toMatchObject({ ...table, timeoutMs: 5000, attempts: 3, deadLetterPrefix: "dead-letter" });
+    // bufferMs defaults to 1000 ms in buffered mode (250 in direct): records wait for the consumer's batch anyway.
+    expect(fromTable).toMatchObject({
+      ...table,
+      timeoutMs: 5000,
+      attempts: 3,
+      deadLetterPrefix: "dead-letter",
+      bufferMs: 1000,
+    });
+    expect(deliveryOf(delivery({ ...table, bufferMs: 300 }))?.bufferMs).toBe(300);
     expect(deliveryOf(delivery(JSON.stringify(table)))).toEqual(fromTable);
     // The shipped wrangler.toml's own DELIVERY.
     expect(deliveryOf(buildConfig(env as unknown as Record<string, unknown>))).toMatchObject({
