@@ -223,7 +223,15 @@ describe("1. a hanging sink with many batches beside a healthy one", () => {
     // Best effort, so a false loss would show as `failed`; the hanging sink is listed first.
     stack = await startStack({
       sinks: [http("fair", "hang", { maxRecords: 1 }), http("fair", "fine", { maxRecords: 1 })],
-      delivery: { timeoutMs: TIMEOUT_MS, attempts: 2, backoffMs: 10, budgetMs: 1_000, stats: "TAILFAN_STATS" },
+      // Each invocation delivered at once (bufferMs 0): the time measured is the connections' fairness alone.
+      delivery: {
+        timeoutMs: TIMEOUT_MS,
+        attempts: 2,
+        backoffMs: 10,
+        budgetMs: 1_000,
+        stats: "TAILFAN_STATS",
+        bufferMs: 0,
+      },
     });
     receiver.behave("fair-hang", { mode: "hang" });
     sentAt = Date.now();
