@@ -53,6 +53,28 @@ function problemsOf(run) {
   return problems;
 }
 
+/** Each sink type's default most records per batch (the shipped config leaves them at their defaults). */
+const MAX_RECORDS = { http: 1_000, r2: 10_000, kv: 1_000 };
+
+/** How full each batching sink's requests were: records per request against its maxRecords. */
+function fillOf(run, shipped) {
+  const types = Object.fromEntries([...shipped.sinks, { name: "collector", type: "http" }].map((s) => [s.name, s]));
+  const out = [];
+  for (const s of run.status) {
+    const sink = types[s.sink];
+    const most = sink?.maxRecords ?? MAX_RECORDS[sink?.type];
+    if (most === undefined || !s.totals.requests) continue;
+    const per = s.totals.sent / s.totals.requests;
+    out.push({
+      sink: s.sink,
+      perRequest: per,
+      fill: per / most,
+      text: `${s.sink} (${sink.type}) ${fmt(s.totals.requests)} writes, ${fmt(per)} records each, ${Math.round((100 * per) / most)} % of maxRecords ${fmt(most)}`,
+    });
+  }
+  return out;
+}
+
 export async function measureLoad({ invocations = 20_000, concurrency = 100 } = {}) {
   const shipped = shippedConfig();
   console.log(
@@ -77,10 +99,10 @@ export async function measureLoad({ invocations = 20_000, concurrency = 100 } = 
       const problems = problemsOf(run);
       const rate = invocations / (run.driveMs / 1000);
       const c = run.counts;
-      const doRequests = sum(Object.values(c.byOrigin).map((o) => o.doRequests));
-      const queueMessages = sum(
-        Object.values(c.byOrigin).flatMap((o) => Object.values(o.queues).map((q) => q.messages)),
-      );
+      // tail() and queue() only: the load test's own GET /status reads are left out.
+      const origins = [c.byOrigin.tail, c.byOrigin.queue];
+      const doRequests = sum(origins.map((o) => o.doRequests));
+      const queueMessages = sum(origins.flatMap((o) => Object.values(o.queues).map((q) => q.messages)));
       const seconds = (run.driveMs + run.drainMs) / 1000;
       console.log(
         `  ${mode.padEnd(8)} ${fmt(rate)} invocations/s for ${(run.driveMs / 1000).toFixed(1)} s, drained ${(run.drainMs / 1000).toFixed(1)} s later; ` +
@@ -88,7 +110,9 @@ export async function measureLoad({ invocations = 20_000, concurrency = 100 } = 
           `counters objects ${(doRequests / seconds).toFixed(1)} req/s, queues ${(queueMessages / seconds).toFixed(1)} msgs/s; ` +
           `${problems.length === 0 ? "nothing lost, counts exact" : `PROBLEMS: ${problems.join("; ")}`}`,
       );
-      results.push({ mode, rate, records: run.records, delivered: run.collector.lines, problems });
+      const fills = fillOf(run, shipped);
+      console.log(`           batches: ${fills.map((f) => f.text).join("; ")}`);
+      results.push({ mode, rate, records: run.records, delivered: run.collector.lines, problems, fills });
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
