@@ -100,7 +100,7 @@ function pointsOf<P = NumberDataPoint>(request: OtlpMetricsRequest | null, name:
 const sumOf = (points: Point<NumberDataPoint>[]) => points.reduce((n, p) => n + Number(p.point.asInt), 0);
 
 /** The data point of `name` whose attributes include `where`. */
-function pointWhere<P>(
+function pointWhere<P = NumberDataPoint>(
   request: OtlpMetricsRequest | null,
   name: string,
   script: string,
