@@ -111,8 +111,8 @@ function report(sink: string, records: number): SinkReport {
 /**
  * Folds one invocation's records for an aggregating sink into the
  * isolate's window; the invocation that opens it waits for its end and
- * sends it. Resolves to this invocation's report (for an opener, the whole
- * window's); never rejects.
+ * sends it. Resolves to this invocation's report: its records `pending`,
+ * or for the opener what the window's send made of them; never rejects.
  */
 export async function aggregateAndSettle(
   target: SinkTarget,
@@ -151,7 +151,12 @@ export async function aggregateAndSettle(
     return left;
   }
   if (windows.get(key) === window) windows.delete(key);
-  const out = await send(name, sink, window, sc, options, startedAt);
+  const sent = await send(name, sink, window, sc, options, startedAt);
+  // This invocation's own part of the window's outcome; the counters have the whole window's.
+  const own = window.own.records;
+  const out: SinkReport = { ...sent, records: items.length, delivered: sent.delivered > 0 ? own : 0 };
+  out.failed = sent.failed > 0 ? own : 0;
+  out.bytes = sent.delivered > 0 ? window.own.bytes : 0;
   refuse(name, sc, out, refused);
   return out;
 }
@@ -167,6 +172,7 @@ async function send(
 ): Promise<SinkReport> {
   const records = window.own.records + window.others.records;
   const out = report(name, records);
+  if (records === 0) return out;
   const { stats } = sc;
   const settle = (reason: string | null, attempts: number, status?: number) => {
     stats.add(name, "pending", -records);

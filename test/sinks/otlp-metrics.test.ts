@@ -20,12 +20,13 @@ import {
   otlpMetricsSink,
   statusClass,
 } from "../../sinks/otlp-metrics";
-import type { DeliveryOptions } from "../../src/delivery/deliver";
+import { DEFAULT_DELIVERY, DEFAULT_DELIVERY_CONFIG } from "../../src/config";
+import type { DeliveryOptions, SinkTarget } from "../../src/delivery/deliver";
 import { toMessages } from "../../src/delivery/durable";
-import { openWindowCount } from "../../src/pipeline/aggregate";
+import { aggregateAndSettle, openWindowCount, STALE_MS } from "../../src/pipeline/aggregate";
 import { handleQueue } from "../../src/queue";
 import type { LogRecord, SerializedRecord } from "../../src/record";
-import type { SinkStats } from "../../src/stats";
+import { type SinkStats, StatsBatch } from "../../src/stats";
 import { handleTail } from "../../src/tail";
 import { sinkContract } from "./contract";
 import { makeSink, received, receiverUrl, serialized, T0, type TraceSpec, traceItem, uid } from "./helpers";
@@ -357,6 +358,21 @@ describe("otlp_metrics: aggregated per isolate in direct mode", () => {
     expect(errors).not.toHaveBeenCalled();
   });
 
+  it("while the window is open its records are pending in the joiners' counters; the opener's send settles them all", async () => {
+    const s = setup("ok", { flushMs: 1_500 });
+    const ctx = { waitUntil: () => {} };
+    const [first, ...rest] = invocations(8);
+    const opener = handleTail([first], s.env, ctx, FAST);
+    await Promise.all(rest.map((it) => handleTail([it], s.env, ctx, FAST)));
+    expect(openWindowCount()).toBeGreaterThan(0);
+    expect(await received(s.label)).toEqual([]);
+    expect((await statsOf(s.name))?.totals).toMatchObject({ received: 14, pending: 14, sent: 0 });
+    const [report] = await opener;
+    expect(report).toMatchObject({ records: 2, delivered: 2, failed: 0, requests: 1 });
+    expect((await statsOf(s.name))?.totals).toMatchObject({ received: 16, pending: 0, sent: 16 });
+    expect(await received(s.label)).toHaveLength(1);
+  });
+
   it("invocations after the window's send open the next window", async () => {
     const s = setup("ok", { flushMs: 200 });
     await tailAll(invocations(5), s.env);
@@ -451,5 +467,53 @@ describe("otlp_metrics: buffered mode sums each queue() batch", () => {
     expect(sent).toHaveLength(1);
     expect(sumOf(pointsOf(sent[0] ?? null, "faas.invocations"))).toBe(30);
     expect((await statsOf(s.name))?.totals).toMatchObject({ received: 60, sent: 60, pending: 0, requests: 1 });
+  });
+});
+
+describe("otlp_metrics: a window whose opener's context ended", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("is taken over after STALE_MS by the next invocation, which sends it on its own timer; counts stay exact", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "Date"] });
+    const label = uid("m-stale");
+    const name = uid("metrics-stale");
+    const { sink, limits } = makeSink(
+      otlpMetricsSink,
+      { endpoint: `${base}/ok/${label}`, gzip: false, flushMs: 1_000 },
+      name,
+    );
+    const aggregation = sink.aggregate;
+    if (aggregation === undefined) throw new Error("otlp_metrics sinks aggregate");
+    const run = (n: number, stats: StatsBatch) => {
+      const target: SinkTarget = { name, sink, batch: limits, items: serialized(invocations(n)) };
+      const sc = { env: vars, delivery: DEFAULT_DELIVERY_CONFIG, stats, fromQueue: false, queueAttempts: 0 };
+      return aggregateAndSettle(target, aggregation, sc, DEFAULT_DELIVERY);
+    };
+    // The opener's context ends before its timer fires: its counters (with its records) are never written.
+    const [lost, joiner, taker] = [new StatsBatch(), new StatsBatch(), new StatsBatch()];
+    let openerDone = false;
+    const opener = run(3, lost).then((r) => {
+      openerDone = true;
+      return r;
+    });
+    expect(await run(2, joiner)).toMatchObject({ records: 4, pending: 4, delivered: 0 });
+    vi.setSystemTime(Date.now() + STALE_MS + 1);
+    const takeover = run(1, taker);
+    await vi.advanceTimersByTimeAsync(1_000);
+    vi.useRealTimers();
+    const report = await takeover;
+    expect(report).toMatchObject({ records: 2, delivered: 2 });
+    expect(openerDone).toBe(true);
+    expect(await opener).toMatchObject({ delivered: 0, pending: 6 });
+    const [body, more] = await bodiesOf(label);
+    expect(more).toBeUndefined();
+    // The sums hold every invocation folded in, the lost opener's too.
+    expect(sumOf(pointsOf(body ?? null, "faas.invocations"))).toBe(6);
+    // What was written (joiner and taker) adds up: the taker settles the joiner's records and its own.
+    const totals = (b: StatsBatch) => b.list().find((d) => d.sink === name)?.counts ?? {};
+    const written = [joiner, taker].map(totals);
+    const sum = (k: string) => written.reduce((n, t) => n + ((t as Record<string, number>)[k] ?? 0), 0);
+    expect({ pending: sum("pending"), sent: sum("sent") }).toEqual({ pending: 0, sent: 6 });
+    expect(openWindowCount()).toBe(0);
   });
 });
