@@ -8,9 +8,9 @@
  * No record depends on another request's context (the rule of coalesce.ts
  * and src/stats/flush.ts): the invocation that opens a window waits for its
  * end on its own timer, inside its own waitUntil, then encodes the window
- * and sends it with its own sink, through the same attempts as every batch
- * (per-attempt timeout, backoff with jitter, Retry-After, the shared
- * connections, the DELIVERY budget), and settles every record folded in:
+ * and sends it with its own sink, attempt by attempt as every batch is sent
+ * (src/delivery/deliver.ts: the per-attempt timeout, backoff with jitter,
+ * Retry-After, DELIVERY's attempts and budget), and settles every record folded in:
  * `sent` on a 2xx, else `failed` with the reason. The others fold theirs in
  * and return at once, awaiting nothing another request made.
  *
