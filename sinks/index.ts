@@ -16,6 +16,7 @@ import { kvSink } from "./kv";
 import { lokiSink } from "./loki";
 import { newrelicSink } from "./newrelic";
 import { otlpSink } from "./otlp";
+import { otlpMetricsSink } from "./otlp-metrics";
 import { otlpTracesSink } from "./otlp-traces";
 import { pipelineSink } from "./pipeline";
 import { queueSink } from "./queue";
@@ -38,6 +39,7 @@ export const SINK_TYPES: Readonly<Record<string, AnySinkDefinition>> = {
   [elasticsearchSink.type]: elasticsearchSink,
   [otlpSink.type]: otlpSink,
   [otlpTracesSink.type]: otlpTracesSink,
+  [otlpMetricsSink.type]: otlpMetricsSink,
   [pipelineSink.type]: pipelineSink,
   [newrelicSink.type]: newrelicSink,
   [axiomSink.type]: axiomSink,
@@ -48,4 +50,4 @@ export const SINK_TYPES: Readonly<Record<string, AnySinkDefinition>> = {
   [discordSink.type]: discordSink,
 };
 
-export type { AnySinkDefinition, BatchLimits, BindingKind, SendResult, Sink } from "./types";
+export type { Aggregate, Aggregation, AnySinkDefinition, BatchLimits, BindingKind, SendResult, Sink } from "./types";

@@ -221,7 +221,7 @@ export function otlpRequest(batch: readonly SerializedRecord[], serviceName?: st
  */
 export function partialSuccess(
   response: unknown,
-  field: "rejectedLogRecords" | "rejectedSpans" = "rejectedLogRecords",
+  field: "rejectedLogRecords" | "rejectedSpans" | "rejectedDataPoints" = "rejectedLogRecords",
 ): { rejected: number; message: string } | null {
   if (!response || typeof response !== "object") return null;
   const p = (response as { partialSuccess?: unknown }).partialSuccess;

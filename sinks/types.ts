@@ -67,6 +67,32 @@ export interface Sink<P> {
   encode(batch: readonly SerializedRecord[]): P;
   /** Sends one payload. Never throws; honours `signal` for the per-attempt timeout. */
   send(payload: P, signal: AbortSignal): Promise<SendResult>;
+  /**
+   * A sink that sums records rather than sending them (metrics) says how.
+   * In direct mode, tail() then folds its records into this isolate's open
+   * aggregate of the sink instead of sending them, and the invocation that
+   * opened it sends one payload when the window ends
+   * (src/pipeline/aggregate.ts). Elsewhere (queue()) `encode` folds a whole
+   * batch, and must give what folding the same records would.
+   */
+  aggregate?: Aggregation<P>;
+}
+
+/** How an aggregating sink folds records across invocations. */
+export interface Aggregation<P> {
+  /** Sinks of one name with the same key share a window: it changes with the options. */
+  key: string;
+  /** How long a window gathers invocations before it is sent, ms. */
+  windowMs: number;
+  /** A new, empty aggregate. */
+  open(): Aggregate<P>;
+}
+
+/** The compact sums of a window: a record is folded in on arrival and not kept. */
+export interface Aggregate<P> {
+  add(record: LogRecord): void;
+  /** The payload of everything folded so far; pure. */
+  encode(): P;
 }
 
 export interface SinkDefinition<O = unknown, P = unknown> {

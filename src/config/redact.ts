@@ -13,7 +13,27 @@ export function redacting(definition: AnySinkDefinition, redact: (text: string) 
     ...definition,
     create(options, ctx) {
       const sink = definition.create(options, ctx);
+      const aggregation = sink.aggregate;
       return {
+        // An aggregating sink's window is encoded with the same redaction as its batches.
+        ...(aggregation && {
+          aggregate: {
+            ...aggregation,
+            open() {
+              const aggregate = aggregation.open();
+              return {
+                add: (record) => aggregate.add(record),
+                encode() {
+                  try {
+                    return aggregate.encode();
+                  } catch (err) {
+                    throw new Error(message(err));
+                  }
+                },
+              };
+            },
+          },
+        }),
         encode(batch) {
           try {
             return sink.encode(batch);

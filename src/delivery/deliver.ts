@@ -146,7 +146,8 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function attempt(sink: Sink<unknown>, payload: unknown, timeoutMs: number): Promise<SendResult> {
+/** One send with the per-attempt timeout; resolves to what it came to, never throws. */
+export async function attempt(sink: Sink<unknown>, payload: unknown, timeoutMs: number): Promise<SendResult> {
   const controller = new AbortController();
   // No custom reason: workerd also cancels the request body's upload with the abort reason, and a
   // reason of our own is then reported as an uncaught exception of the invocation (a queue()

@@ -8,13 +8,17 @@
  *   `bufferMs = 0` delivers each invocation on its own;
  * - a batch that fails after its attempts goes to the retry queue when
  *   `DELIVERY.queue` is set, else to the dead letter, else it is counted as failed;
+ * - a sink that sums records (metrics) is folded into the isolate's window
+ *   instead, and sent once per window (src/pipeline/aggregate.ts);
  * - each invocation counts what it routed; the one that sends a shared
  *   delivery counts how it went, and the counters are summed per isolate.
  */
 
 import type { ResolvedConfig } from "../config";
-import type { SinkReport, SinkTarget } from "../delivery/deliver";
+import type { DeliveryOptions, SinkReport, SinkTarget } from "../delivery/deliver";
+import type { SettleContext } from "../delivery/settle";
 import type { SerializedRecord } from "../record";
+import { aggregateAndSettle } from "./aggregate";
 import { coalesce } from "./coalesce";
 import { deliverAndSettle, firstDelivery } from "./deliver";
 import type { DeliveryMode } from "./modes";
@@ -57,38 +61,61 @@ function regroup(entries: readonly Entry[]): SinkTarget[] {
   return [...bySink.values()];
 }
 
+/** Delivers the targets together with those of the isolate's other tail() calls within `windowMs`. */
+async function shared(
+  targets: readonly SinkTarget[],
+  config: ResolvedConfig,
+  mc: { env: Record<string, unknown>; stats: SettleContext["stats"]; options: DeliveryOptions },
+  windowMs: number,
+  started: number,
+): Promise<SinkReport[]> {
+  const { env, stats, options } = mc;
+  const entries: Entry[] = [];
+  for (const target of targets) for (const item of target.items) entries.push({ target, item });
+  const reports: SinkReport[] = [];
+  const left = await coalesce<Entry>(entries, 0, {
+    key: keyOf(config),
+    windowMs,
+    stallMs: options.budgetMs + SETTLE_MS,
+    chunkBytes: DIRECT_CHUNK_BYTES,
+    size: (e) => e.item.bytes + 1,
+    // Runs in the context of the request whose timer (or a full chunk) started it; its counters take the outcome.
+    send: async (chunk) => {
+      for (const r of await deliverAndSettle(regroup(chunk.items), firstDelivery(config, env, stats), options)) {
+        reports.push(r);
+      }
+    },
+  });
+  if (left.items.length > 0) {
+    // The shared delivery stalled (its request's context may be gone): this invocation delivers its own records.
+    const budgetMs = Math.max(1_000, options.budgetMs - (Date.now() - started));
+    const own = await deliverAndSettle(regroup(left.items), firstDelivery(config, env, stats), {
+      ...options,
+      budgetMs,
+    });
+    for (const r of own) reports.push(r);
+  }
+  return reports;
+}
+
 export const directMode: DeliveryMode = {
   async fromTail({ records, views }, { config, env, stats, options }) {
     const started = Date.now();
     const targets = planDelivery(records, config, env, stats, views);
-    const windowMs = options.bufferMs ?? config.delivery.bufferMs;
-    if (windowMs <= 0) return deliverAndSettle(targets, firstDelivery(config, env, stats), options);
-
-    const entries: Entry[] = [];
-    for (const target of targets) for (const item of target.items) entries.push({ target, item });
-    const reports: SinkReport[] = [];
-    const left = await coalesce<Entry>(entries, 0, {
-      key: keyOf(config),
-      windowMs,
-      stallMs: options.budgetMs + SETTLE_MS,
-      chunkBytes: DIRECT_CHUNK_BYTES,
-      size: (e) => e.item.bytes + 1,
-      // Runs in the context of the request whose timer (or a full chunk) started it; its counters take the outcome.
-      send: async (chunk) => {
-        for (const r of await deliverAndSettle(regroup(chunk.items), firstDelivery(config, env, stats), options)) {
-          reports.push(r);
-        }
-      },
-    });
-    if (left.items.length > 0) {
-      // The shared delivery stalled (its request's context may be gone): this invocation delivers its own records.
-      const budgetMs = Math.max(1_000, options.budgetMs - (Date.now() - started));
-      const own = await deliverAndSettle(regroup(left.items), firstDelivery(config, env, stats), {
-        ...options,
-        budgetMs,
-      });
-      for (const r of own) reports.push(r);
+    const sc = firstDelivery(config, env, stats);
+    const sent: SinkTarget[] = [];
+    const summed: Promise<SinkReport>[] = [];
+    for (const t of targets) {
+      const aggregation = t.sink.aggregate;
+      if (aggregation === undefined) sent.push(t);
+      else summed.push(aggregateAndSettle(t, aggregation, sc, options, started));
     }
-    return reports;
+    const windowMs = options.bufferMs ?? config.delivery.bufferMs;
+    const delivered =
+      windowMs <= 0
+        ? deliverAndSettle(sent, sc, options)
+        : shared(sent, config, { env, stats, options }, windowMs, started);
+    const [reports, sums] = await Promise.all([delivered, Promise.all(summed)]);
+    return [...reports, ...sums];
   },
 };
