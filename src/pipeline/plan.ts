@@ -65,7 +65,7 @@ class LineMaker {
 
 /**
  * Routes records to sinks and serializes each routed record exactly once.
- * Counts `received`, `droppedFilter` and `truncated` per sink, and keeps the
+ * Counts `received`, `droppedFilter`, `droppedSample` and `truncated` per sink, and keeps the
  * dashboard's latest records, when given a stats batch.
  */
 export function planDelivery(
@@ -80,10 +80,17 @@ export function planDelivery(
   const lines = new LineMaker(config, views);
   const keep = stats && config.delivery.stats !== null ? config.delivery.recent : 0;
   const takes = takesBySink(records, config);
+  // Sinks sampling dropped the current record from, and the count per sink.
+  const sampledOut: string[] = [];
+  const sampled = new Map<string, number>();
   for (let i = 0; i < records.length; i++) {
     const entry = records[i] as Entry;
     const record = recordOf(entry);
-    const routed = routeRecord(record, config.table);
+    const routed = routeRecord(record, config.table, stats ? sampledOut : undefined);
+    if (sampledOut.length > 0) {
+      for (const name of sampledOut) sampled.set(name, (sampled.get(name) ?? 0) + 1);
+      sampledOut.length = 0;
+    }
     const names = takes.size === 0 ? routed : routed.filter((name) => takes.get(name)?.(record) ?? true);
     for (const name of names) {
       const item = lines.lineFor(name, entry, record, i);
@@ -92,12 +99,13 @@ export function planDelivery(
     }
     if (keep > 0) stats?.see(record, lines.sharedLine(entry, i), names, keep);
   }
-  return targetsOf(perSink, records.length, config, env, stats);
+  return targetsOf(perSink, sampled, records.length, config, env, stats);
 }
 
 /** One target per sink with records, created for this delivery; counts what each received and what it did not. */
 function targetsOf(
   perSink: ReadonlyMap<string, SerializedRecord[]>,
+  sampled: ReadonlyMap<string, number>,
   total: number,
   config: ResolvedConfig,
   env: Record<string, unknown>,
@@ -107,8 +115,10 @@ function targetsOf(
   for (const s of config.sinks) {
     const items = perSink.get(s.name) ?? [];
     if (stats) {
+      const dropped = sampled.get(s.name) ?? 0;
       stats.add(s.name, "received", items.length);
-      stats.add(s.name, "droppedFilter", total - items.length);
+      stats.add(s.name, "droppedFilter", total - items.length - dropped);
+      if (dropped > 0) stats.add(s.name, "droppedSample", dropped);
     }
     if (items.length === 0) continue;
     targets.push({ name: s.name, sink: s.definition.create(s.options, { name: s.name, env }), batch: s.batch, items });
