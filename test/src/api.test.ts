@@ -326,10 +326,12 @@ describe("POST /routes/test", () => {
       },
     ]);
     expect(ok).toMatchObject({ sinks: [], matchedRoutes: [1], dropped: true, sampledOut: [`${label}-none`] });
-    expect((ok?.where as { matched: boolean; leaves: { matched: boolean }[] }[])[0]).toMatchObject({
-      matched: false,
-      leaves: [{ matched: true }, { matched: true }, { matched: false }, { matched: false }],
-    });
+    expect((ok?.where ?? []) as { matched: boolean }[]).toMatchObject([
+      {
+        matched: false,
+        leaves: [{ matched: true }, { matched: true }, { matched: false }, { matched: false }],
+      },
+    ]);
 
     const check = await post("/config/check", JSON.stringify(config), deployment());
     expect(check.status).toBe(200);

@@ -182,7 +182,7 @@ describe("config: SINKS", () => {
     ).toBe(
       [
         'SINKS[0].sample["6xx"]: unknown key; expected a status class ("5xx"), a status code ("404"), an outcome (ok, exception, exceededCpu, exceededMemory, scriptNotFound, canceled, responseStreamDisconnected, loadShed, killSwitch, daemonDown, unknown) or default',
-        "SINKS[0].sample.exeption: unknown key; expected a status class (\"5xx\"), a status code (\"404\"), an outcome (ok, exception, exceededCpu, exceededMemory, scriptNotFound, canceled, responseStreamDisconnected, loadShed, killSwitch, daemonDown, unknown) or default",
+        'SINKS[0].sample.exeption: unknown key; expected a status class ("5xx"), a status code ("404"), an outcome (ok, exception, exceededCpu, exceededMemory, scriptNotFound, canceled, responseStreamDisconnected, loadShed, killSwitch, daemonDown, unknown) or default',
         "SINKS[0].sample.ok: must be a number from 0 to 1",
         "SINKS[0].sample.default: must be a number from 0 to 1",
       ].join("\n"),

@@ -87,7 +87,10 @@ describe("planDelivery", () => {
     // Whole invocations, and the same ones for every sink with the same rate.
     expect(same?.items).toHaveLength(kept.flat().length);
     expect(half?.items.map((x) => x.record.id)).toEqual(
-      kept.flat().filter((r) => r.level === "warn" || r.level === "error").map((r) => r.id),
+      kept
+        .flat()
+        .filter((r) => r.level === "warn" || r.level === "error")
+        .map((r) => r.id),
     );
     const counts = Object.fromEntries(stats.list().map((d) => [d.sink, d.counts]));
     const of = (sink: string) => ({
