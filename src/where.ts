@@ -125,7 +125,8 @@ function keyType(key: string): { type: FieldType | null } | { error: string } {
   const segs = key.split(".");
   const top = segs[0] as string;
   const type = Object.hasOwn(FIELD_TYPES, top) ? FIELD_TYPES[top as keyof typeof FIELD_TYPES] : undefined;
-  if (type === undefined) return { error: `unknown record field "${top}"; fields are: ${RECORD_FIELDS.join(", ")}` };
+  // The name given is not repeated: a value that is none of the choices is never echoed.
+  if (type === undefined) return { error: `starts with no record field; fields are: ${RECORD_FIELDS.join(", ")}` };
   if (segs.length === 1) return { type };
   if (type !== "json") return { error: `"${top}" holds ${wordOf(type)}; it has no fields` };
   return { type: NESTED_TYPES[key] ?? null };
@@ -253,7 +254,7 @@ function checkNode(node: unknown, at: (string | number)[], out: Problem[], depth
   const join = keys.includes("and") ? "and" : keys.includes("or") ? "or" : null;
   if (join === null) return checkLeaf(node, at, out);
   if (keys.length !== 1) {
-    out.push({ path: at, message: `${SHAPE}; this one has ${keys.map((k) => `"${k}"`).join(", ")}` });
+    out.push({ path: at, message: `${SHAPE}, with nothing beside its and or or` });
     return null;
   }
   const list = node[join];

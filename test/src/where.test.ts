@@ -260,9 +260,10 @@ describe("where: errors at config load", () => {
     );
   });
 
-  it("refuses keys that cannot be in a record", () => {
+  it("refuses keys that cannot be in a record, without repeating them", () => {
+    expect(errors(leaf("SECRET-looking-key.x", "exists"))).not.toContain("SECRET");
     expect(errors(leaf("stauts", "eq", 500))).toMatch(
-      /^ROUTES\[2\]\.where\.key: unknown record field "stauts"; fields are: id, type, timestamp, /,
+      /^ROUTES\[2\]\.where\.key: starts with no record field; fields are: id, type, timestamp, /,
     );
     expect(errors(leaf("url.host", "eq", "x"))).toBe('ROUTES[2].where.key: "url" holds a string; it has no fields');
     expect(errors(leaf("event..x", "exists"))).toBe(
@@ -276,7 +277,7 @@ describe("where: errors at config load", () => {
     );
     expect(errors({ and: [] })).toBe("ROUTES[2].where.and: must be a non-empty list of conditions");
     expect(errors({ and: [leaf("url", "exists")], or: [leaf("url", "exists")] })).toMatch(
-      /^ROUTES\[2\]\.where: must be a leaf .*; this one has "and", "or"$/,
+      /^ROUTES\[2\]\.where: must be a leaf .*, with nothing beside its and or or$/,
     );
     expect(errors({ key: "url", operator: "exists", vlaue: 1 })).toBe(
       "ROUTES[2].where.vlaue: unknown option; a leaf has key, operator and value",
