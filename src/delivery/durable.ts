@@ -23,6 +23,8 @@ export type WorkHeader =
       at: number;
       /** Records of the invocations that no sink wanted, for every sink's `droppedFilter`. */
       unrouted?: number;
+      /** Of those, per sink, the records only sampling dropped (its `droppedSample`). */
+      sampled?: Record<string, number>;
       /** Already counted (`received`, and `pending` while spooled): the consumer takes them off `pending` instead. */
       counted?: true;
     }

@@ -126,6 +126,51 @@ function targetsOf(
   return targets;
 }
 
+/** Per sink, how many of the records no sink took were dropped by sampling alone (buffered mode carries the counts). */
+export type SampledCounts = Record<string, number>;
+
+/** Of records that no sink took, how many each sink lost to sampling alone; undefined when nothing samples. */
+export function sampledUnrouted(records: readonly Entry[], config: ResolvedConfig): SampledCounts | undefined {
+  const { table } = config;
+  if (!table.sinks.some((s) => s.unsampled) && !table.routes?.some((r) => r.unsampled)) return undefined;
+  const out: SampledCounts = {};
+  const sampledOut: string[] = [];
+  for (const entry of records) {
+    sampledOut.length = 0;
+    if (routeRecord(recordOf(entry), table, sampledOut).length > 0) continue;
+    for (const name of sampledOut) out[name] = (out[name] ?? 0) + 1;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Adds sampled counts into `into` (which is created when needed). */
+export function addSampled(
+  into: SampledCounts | undefined,
+  more: SampledCounts | undefined,
+): SampledCounts | undefined {
+  // A queue message's header is read back as JSON: anything but counts is left out.
+  if (more === null || typeof more !== "object") return into;
+  const out = into ?? {};
+  for (const [name, n] of Object.entries(more)) {
+    if (typeof n === "number" && Number.isSafeInteger(n) && n > 0) out[name] = (out[name] ?? 0) + n;
+  }
+  return out;
+}
+
+/** Counts records that no sink took, for every sink: `droppedSample` what sampling alone dropped, the rest `droppedFilter`. */
+export function countUnrouted(
+  stats: StatsBatch,
+  config: ResolvedConfig,
+  unrouted: number,
+  sampled: SampledCounts | undefined,
+): void {
+  for (const s of config.sinks) {
+    const n = Math.min(sampled?.[s.name] ?? 0, unrouted);
+    stats.add(s.name, "droppedFilter", unrouted - n);
+    if (n > 0) stats.add(s.name, "droppedSample", n);
+  }
+}
+
 /** A target for one sink by name (a queued retry), or null when that sink is no longer configured. */
 export function targetFor(
   config: ResolvedConfig,
