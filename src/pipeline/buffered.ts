@@ -25,7 +25,7 @@ import { StatsBatch } from "../stats";
 import { CHUNK_BYTES, chunkBody, coalesce } from "./coalesce";
 import { deliverAndSettle, firstDelivery } from "./deliver";
 import type { DeliveryMode } from "./modes";
-import { countUnrouted, planDelivery, type SampledCounts, sampledUnrouted } from "./plan";
+import { countUnrouted, planDelivery, type SampledCounts, sampledField, sampledUnrouted } from "./plan";
 
 /** Sends to the work queue per refused send: the first try and this many more. */
 export const QUEUE_SEND_ATTEMPTS = 3;
@@ -81,7 +81,7 @@ async function enqueue(
 /** Bodies for one invocation's own records, sent again by itself; the first header carries its unrouted count. */
 function ownBodies(items: readonly SerializedRecord[], unrouted: number, sampled: SampledCounts | undefined): string[] {
   const { bodies } = toMessages({ v: 1, kind: "records", at: Date.now() }, items);
-  const head = JSON.stringify({ v: 1, kind: "records", at: Date.now(), unrouted, ...(sampled ? { sampled } : {}) });
+  const head = JSON.stringify({ v: 1, kind: "records", at: Date.now(), unrouted, ...sampledField(sampled) });
   if (bodies.length === 0) return unrouted > 0 ? [head] : [];
   const first = bodies[0] as string;
   if (unrouted > 0) bodies[0] = head + first.slice(first.indexOf("\n"));

@@ -27,7 +27,7 @@
  */
 import { MESSAGE_BYTES } from "../delivery/durable";
 import type { SerializedRecord } from "../record";
-import { addSampled, type SampledCounts } from "./plan";
+import { addSampled, type SampledCounts, sampledField } from "./plan";
 
 /** How often a waiting tail() looks at a message another request is sending. */
 export const POLL_MS = 25;
@@ -169,7 +169,7 @@ export function chunkBody(chunk: Chunk, extra: { counted?: true } = {}): string 
     kind: "records",
     at: Date.now(),
     ...(chunk.unrouted > 0 ? { unrouted: chunk.unrouted } : {}),
-    ...(chunk.sampled ? { sampled: chunk.sampled } : {}),
+    ...sampledField(chunk.sampled),
   };
   let body = JSON.stringify({ ...header, ...extra });
   for (const item of chunk.items) body += `\n${item.line}`;

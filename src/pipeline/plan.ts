@@ -157,6 +157,15 @@ export function addSampled(
   return out;
 }
 
+/** Bytes of a work message's header the sampled counts may take; beyond it they are left out (then `droppedFilter`). */
+const SAMPLED_ROOM = 160;
+
+/** The sampled counts as a work message header field, or nothing when there are none or they do not fit. */
+export function sampledField(sampled: SampledCounts | undefined): { sampled?: SampledCounts } {
+  if (!sampled) return {};
+  return JSON.stringify(sampled).length <= SAMPLED_ROOM ? { sampled } : {};
+}
+
 /** Counts records that no sink took, for every sink: `droppedSample` what sampling alone dropped, the rest `droppedFilter`. */
 export function countUnrouted(
   stats: StatsBatch,

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { buildConfig } from "../../src/config";
 import { normalizeTraceItems } from "../../src/normalize";
 import { planDelivery, prepareRecords } from "../../src/pipeline";
+import { addSampled, sampledField } from "../../src/pipeline/plan";
 import { StatsBatch } from "../../src/stats";
 import captured from "../fixtures/trace-items.json";
 
@@ -109,5 +110,14 @@ describe("planDelivery", () => {
       droppedSample: loud(records) - loud(kept.flat()),
       droppedFilter: records.length - loud(records),
     });
+  });
+
+  it("sampled counts ride in a work message header only while they fit, and only counts are read back", () => {
+    expect(sampledField({ a: 2, b: 1 })).toEqual({ sampled: { a: 2, b: 1 } });
+    const many = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`a-rather-long-sink-name-${i}`, 1]));
+    expect(sampledField(many)).toEqual({});
+    expect(sampledField(undefined)).toEqual({});
+    expect(addSampled({ a: 1 }, { a: 2, b: "3", c: -1, d: 1.5 } as never)).toEqual({ a: 3 });
+    expect(addSampled(undefined, "x" as never)).toBeUndefined();
   });
 });
