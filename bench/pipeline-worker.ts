@@ -10,9 +10,10 @@ import { splitBatches } from "../src/delivery/batch";
 import { RecordSerializer } from "../src/json";
 import { normalizeTraceItems } from "../src/normalize";
 import { planDelivery, prepareRecords } from "../src/pipeline";
-import type { SerializedRecord } from "../src/record";
+import type { LogRecord, SerializedRecord } from "../src/record";
 import { routeRecord } from "../src/router";
 import { StatsBatch } from "../src/stats";
+import { checkWhere, compileWhere, type WhereNode } from "../src/where";
 
 type Env = Record<string, unknown>;
 type Obj = Record<string, unknown>;
@@ -24,6 +25,22 @@ export const BENCH_SINKS = [
   { name: "exceptions", type: "queue", binding: "LOGS_QUEUE", types: ["exception"] },
   { name: "collector", type: "http", url: "https://logs.example.com/ingest", format: "json" },
 ];
+
+/**
+ * The `where` stage: a four-leaf `where` that every record passes (a header,
+ * the URL, the script name, a number), on each of the four sinks, so the
+ * routing and the bytes stay those of BENCH_SINKS and only the predicate costs.
+ */
+export const BENCH_WHERE = {
+  and: [
+    { key: "event.request.headers.user-agent", operator: "!contains", value: "never-a-bot" },
+    { key: "url", operator: "!contains", value: "/never/" },
+    { key: "scriptName", operator: "!in", value: ["healthcheck", "canary"] },
+    { key: "cpuTime", operator: "geq", value: 0 },
+  ],
+};
+const WHERE_LEAVES = BENCH_WHERE.and.length;
+const WHERE_SINKS = BENCH_SINKS.map((s) => ({ ...s, where: BENCH_WHERE }));
 
 // ---------------------------------------------------------------------------
 // Synthetic TraceItems
@@ -396,9 +413,29 @@ function weigh(payload: unknown): number {
   return 1;
 }
 
-function makeVariants(config: ResolvedConfig, env: Env): Record<string, Variant> {
+/** The whole pipeline up to the payloads, as tail() runs it, with `config`. */
+async function pipelineOf(batches: readonly Obj[][], config: ResolvedConfig, env: Env): Promise<number> {
+  let n = 0;
+  for (const events of batches) {
+    const { records, views } = await prepareRecords(normalizeTraceItems(events), config);
+    const stats = new StatsBatch();
+    const targets = planDelivery(records, config, env, stats, views);
+    for (const target of targets) {
+      for (const batch of splitBatches(target.items, target.batch).batches) n += weigh(target.sink.encode(batch));
+    }
+    // What flushStats hands to the counters object: the deltas and the latest records (the RPC itself is I/O).
+    n += stats.list().length + stats.recent().length;
+  }
+  return n;
+}
+
+function makeVariants(config: ResolvedConfig, whereConfig: ResolvedConfig, env: Env): Record<string, Variant> {
   // As deployed: counters and the dashboard's latest records kept (DELIVERY.stats set, recent = 200).
   const counted: ResolvedConfig = { ...config, delivery: { ...config.delivery, stats: "TAILFAN_STATS", recent: 200 } };
+  const countedWhere: ResolvedConfig = { ...whereConfig, delivery: counted.delivery };
+  const where = compileWhere(checkWhere(BENCH_WHERE).where as WhereNode);
+  // The records, normalized once outside the timed loop, for the predicate alone.
+  let normalized: LogRecord[] | undefined;
   return {
     /** Cloudflare's example tail worker: the body it POSTs. */
     baseline(batches) {
@@ -427,17 +464,17 @@ function makeVariants(config: ResolvedConfig, env: Env): Record<string, Variant>
      * detectors), then planDelivery (route, serialize once, size limits), splitBatches and encode per sink.
      */
     async pipeline(batches) {
+      return pipelineOf(batches, counted, env);
+    },
+    /** The same pipeline with BENCH_WHERE on every sink: the difference is what `where` costs in place. */
+    async where(batches) {
+      return pipelineOf(batches, countedWhere, env);
+    },
+    /** BENCH_WHERE alone, compiled, once per record (records normalized beforehand). */
+    whereOnly(batches) {
+      normalized ??= batches.flatMap((events) => normalizeTraceItems(events));
       let n = 0;
-      for (const events of batches) {
-        const { records, views } = await prepareRecords(normalizeTraceItems(events), counted);
-        const stats = new StatsBatch();
-        const targets = planDelivery(records, counted, env, stats, views);
-        for (const target of targets) {
-          for (const batch of splitBatches(target.items, target.batch).batches) n += weigh(target.sink.encode(batch));
-        }
-        // What flushStats hands to the counters object: the deltas and the latest records (the RPC itself is I/O).
-        n += stats.list().length + stats.recent().length;
-      }
+      for (const r of normalized) if (where(r)) n++;
       return n;
     },
   };
@@ -579,10 +616,12 @@ export async function runBench(env: Env, params: BenchParams): Promise<Obj> {
   const built = buildConfig({ ...env, SINKS: JSON.stringify(BENCH_SINKS) });
   if (!built.ok) throw new Error(`bench config invalid: ${JSON.stringify(built.errors)}`);
   const config = built.config;
+  const withWhere = buildConfig({ ...env, SINKS: JSON.stringify(WHERE_SINKS) });
+  if (!withWhere.ok) throw new Error(`bench where config invalid: ${JSON.stringify(withWhere.errors)}`);
   const items = makeTraceItems(params.items);
   // The runtime calls tail() once per invocation: one TraceItem per batch.
   const batches = items.map((item) => [item]);
-  const variants = makeVariants(config, env);
+  const variants = makeVariants(config, withWhere.config, env);
   const names = Object.keys(variants);
   const times: Record<string, number[]> = {};
   for (const name of names) times[name] = [];
@@ -609,7 +648,7 @@ export async function runBench(env: Env, params: BenchParams): Promise<Obj> {
     medians[name] = median(xs) * perThousand;
     spread[name] = [Math.min(...xs) * perThousand, Math.max(...xs) * perThousand];
   }
-  return { params, reps, medians, spread, checksum, ...sizes(items, batches, config, env) };
+  return { params, reps, medians, spread, checksum, whereLeaves: WHERE_LEAVES, ...sizes(items, batches, config, env) };
 }
 
 export default {

@@ -179,6 +179,8 @@ function report(label, r) {
     ["normalize", "normalize"],
     ["serialize", "normalize + route + serialize"],
     ["pipeline", "pipeline: + scrub, plan, limits, encode x4"],
+    ["where", `pipeline + where (${r.whereLeaves} leaves) on each sink`],
+    ["whereOnly", `one ${r.whereLeaves}-leaf where alone, compiled`],
   ];
   console.log(
     `\n${label}: median of ${r.params.rounds} rounds after ${r.params.warmup} warm-up, interleaved; each sample = ${r.reps} pass(es) over the set`,
@@ -194,6 +196,11 @@ function report(label, r) {
   const ratio = m.pipeline / m.baseline;
   console.log(
     `  ratio = pipeline / baseline = ${ratio.toFixed(2)}   target <= ${TARGET_RATIO}: ${met(ratio <= TARGET_RATIO)}`,
+  );
+  const perRecord = (ms) =>
+    ((ms * 1000) / (Object.values(r.records).reduce((a, b) => a + b, 0) * (1000 / r.params.items))).toFixed(3);
+  console.log(
+    `  where: ${perRecord(m.where - m.pipeline)} µs per record on 4 sinks (pipeline + where / pipeline = ${(m.where / m.pipeline).toFixed(3)}); ${perRecord(m.whereOnly)} µs per record for one where`,
   );
   return ratio;
 }

@@ -5,7 +5,6 @@
  * added to FilterSpec does not compile until its entry is written.
  */
 import * as v from "valibot";
-import { hash53 } from "./json";
 import {
   EVENT_TYPES,
   type EventType,
@@ -16,6 +15,10 @@ import {
   RECORD_TYPES,
   type RecordType,
 } from "./record";
+import { compileSample, describeSample, type SampleSpec, sampleSchema } from "./sample";
+import { compileWhere, describeWhere, type WhereNode, whereSchema } from "./where";
+
+export { sampled } from "./sample";
 
 /**
  * A filter as users write it, in a route or inline on a sink. Every field
@@ -34,8 +37,13 @@ export interface FilterSpec {
   types?: RecordType[];
   /** HTTP status classes or codes: `5xx`, `404`. Records without a status never match. */
   status?: string[];
-  /** Fraction of invocations kept, 0 to 1; an invocation's records are kept or dropped together. */
-  sample?: number;
+  /** A predicate on any record field: `{ key, operator, value }` leaves under `and` / `or`. */
+  where?: WhereNode;
+  /**
+   * Fraction of invocations kept, 0 to 1, or a rate per status code, status
+   * class and outcome; an invocation's records are kept or dropped together.
+   */
+  sample?: SampleSpec;
 }
 
 export type RecordPredicate = (record: LogRecord) => boolean;
@@ -115,10 +123,16 @@ const FILTER_FIELDS: FilterFields = {
     },
     describe: (value) => (value.length > 0 ? `status ${either(value)}` : null),
   },
+  where: {
+    schema: whereSchema,
+    compile: compileWhere,
+    describe: (node) => `where ${describeWhere(node)}`,
+  },
+  // Last: sampling is what the router leaves out to tell a sampled-out record from a filtered one.
   sample: {
-    schema: v.pipe(v.number(), v.minValue(0, "must be from 0 to 1"), v.maxValue(1, "must be from 0 to 1")),
-    compile: (rate) => (r) => sampled(r.invocationId, rate),
-    describe: (rate) => (rate < 1 ? `${Math.round(rate * 1000) / 10} % sampled` : null),
+    schema: sampleSchema,
+    compile: compileSample,
+    describe: describeSample,
   },
 };
 
@@ -141,7 +155,19 @@ function setFields(spec: FilterSpec): [FilterField<unknown>, unknown][] {
 
 /** Turns a filter into one predicate; an empty filter matches everything. */
 export function compileFilter(spec: FilterSpec): RecordPredicate {
-  const checks = setFields(spec).map(([field, value]) => field.compile(value));
+  return allOf(setFields(spec).map(([field, value]) => field.compile(value)));
+}
+
+/**
+ * The filter without its sampling, for telling what sampling dropped from
+ * what the other fields did; null when the filter does not sample.
+ */
+export function compileUnsampled(spec: FilterSpec): RecordPredicate | null {
+  const { sample, ...rest } = spec;
+  return sample === undefined ? null : compileFilter(rest);
+}
+
+function allOf(checks: RecordPredicate[]): RecordPredicate {
   if (checks.length === 0) return () => true;
   if (checks.length === 1) return checks[0] as RecordPredicate;
   return (r) => {
@@ -179,11 +205,4 @@ function statusMatcher(spec: string): (status: number) => boolean {
   }
   const code = Number(spec);
   return (s) => s === code;
-}
-
-/** Deterministic per-invocation sample: the same invocation is always in or always out. */
-export function sampled(invocationId: string, rate: number): boolean {
-  if (rate >= 1) return true;
-  if (rate <= 0) return false;
-  return hash53(invocationId, 0x5eed) / 2 ** 53 < rate;
 }

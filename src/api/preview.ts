@@ -9,6 +9,7 @@ import { dropOwnEvents, planDelivery, prepareRecords } from "../pipeline";
 import type { LogRecord } from "../record";
 import { routeRecord } from "../router";
 import { utf8Length } from "../text";
+import { explainWhere } from "../where";
 
 /** Characters of a record's message shown by /routes/test. */
 const MESSAGE_CHARS = 200;
@@ -55,10 +56,24 @@ function previewOf(payload: unknown) {
 type Bindings = Record<string, unknown>;
 type Target = ReturnType<typeof planDelivery>[number];
 
+/** Each `where` of the routes and sinks, leaf by leaf, for one record: which leaf matched, which failed. */
+function whereDetail(r: LogRecord, config: ResolvedConfig) {
+  const out: { at: string; sink?: string; matched: boolean; leaves: ReturnType<typeof explainWhere>["leaves"] }[] = [];
+  for (const [i, route] of (config.routes ?? []).entries()) {
+    if (route.filter.where) out.push({ at: `ROUTES[${i}].where`, ...explainWhere(route.filter.where, r) });
+  }
+  for (const [i, s] of config.sinks.entries()) {
+    if (s.filter.where) out.push({ at: `SINKS[${i}].where`, sink: s.name, ...explainWhere(s.filter.where, r) });
+  }
+  return out;
+}
+
 /** Where one record goes, and which routes (by index) matched it. */
 function recordDetail(r: LogRecord, config: ResolvedConfig) {
-  const sinks = routeRecord(r, config.table);
+  const sampledOut: string[] = [];
+  const sinks = routeRecord(r, config.table, sampledOut);
   const routes = config.routes;
+  const where = whereDetail(r, config);
   return {
     id: r.id,
     type: r.type,
@@ -68,6 +83,8 @@ function recordDetail(r: LogRecord, config: ResolvedConfig) {
     matchedRoutes:
       routes === null ? ("inline filter" as const) : routes.flatMap((route, i) => (route.matches(r) ? [i] : [])),
     dropped: sinks.length === 0,
+    ...(sampledOut.length > 0 ? { sampledOut } : {}),
+    ...(where.length > 0 ? { where } : {}),
   };
 }
 

@@ -105,8 +105,8 @@ export function buildConfig(rawEnv: Record<string, unknown>, registry: SinkRegis
     routes,
     warnings,
     table: {
-      sinks: sinks.map((s) => ({ name: s.name, accepts: s.accepts })),
-      routes: routes?.map((r) => ({ sinks: r.sinks, matches: r.matches })) ?? null,
+      sinks: sinks.map((s) => ({ name: s.name, accepts: s.accepts, unsampled: s.unsampled })),
+      routes: routes?.map((r) => ({ sinks: r.sinks, matches: r.matches, unsampled: r.unsampled })) ?? null,
     },
   };
   return { ok: true, config };

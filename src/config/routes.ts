@@ -1,6 +1,14 @@
 /** ROUTES: which sinks receive which records; unset, every sink takes what its own filter accepts. */
 import * as v from "valibot";
-import { compileFilter, FILTER_KEYS, type FilterSpec, filterEntries, oneOrMany, type RecordPredicate } from "../filter";
+import {
+  compileFilter,
+  compileUnsampled,
+  FILTER_KEYS,
+  type FilterSpec,
+  filterEntries,
+  oneOrMany,
+  type RecordPredicate,
+} from "../filter";
 import { type ConfigError, issuesToErrors } from "../issues";
 import { readList } from "./env";
 
@@ -8,6 +16,8 @@ export interface ResolvedRoute {
   sinks: string[];
   filter: FilterSpec;
   matches: RecordPredicate;
+  /** The filter without its sampling; null when it does not sample. */
+  unsampled: RecordPredicate | null;
 }
 
 const routeSchema = v.strictObject({
@@ -41,7 +51,7 @@ export function readRoutes(raw: unknown, sinkNames: ReadonlyMap<string, number>,
         message: `no sink named "${n}"; sinks are: ${[...sinkNames.keys()].join(", ") || "(none)"}`,
       });
     });
-    routes.push({ sinks: names, filter, matches: compileFilter(filter) });
+    routes.push({ sinks: names, filter, matches: compileFilter(filter), unsampled: compileUnsampled(filter) });
   }
   return routes;
 }

@@ -5,7 +5,14 @@
  */
 import * as v from "valibot";
 import type { AnySinkDefinition, BatchLimits } from "../../sinks/index";
-import { compileFilter, FILTER_KEYS, type FilterSpec, filterEntries, type RecordPredicate } from "../filter";
+import {
+  compileFilter,
+  compileUnsampled,
+  FILTER_KEYS,
+  type FilterSpec,
+  filterEntries,
+  type RecordPredicate,
+} from "../filter";
 import { type ConfigError, issuesToErrors } from "../issues";
 import { compileScrubber, parseScrubConfig, type Scrubber, type ScrubConfig } from "../scrub";
 import { checkBinding } from "./bindings";
@@ -24,6 +31,8 @@ export interface ResolvedSink {
   publicOptions: Record<string, unknown>;
   filter: FilterSpec;
   accepts: RecordPredicate;
+  /** The inline filter without its sampling; null when it does not sample. */
+  unsampled: RecordPredicate | null;
   batch: BatchLimits;
   /** Opted in to the runtime's unredacted request URL and headers (scrubbing still applies). */
   unredacted: boolean;
@@ -109,6 +118,7 @@ function readSink(raw: unknown, i: number, seen: Map<string, number>, ctx: SinkC
     publicOptions,
     filter,
     accepts: compileFilter(filter),
+    unsampled: compileUnsampled(filter),
     batch: definition.batch(options),
     unredacted: head.output.unredacted === true,
   };

@@ -5,7 +5,9 @@
  */
 import type { Child, FC } from "hono/jsx";
 import { describeFilter, type FilterSpec } from "../filter";
+import type { LogRecord } from "../record";
 import type { FlushFailures, RecentAnswer, SinkError, SinkStats } from "../stats";
+import { explainWhere } from "../where";
 import { chartSeries, groupErrors, SERIES_KEYS, type Series, type SinkHealth, sinkHealth, utc } from "./model";
 
 const CSS = `
@@ -17,6 +19,7 @@ header a{color:#fff}main{padding:16px 20px;max-width:1400px;margin:0 auto}
 h2{font-size:16px;margin:24px 0 8px}section{margin-bottom:8px}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(330px,100%),1fr));gap:12px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px}
+ul.leaves{margin:4px 0 0;padding-left:16px;font-size:13px}ul.leaves li[data-matched=true]{color:var(--ok)}ul.leaves li[data-matched=false]{color:var(--bad)}
 .card h3{margin:0 0 2px;font-size:15px;display:flex;gap:8px;align-items:center}
 .card .type{color:var(--muted);font-weight:400;font-size:13px}.reason{color:var(--muted);margin:2px 0 8px;font-size:13px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
@@ -239,6 +242,7 @@ const NUMBERS = [
   ["failed", "failed"],
   ["pending", "pending"],
   ["droppedLimit", "too large"],
+  ["droppedSample", "sampled out"],
   ["unaccounted", "unaccounted"],
 ] as const;
 
@@ -509,7 +513,43 @@ const ErrorsSection: FC<{ errors: DashboardData["errors"]; warnings: string[] }>
   </section>
 );
 
-const RoutesTable: FC<{ routes: DashboardData["routes"] }> = ({ routes }) =>
+/** The newest kept record, as its sinks got it: what the routes table tests each `where` leaf on. */
+function newestRecord(recent: RecentAnswer | null): LogRecord | null {
+  const line = recent?.records.find((r) => r.line !== null)?.line;
+  if (!line) return null;
+  try {
+    return JSON.parse(line) as LogRecord;
+  } catch {
+    return null;
+  }
+}
+
+/** A filter in words, and each `where` leaf marked for the newest record: ✓ matched, ✗ failed. */
+const FilterCell: FC<{ filter: FilterSpec; record: LogRecord | null }> = ({ filter, record }) => {
+  if (!filter.where || !record) return <td>{describeFilter(filter)}</td>;
+  const { matched, leaves } = explainWhere(filter.where, record);
+  return (
+    <td>
+      {describeFilter(filter)}
+      <ul class="leaves" data-matched={String(matched)}>
+        {leaves.map((l) => (
+          <li data-at={l.at} data-matched={String(l.matched)}>
+            {`${l.matched ? "✓" : "✗"} ${l.leaf}`}
+          </li>
+        ))}
+      </ul>
+    </td>
+  );
+};
+
+const WhereNote: FC<{ record: LogRecord | null; show: boolean }> = ({ record, show }) =>
+  show && record ? (
+    <p class="none" id="where-record">
+      {`✓ and ✗: each where leaf tested on the newest kept record (${record.id}, ${record.type}, ${record.level}).`}
+    </p>
+  ) : null;
+
+const RoutesTable: FC<{ routes: DashboardData["routes"]; record: LogRecord | null }> = ({ routes, record }) =>
   routes === null ? (
     <p class="none">No ROUTES: each sink takes every record its own filter lets through.</p>
   ) : (
@@ -526,7 +566,7 @@ const RoutesTable: FC<{ routes: DashboardData["routes"] }> = ({ routes }) =>
           {routes.map((r, i) => (
             <tr>
               <td>{String(i)}</td>
-              <td>{describeFilter(r.filter)}</td>
+              <FilterCell filter={r.filter} record={record} />
               <td>
                 {r.sinks.map((s) => (
                   <span class="chip">{s}</span>
@@ -539,7 +579,7 @@ const RoutesTable: FC<{ routes: DashboardData["routes"] }> = ({ routes }) =>
     </div>
   );
 
-const SinkTable: FC<{ sinks: DashboardData["sinks"] }> = ({ sinks }) => (
+const SinkTable: FC<{ sinks: DashboardData["sinks"]; record: LogRecord | null }> = ({ sinks, record }) => (
   <div class="scroll">
     <table style="margin-top:8px" id="sink-table">
       <thead>
@@ -555,7 +595,7 @@ const SinkTable: FC<{ sinks: DashboardData["sinks"] }> = ({ sinks }) => (
           <tr>
             <td>{s.name}</td>
             <td>{s.type}</td>
-            <td>{describeFilter(s.filter)}</td>
+            <FilterCell filter={s.filter} record={record} />
             <td>
               <code>{JSON.stringify(s.options)}</code>
             </td>
@@ -568,6 +608,7 @@ const SinkTable: FC<{ sinks: DashboardData["sinks"] }> = ({ sinks }) => (
 
 export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
   const byName = new Map((data.stats ?? []).map((s) => [s.sink, s]));
+  const newest = newestRecord(data.recent);
   return (
     <Layout title="tailfan" refresh={data.query.refresh} live={data.query.live && data.recent !== null}>
       <PageHeader data={data} />
@@ -582,8 +623,9 @@ export const DashboardPage: FC<{ data: DashboardData }> = ({ data }) => {
 
         <h2>Routes</h2>
         <section id="routes">
-          <RoutesTable routes={data.routes} />
-          <SinkTable sinks={data.sinks} />
+          <WhereNote record={newest} show={[...(data.routes ?? []), ...data.sinks].some((x) => x.filter.where)} />
+          <RoutesTable routes={data.routes} record={newest} />
+          <SinkTable sinks={data.sinks} record={newest} />
         </section>
 
         <h2>Latest records</h2>

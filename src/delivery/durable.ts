@@ -25,6 +25,8 @@ export type WorkHeader =
       at: number;
       /** Records of the invocations that no sink wanted, for every sink's `droppedFilter`. */
       unrouted?: number;
+      /** Of those, per sink, the records only sampling dropped (its `droppedSample`). */
+      sampled?: Record<string, number>;
       /** Already counted (`received`, and `pending` while spooled): the consumer takes them off `pending` instead. */
       counted?: true;
     }
@@ -108,13 +110,13 @@ async function gunzipText(bytes: ArrayBuffer | ArrayBufferView): Promise<string>
   return new Response(stream).text();
 }
 
-/** Splits a body in two at a record line; the header's `unrouted` count stays with the first half only. */
+/** Splits a body in two at a record line; the header's counts (`unrouted`, `sampled`) stay with the first half only. */
 function halves(body: string): [string, string] | null {
   const lines = body.split("\n");
   if (lines.length < 3) return null;
   const head = lines[0] as string;
   const mid = 1 + Math.floor((lines.length - 1) / 2);
-  const { unrouted: _, ...rest } = JSON.parse(head) as { unrouted?: number };
+  const { unrouted: _u, sampled: _s, ...rest } = JSON.parse(head) as { unrouted?: number; sampled?: unknown };
   return [lines.slice(0, mid).join("\n"), [JSON.stringify(rest), ...lines.slice(mid)].join("\n")];
 }
 

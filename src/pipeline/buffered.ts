@@ -26,7 +26,7 @@ import { StatsBatch } from "../stats";
 import { chunkBody, coalesce, RECORD_BYTES } from "./coalesce";
 import { deliverAndSettle, firstDelivery } from "./deliver";
 import type { DeliveryMode } from "./modes";
-import { planDelivery } from "./plan";
+import { countUnrouted, planDelivery, type SampledCounts, sampledField, sampledUnrouted } from "./plan";
 
 /** Sends to the work queue per refused send: the first try and this many more. */
 export const QUEUE_SEND_ATTEMPTS = 3;
@@ -39,12 +39,13 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 function countSpooled(
   items: readonly SerializedRecord[],
   unrouted: number,
+  sampled: SampledCounts | undefined,
   config: ResolvedConfig,
   env: Record<string, unknown>,
   stats: StatsBatch,
 ): void {
   for (const t of planDelivery(items, config, env, stats)) stats.add(t.name, "pending", t.items.length);
-  for (const s of config.sinks) stats.add(s.name, "droppedFilter", unrouted);
+  countUnrouted(stats, config, unrouted, sampled);
 }
 
 /**
@@ -81,9 +82,9 @@ async function enqueue(
 }
 
 /** Bodies for one invocation's own records, sent again by itself; the first header carries its unrouted count. */
-function ownBodies(items: readonly SerializedRecord[], unrouted: number): string[] {
+function ownBodies(items: readonly SerializedRecord[], unrouted: number, sampled: SampledCounts | undefined): string[] {
   const { bodies } = toMessages({ v: 1, kind: "records", at: Date.now() }, items);
-  const head = JSON.stringify({ v: 1, kind: "records", at: Date.now(), unrouted });
+  const head = JSON.stringify({ v: 1, kind: "records", at: Date.now(), unrouted, ...sampledField(sampled) });
   if (bodies.length === 0) return unrouted > 0 ? [head] : [];
   const first = bodies[0] as string;
   if (unrouted > 0) bodies[0] = head + first.slice(first.indexOf("\n"));
@@ -101,20 +102,31 @@ export const bufferedMode: DeliveryMode = {
     for (const item of unique) (item.bytes + 1 > RECORD_BYTES ? direct : fits).push(item);
 
     const d = config.delivery;
-    const left = await coalesce(fits, records.length - unique.size, {
-      key: d.queue as string,
-      windowMs: d.bufferMs,
-      stallMs: d.budgetMs / 2,
-      // Runs in the context of the request whose timer (or a full message) started the send.
-      send: (chunk) =>
-        enqueue([chunkBody(chunk)], config, env, () => countSpooled(chunk.items, chunk.unrouted, config, env, stats)),
-    });
+    const unroutedCount = records.length - unique.size;
+    // Records no sink took travel as counts; the ones sampling alone dropped are told apart per sink.
+    const sampled = unroutedCount > 0 ? sampledUnrouted(records, config) : undefined;
+    const left = await coalesce(
+      fits,
+      unroutedCount,
+      {
+        key: d.queue as string,
+        windowMs: d.bufferMs,
+        stallMs: d.budgetMs / 2,
+        // Runs in the context of the request whose timer (or a full message) started the send.
+        send: (chunk) =>
+          enqueue([chunkBody(chunk)], config, env, () =>
+            countSpooled(chunk.items, chunk.unrouted, chunk.sampled, config, env, stats),
+          ),
+      },
+      sampled,
+    );
     let unrouted = 0;
+    let unroutedSampled: SampledCounts | undefined;
     if (left.items.length > 0 || left.unrouted > 0) {
       // The shared message failed or stalled: this invocation sends its own records again itself.
       try {
-        await enqueue(ownBodies(left.items, left.unrouted), config, env, () =>
-          countSpooled(left.items, left.unrouted, config, env, stats),
+        await enqueue(ownBodies(left.items, left.unrouted, left.sampled), config, env, () =>
+          countSpooled(left.items, left.unrouted, left.sampled, config, env, stats),
         );
       } catch (err) {
         logError(
@@ -122,12 +134,13 @@ export const bufferedMode: DeliveryMode = {
         );
         for (const item of left.items) direct.push(item);
         unrouted = left.unrouted;
+        unroutedSampled = left.sampled;
       }
     }
     if (direct.length === 0 && unrouted === 0) return [];
     // Counted as queue() would have: per sink, what it received and what it did not.
     const plan = planDelivery(direct, config, env, stats);
-    for (const s of config.sinks) stats.add(s.name, "droppedFilter", unrouted);
+    countUnrouted(stats, config, unrouted, unroutedSampled);
     const budgetMs = Math.max(1_000, options.budgetMs - (Date.now() - started));
     return deliverAndSettle(plan, firstDelivery(config, env, stats), { ...options, budgetMs });
   },

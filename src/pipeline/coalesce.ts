@@ -28,6 +28,7 @@
  */
 import { MESSAGE_BYTES } from "../delivery/durable";
 import type { SerializedRecord } from "../record";
+import { addSampled, type SampledCounts, sampledField } from "./plan";
 
 /** How often a waiting tail() looks at a message another request is sending. */
 export const POLL_MS = 25;
@@ -50,6 +51,8 @@ export interface Chunk<T = SerializedRecord> {
   bytes: number;
   /** Records of its invocations that no sink wanted (every sink's `droppedFilter`). */
   unrouted: number;
+  /** Of those, per sink, the ones only sampling dropped (`droppedSample`). */
+  sampled?: SampledCounts;
   readonly openedAt: number;
   state: ChunkState;
   sendingSince: number;
@@ -126,7 +129,8 @@ export async function coalesce<T = SerializedRecord>(
   items: readonly T[],
   unrouted: number,
   o: CoalesceOptions<T>,
-): Promise<{ items: T[]; unrouted: number }> {
+  sampled?: SampledCounts,
+): Promise<{ items: T[]; unrouted: number; sampled?: SampledCounts }> {
   if (items.length === 0 && unrouted === 0) return { items: [], unrouted: 0 };
   const mine = new Map<Chunk<T>, T[]>();
   const full: Promise<void>[] = [];
@@ -155,23 +159,33 @@ export async function coalesce<T = SerializedRecord>(
   // The count travels with the last message this invocation joined (a header-only message when it had no records).
   const counted = join();
   counted.unrouted += unrouted;
+  if (sampled) counted.sampled = addSampled(counted.sampled, sampled);
   if (o.windowMs === 0) {
     const last = openChunks.get(o.key);
     if (last !== undefined) full.push(sendChunk(o.key, last, o.send));
   }
   await Promise.all(full);
-  const again = { items: [] as T[], unrouted: 0 };
+  const again: { items: T[]; unrouted: number; sampled?: SampledCounts } = { items: [], unrouted: 0 };
   for (const [chunk, own] of mine) {
     if (await settled(o.key, chunk, o)) continue;
     for (const item of own) again.items.push(item);
-    if (chunk === counted) again.unrouted = unrouted;
+    if (chunk === counted) {
+      again.unrouted = unrouted;
+      if (sampled) again.sampled = sampled;
+    }
   }
   return again;
 }
 
 /** The message body of a chunk: the records header, then its record lines. */
 export function chunkBody(chunk: Chunk, extra: { counted?: true } = {}): string {
-  const header = { v: 1, kind: "records", at: Date.now(), ...(chunk.unrouted > 0 ? { unrouted: chunk.unrouted } : {}) };
+  const header = {
+    v: 1,
+    kind: "records",
+    at: Date.now(),
+    ...(chunk.unrouted > 0 ? { unrouted: chunk.unrouted } : {}),
+    ...sampledField(chunk.sampled),
+  };
   let body = JSON.stringify({ ...header, ...extra });
   for (const item of chunk.items) body += `\n${item.line}`;
   return body;

@@ -14,7 +14,7 @@ import { logError } from "../log";
 import type { SerializedRecord } from "../record";
 import type { StatsBatch } from "../stats";
 import { deliverAndSettle, firstDelivery } from "./deliver";
-import { planDelivery, targetFor } from "./plan";
+import { addSampled, countUnrouted, planDelivery, type SampledCounts, targetFor } from "./plan";
 
 interface RetryGroup {
   sink: string;
@@ -34,6 +34,8 @@ export interface QueueWork {
   counted: SerializedRecord[];
   /** Records of the buffered invocations that no sink wanted. */
   unrouted: number;
+  /** Of those, per sink, the records only sampling dropped. */
+  sampled?: SampledCounts;
   /** Retries per sink and queue attempt, so each group is one delivery. */
   retries: Map<string, RetryGroup>;
 }
@@ -71,6 +73,7 @@ export async function readBatch(batch: MessageBatch<unknown>): Promise<QueueWork
     } else if (message.header.kind === "records") {
       for (const item of message.items) work.buffered.push(item);
       work.unrouted += message.header.unrouted ?? 0;
+      work.sampled = addSampled(work.sampled, message.header.sampled);
     } else addRetry(work.retries, message);
   }
   return work;
@@ -151,7 +154,7 @@ export async function consume(
   if (work.buffered.length > 0) {
     // Buffered records enter the counters here, where they are first routed for delivery.
     const targets = planDelivery(work.buffered, config, env, stats);
-    for (const s of config.sinks) stats.add(s.name, "droppedFilter", work.unrouted);
+    countUnrouted(stats, config, work.unrouted, work.sampled);
     jobs.push(deliverAndSettle(targets, firstDelivery(config, env, stats), options));
   }
   if (work.counted.length > 0) {

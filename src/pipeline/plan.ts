@@ -65,7 +65,7 @@ class LineMaker {
 
 /**
  * Routes records to sinks and serializes each routed record exactly once.
- * Counts `received`, `droppedFilter` and `truncated` per sink, and keeps the
+ * Counts `received`, `droppedFilter`, `droppedSample` and `truncated` per sink, and keeps the
  * dashboard's latest records, when given a stats batch.
  */
 export function planDelivery(
@@ -80,10 +80,17 @@ export function planDelivery(
   const lines = new LineMaker(config, views);
   const keep = stats && config.delivery.stats !== null ? config.delivery.recent : 0;
   const takes = takesBySink(records, config);
+  // Sinks sampling dropped the current record from, and the count per sink.
+  const sampledOut: string[] = [];
+  const sampled = new Map<string, number>();
   for (let i = 0; i < records.length; i++) {
     const entry = records[i] as Entry;
     const record = recordOf(entry);
-    const routed = routeRecord(record, config.table);
+    const routed = routeRecord(record, config.table, stats ? sampledOut : undefined);
+    if (sampledOut.length > 0) {
+      for (const name of sampledOut) sampled.set(name, (sampled.get(name) ?? 0) + 1);
+      sampledOut.length = 0;
+    }
     const names = takes.size === 0 ? routed : routed.filter((name) => takes.get(name)?.(record) ?? true);
     for (const name of names) {
       const item = lines.lineFor(name, entry, record, i);
@@ -92,12 +99,13 @@ export function planDelivery(
     }
     if (keep > 0) stats?.see(record, lines.sharedLine(entry, i), names, keep);
   }
-  return targetsOf(perSink, records.length, config, env, stats);
+  return targetsOf(perSink, sampled, records.length, config, env, stats);
 }
 
 /** One target per sink with records, created for this delivery; counts what each received and what it did not. */
 function targetsOf(
   perSink: ReadonlyMap<string, SerializedRecord[]>,
+  sampled: ReadonlyMap<string, number>,
   total: number,
   config: ResolvedConfig,
   env: Record<string, unknown>,
@@ -107,13 +115,69 @@ function targetsOf(
   for (const s of config.sinks) {
     const items = perSink.get(s.name) ?? [];
     if (stats) {
+      const dropped = sampled.get(s.name) ?? 0;
       stats.add(s.name, "received", items.length);
-      stats.add(s.name, "droppedFilter", total - items.length);
+      stats.add(s.name, "droppedFilter", total - items.length - dropped);
+      if (dropped > 0) stats.add(s.name, "droppedSample", dropped);
     }
     if (items.length === 0) continue;
     targets.push({ name: s.name, sink: s.definition.create(s.options, { name: s.name, env }), batch: s.batch, items });
   }
   return targets;
+}
+
+/** Per sink, how many of the records no sink took were dropped by sampling alone (buffered mode carries the counts). */
+export type SampledCounts = Record<string, number>;
+
+/** Of records that no sink took, how many each sink lost to sampling alone; undefined when nothing samples. */
+export function sampledUnrouted(records: readonly Entry[], config: ResolvedConfig): SampledCounts | undefined {
+  const { table } = config;
+  if (!table.sinks.some((s) => s.unsampled) && !table.routes?.some((r) => r.unsampled)) return undefined;
+  const out: SampledCounts = {};
+  const sampledOut: string[] = [];
+  for (const entry of records) {
+    sampledOut.length = 0;
+    if (routeRecord(recordOf(entry), table, sampledOut).length > 0) continue;
+    for (const name of sampledOut) out[name] = (out[name] ?? 0) + 1;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Adds sampled counts into `into` (which is created when needed). */
+export function addSampled(
+  into: SampledCounts | undefined,
+  more: SampledCounts | undefined,
+): SampledCounts | undefined {
+  // A queue message's header is read back as JSON: anything but counts is left out.
+  if (more === null || typeof more !== "object") return into;
+  const out = into ?? {};
+  for (const [name, n] of Object.entries(more)) {
+    if (typeof n === "number" && Number.isSafeInteger(n) && n > 0) out[name] = (out[name] ?? 0) + n;
+  }
+  return out;
+}
+
+/** Bytes of a work message's header the sampled counts may take; beyond it they are left out (then `droppedFilter`). */
+const SAMPLED_ROOM = 160;
+
+/** The sampled counts as a work message header field, or nothing when there are none or they do not fit. */
+export function sampledField(sampled: SampledCounts | undefined): { sampled?: SampledCounts } {
+  if (!sampled) return {};
+  return JSON.stringify(sampled).length <= SAMPLED_ROOM ? { sampled } : {};
+}
+
+/** Counts records that no sink took, for every sink: `droppedSample` what sampling alone dropped, the rest `droppedFilter`. */
+export function countUnrouted(
+  stats: StatsBatch,
+  config: ResolvedConfig,
+  unrouted: number,
+  sampled: SampledCounts | undefined,
+): void {
+  for (const s of config.sinks) {
+    const n = Math.min(sampled?.[s.name] ?? 0, unrouted);
+    stats.add(s.name, "droppedFilter", unrouted - n);
+    if (n > 0) stats.add(s.name, "droppedSample", n);
+  }
 }
 
 /** A target for one sink by name (a queued retry), or null when that sink is no longer configured. */

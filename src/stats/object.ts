@@ -31,6 +31,14 @@ const KEEP_MINUTES = 7 * 24 * 60;
 export const ERRORS_KEPT = 100;
 const COLUMNS = COUNTERS.map((c) => `"${c}"`).join(", ");
 
+/** Adds the counters a table made by an older version lacks (a new counter starts at 0). */
+export function addCounterColumns(sql: SqlStorage, table: string): void {
+  const have = new Set(sql.exec(`SELECT * FROM ${table} LIMIT 0`).columnNames);
+  for (const c of COUNTERS) {
+    if (!have.has(c)) sql.exec(`ALTER TABLE ${table} ADD COLUMN "${c}" INTEGER NOT NULL DEFAULT 0`);
+  }
+}
+
 /** What one flush cost: SQLite rows written (billed per row). */
 export interface FlushResult {
   rowsWritten: number;
@@ -51,6 +59,7 @@ export class TailfanStats extends DurableObject {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS totals (sink TEXT PRIMARY KEY, ${cols})`);
     // Deltas an isolate gave up writing after failed flushes, written with its next successful one.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS lost (sink TEXT PRIMARY KEY, ${cols})`);
+    for (const table of ["minutes", "totals", "lost"]) addCounterColumns(this.sql, table);
     this.sql.exec(
       "CREATE TABLE IF NOT EXISTS last_error (sink TEXT PRIMARY KEY, at INTEGER NOT NULL, message TEXT NOT NULL, status INTEGER)",
     );

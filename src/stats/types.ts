@@ -16,6 +16,8 @@ export const COUNTERS = [
   "deadLettered",
   /** Records the sink's filters or the routes did not want (not part of `received`). */
   "droppedFilter",
+  /** Records the sink would have taken but sampling dropped (not part of `received`, nor of `droppedFilter`). */
+  "droppedSample",
   /** Records too large for the sink. */
   "droppedLimit",
   /** Records lost with a logged reason: no retry queue, no dead letter, or the dead letter failed. */

@@ -279,6 +279,86 @@ describe("POST /routes/test", () => {
     expect(res.text).not.toContain(SECRET);
   });
 
+  it("explains each where leaf by leaf for every record, and names the sinks sampling dropped it from", async () => {
+    const label = uid("api-where");
+    const apiErrors = {
+      and: [
+        { key: "url", operator: "contains", value: "/api" },
+        { key: "event.request.headers.X-Tenant", operator: "eq", value: "acme" },
+        {
+          or: [
+            { key: "status", operator: "geq", value: 500 },
+            { key: "outcome", operator: "eq", value: "exception" },
+          ],
+        },
+      ],
+    };
+    const config = {
+      SINKS: [
+        { name: `${label}-dd`, type: "http", url: "https://logs.example.com/in" },
+        { name: `${label}-none`, type: "r2", binding: "LOGS_R2", prefix: label, sample: { "2xx": 0, default: 1 } },
+      ],
+      ROUTES: [{ sinks: [`${label}-dd`], where: apiErrors }, { sinks: [`${label}-none`] }],
+    };
+    const item = (status: number) => ({
+      ...warnItem(label),
+      event: {
+        request: { url: "https://example.com/api/cart", method: "GET", headers: { "x-tenant": "acme" } },
+        response: { status },
+      },
+    });
+    const res = await post("/routes/test", JSON.stringify({ events: [item(502), item(200)], config }), deployment());
+    expect(res.status).toBe(200);
+    const records = res.json.records as (RecordAnswer & { where?: unknown; sampledOut?: string[] })[];
+    const [failing, ok] = records.filter((r) => r.type === "invocation");
+    expect(failing).toMatchObject({ sinks: [`${label}-dd`, `${label}-none`], matchedRoutes: [0, 1] });
+    expect(failing?.sampledOut).toBeUndefined();
+    expect(failing?.where).toEqual([
+      {
+        at: "ROUTES[0].where",
+        matched: true,
+        leaves: [
+          { at: "where.and[0]", leaf: 'url contains "/api"', matched: true },
+          { at: "where.and[1]", leaf: 'event.request.headers.X-Tenant eq "acme"', matched: true },
+          { at: "where.and[2].or[0]", leaf: "status geq 500", matched: true },
+          { at: "where.and[2].or[1]", leaf: 'outcome eq "exception"', matched: false },
+        ],
+      },
+    ]);
+    expect(ok).toMatchObject({ sinks: [], matchedRoutes: [1], dropped: true, sampledOut: [`${label}-none`] });
+    expect((ok?.where ?? []) as { matched: boolean }[]).toMatchObject([
+      {
+        matched: false,
+        leaves: [{ matched: true }, { matched: true }, { matched: false }, { matched: false }],
+      },
+    ]);
+
+    const check = await post("/config/check", JSON.stringify(config), deployment());
+    expect(check.status).toBe(200);
+    expect(check.json.routes).toEqual([
+      { sinks: [`${label}-dd`], filter: { where: apiErrors } },
+      { sinks: [`${label}-none`], filter: {} },
+    ]);
+    expect((check.json.sinks as { filter: unknown }[])[1]?.filter).toEqual({ sample: { "2xx": 0, default: 1 } });
+    const bad = await post(
+      "/config/check",
+      JSON.stringify({
+        ...config,
+        ROUTES: [{ sinks: `${label}-dd`, where: { or: [{ key: "url", operator: "equals", value: "x" }] } }],
+      }),
+      deployment(),
+    );
+    expect(bad.status).toBe(422);
+    expect(bad.json.errors).toEqual([
+      {
+        variable: "ROUTES",
+        path: "[0].where.or[0].operator",
+        message:
+          "unknown operator; expected one of eq, !eq, lt, leq, gt, geq, startsWith, endsWith, contains, !contains, in, !in, exists, !exists",
+      },
+    ]);
+  });
+
   it("shows scrubbed data in previews", async () => {
     const label = uid("api-scrub");
     const { names, config } = candidate(label);

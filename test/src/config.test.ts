@@ -175,6 +175,29 @@ describe("config: SINKS", () => {
     expect(msg).toContain("SINKS[1].eventTypes[1]: must be one of");
   });
 
+  it("checks a sample rule key by key and rate by rate", () => {
+    const rule = { "5xx": 1, "2XX": 0.1, "6xx": 1, exeption: 1, ok: 1.5, default: "all" };
+    expect(
+      errorsOf(buildConfig(withVars({ SINKS: [{ name: "k", type: "kv", binding: "LOGS_KV", sample: rule }] }))),
+    ).toBe(
+      [
+        'SINKS[0].sample["6xx"]: unknown key; expected a status class ("5xx"), a status code ("404"), an outcome (ok, exception, exceededCpu, exceededMemory, scriptNotFound, canceled, responseStreamDisconnected, loadShed, killSwitch, daemonDown, unknown) or default',
+        'SINKS[0].sample.exeption: unknown key; expected a status class ("5xx"), a status code ("404"), an outcome (ok, exception, exceededCpu, exceededMemory, scriptNotFound, canceled, responseStreamDisconnected, loadShed, killSwitch, daemonDown, unknown) or default',
+        "SINKS[0].sample.ok: must be a number from 0 to 1",
+        "SINKS[0].sample.default: must be a number from 0 to 1",
+      ].join("\n"),
+    );
+    expect(
+      errorsOf(buildConfig(withVars({ SINKS: [{ name: "k", type: "kv", binding: "LOGS_KV", sample: "10%" }] }))),
+    ).toBe(
+      'SINKS[0].sample: must be a number from 0 to 1, or a table of rates like { "5xx" = 1, "2xx" = 0.1, exception = 1, default = 1 }',
+    );
+    const ok = buildConfig(
+      withVars({ SINKS: [{ name: "k", type: "kv", binding: "LOGS_KV", sample: { "5XX": 1, "2xx": 0.1 } }] }),
+    );
+    expect(ok.ok && ok.config.sinks[0]?.filter).toEqual({ sample: { "5xx": 1, "2xx": 0.1 } });
+  });
+
   it("reports every error at once", () => {
     const result = buildConfig(
       withVars({ SINKS: [{ name: "a", type: "nope" }, { name: "b", type: "kv" }, { type: "r2" }] }),

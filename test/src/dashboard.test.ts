@@ -236,6 +236,49 @@ describe("dashboard page after a tail() run", () => {
     expect(errors).toContain("HTTP 400");
   });
 
+  it("marks each where leaf for the newest record in the routes table, and counts what sampling dropped", async () => {
+    const dd = uid("dash-where");
+    const sampledSink = uid("dash-sampled");
+    const script = uid("dash-where-script");
+    const apiErrors = {
+      and: [
+        { key: "url", operator: "contains", value: "/api/" },
+        { key: "status", operator: "geq", value: 500 },
+      ],
+    };
+    const environment = envWith(
+      [
+        { name: dd, type: "r2", binding: "LOGS_R2", prefix: dd },
+        { name: sampledSink, type: "r2", binding: "LOGS_R2", prefix: sampledSink, sample: { "2xx": 0 } },
+      ],
+      { ROUTES: JSON.stringify([{ sinks: dd, where: apiErrors }, { sinks: sampledSink }]) },
+    );
+    await tail(environment, [
+      traceItem({ script, path: "/cart", status: 200, logs: [] }),
+      traceItem({ script, path: "/api/cart", status: 404, logs: [] }),
+    ]);
+    const headers = { authorization: `Bearer ${ADMIN}` };
+    const html = await (await request(environment, "/", { headers })).text();
+    const routes = html.slice(html.indexOf('<section id="routes">'), html.indexOf('<section id="latest">'));
+    // The newest record is the 404 on /api/cart: the url leaf holds, the status leaf fails.
+    expect(routes).toContain('id="where-record"');
+    expect(routes).toMatch(
+      /<ul class="leaves" data-matched="false"><li data-at="where.and\[0\]" data-matched="true">✓ url contains/,
+    );
+    expect(routes).toMatch(/<li data-at="where.and\[1\]" data-matched="false">✗ status geq 500<\/li>/);
+    expect(routes).toContain("where url contains");
+    expect(routes).toContain("sampled: 2xx 0 %");
+    const card = html.slice(html.indexOf(`<div class="card" data-sink="${sampledSink}"`));
+    // The 200 invocation's one record was sampled out; the 404's was taken.
+    expect(card).toMatch(/^[\s\S]*?<span data-count="droppedSample"><b>1<\/b>sampled out<\/span>/);
+    const status = (await (await request(environment, "/status?minutes=60", { headers })).json()) as {
+      sinks: SinkStats[];
+    };
+    const of = (name: string) => status.sinks.find((x) => x.sink === name)?.totals;
+    expect(of(sampledSink)).toMatchObject({ received: 1, sent: 1, droppedSample: 1, droppedFilter: 0 });
+    expect(of(dd)).toMatchObject({ received: 0, droppedSample: 0, droppedFilter: 2 });
+  });
+
   it("lists the latest records, newest first, filtered by level, outcome, type and script", async () => {
     const sink = uid("dash-records");
     const script = uid("dash-filter");
@@ -463,11 +506,21 @@ describe("dashboard model", () => {
         eventTypes: ["fetch"],
         types: ["log"],
         status: ["5xx", "404"],
+        where: {
+          or: [
+            { key: "url", operator: "startsWith", value: "https://x/api" },
+            { key: "cron", operator: "exists" },
+          ],
+        },
         sample: 0.25,
       }),
     ).toBe(
-      "outcome exception · level ≥ error · script a-* or b · event fetch · record log · status 5xx or 404 · 25 % sampled",
+      'outcome exception · level ≥ error · script a-* or b · event fetch · record log · status 5xx or 404 · where url startsWith "https://x/api" or cron exists · 25 % sampled',
     );
+    expect(describeFilter({ sample: { "5xx": 1, "2xx": 0.1, default: 1 } })).toBe(
+      "sampled: 5xx 100 %, 2xx 10 %, default 100 %",
+    );
+    expect(describeFilter({ sample: { "5xx": 1, default: 1 } })).toBe("every record");
   });
 });
 

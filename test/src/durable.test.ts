@@ -15,9 +15,13 @@ import { DEFAULT_DELIVERY_CONFIG, type DeliveryConfig } from "../../src/config";
 import type { FailedBatch, SinkReport } from "../../src/delivery/deliver";
 import {
   fromMessage,
+  MESSAGE_BYTES,
+  PACK_FROM_BYTES,
+  packBodies,
   retryDelay,
   sendMessages,
   toMessages,
+  unpackBody,
   type WorkHeader,
   writeDeadLetter,
 } from "../../src/delivery/durable";
@@ -171,6 +175,37 @@ describe("fromMessage", () => {
     expect(() => fromMessage('{"v":1,"kind":"other"}\n{"id":"x"}')).toThrow("not a tailfan work message");
     // A queue sink's message (one record per message, as JSON) is not a work message either.
     expect(() => fromMessage(must(someRecords(1)[0]).line)).toThrow("not a tailfan work message");
+  });
+});
+
+describe("packBodies / unpackBody", () => {
+  const noise = (n: number) =>
+    Array.from(crypto.getRandomValues(new Uint8Array(n)), (b) => b.toString(16).padStart(2, "0")).join("");
+
+  it("leaves a small body as text, gzips a larger one, and reads both back as they were", async () => {
+    const small = `${JSON.stringify({ v: 1, kind: "records", at: 1 })}\n{"id":"a"}`;
+    const large = `${JSON.stringify({ v: 1, kind: "records", at: 1 })}\n${Array.from({ length: 200 }, (_, i) => JSON.stringify({ id: `r${i}`, message: "x".repeat(100) })).join("\n")}`;
+    expect(large.length).toBeGreaterThan(PACK_FROM_BYTES);
+    const [a, b] = await packBodies([small, large]);
+    expect(a).toBe(small);
+    expect(b).toBeInstanceOf(Uint8Array);
+    expect((b as Uint8Array).byteLength).toBeLessThan(large.length / 10);
+    expect(await unpackBody(a)).toBe(small);
+    expect(await unpackBody(b)).toBe(large);
+  });
+
+  it("cuts a body that does not gzip under the message limit at record lines; its counts stay with the first part", async () => {
+    const header = { v: 1, kind: "records", at: 1, unrouted: 5, sampled: { s: 2 } };
+    const lines = Array.from({ length: 300 }, (_, i) => JSON.stringify({ id: `n${i}`, message: noise(500) }));
+    const body = [JSON.stringify(header), ...lines].join("\n");
+    const packed = await packBodies([body]);
+    expect(packed.length).toBeGreaterThan(1);
+    const parts = await Promise.all(packed.map(async (p) => String(await unpackBody(p))));
+    for (const p of packed) expect(typeof p === "string" ? utf8(p) : p.byteLength).toBeLessThanOrEqual(MESSAGE_BYTES);
+    const heads = parts.map((p) => JSON.parse(p.slice(0, p.indexOf("\n"))));
+    expect(heads[0]).toEqual(header);
+    for (const h of heads.slice(1)) expect(h).toEqual({ v: 1, kind: "records", at: 1 });
+    expect(parts.flatMap((p) => p.split("\n").slice(1))).toEqual(lines);
   });
 });
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { buildConfig } from "../../src/config";
 import { normalizeTraceItems } from "../../src/normalize";
 import { planDelivery, prepareRecords } from "../../src/pipeline";
+import { addSampled, sampledField } from "../../src/pipeline/plan";
 import { StatsBatch } from "../../src/stats";
 import captured from "../fixtures/trace-items.json";
 
@@ -64,5 +65,59 @@ describe("planDelivery", () => {
     expect(raw?.items[1]).not.toBe(a?.items[1]);
     expect(a?.items[1]?.line).toContain("[REDACTED:jwt]");
     expect(raw?.items[1]?.line).toContain("eyJhbGciOiJIUzI1NiJ9");
+  });
+
+  it("counts what sampling dropped per sink apart from what the filters dropped, keeping invocations whole", () => {
+    const config = configWith([
+      { name: "all", type: "r2", binding: "LOGS_R2" },
+      // Half the invocations, warn and above: what the level drops is droppedFilter, what the rate drops droppedSample.
+      { name: "half", type: "kv", binding: "LOGS_KV", level: "warn", sample: { default: 0.5 } },
+      { name: "same", type: "http", url: "https://logs.example.com/in", sample: 0.5 },
+    ]);
+    const invocations = Array.from({ length: 60 }, (_, i) =>
+      normalizeTraceItems([{ ...captured["fetch-console-error"], eventTimestamp: 1_795_000_000_000 + i }]),
+    );
+    const records = invocations.flat();
+    const loud = (rs: typeof records) => rs.filter((r) => r.level === "warn" || r.level === "error").length;
+    const stats = new StatsBatch();
+    const [all, half, same] = planDelivery(records, config, vars, stats);
+    expect(all?.items).toHaveLength(records.length);
+    const kept = invocations.filter((rs) => same?.items.some((x) => x.record.invocationId === rs[0]?.invocationId));
+    expect(kept.length).toBeGreaterThan(15);
+    expect(kept.length).toBeLessThan(45);
+    // Whole invocations, and the same ones for every sink with the same rate.
+    expect(same?.items).toHaveLength(kept.flat().length);
+    expect(half?.items.map((x) => x.record.id)).toEqual(
+      kept
+        .flat()
+        .filter((r) => r.level === "warn" || r.level === "error")
+        .map((r) => r.id),
+    );
+    const counts = Object.fromEntries(stats.list().map((d) => [d.sink, d.counts]));
+    const of = (sink: string) => ({
+      received: counts[sink]?.received ?? 0,
+      droppedFilter: counts[sink]?.droppedFilter ?? 0,
+      droppedSample: counts[sink]?.droppedSample ?? 0,
+    });
+    expect(of("all")).toEqual({ received: records.length, droppedFilter: 0, droppedSample: 0 });
+    expect(of("same")).toEqual({
+      received: kept.flat().length,
+      droppedFilter: 0,
+      droppedSample: records.length - kept.flat().length,
+    });
+    expect(of("half")).toEqual({
+      received: loud(kept.flat()),
+      droppedSample: loud(records) - loud(kept.flat()),
+      droppedFilter: records.length - loud(records),
+    });
+  });
+
+  it("sampled counts ride in a work message header only while they fit, and only counts are read back", () => {
+    expect(sampledField({ a: 2, b: 1 })).toEqual({ sampled: { a: 2, b: 1 } });
+    const many = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`a-rather-long-sink-name-${i}`, 1]));
+    expect(sampledField(many)).toEqual({});
+    expect(sampledField(undefined)).toEqual({});
+    expect(addSampled({ a: 1 }, { a: 2, b: "3", c: -1, d: 1.5 } as never)).toEqual({ a: 3 });
+    expect(addSampled(undefined, "x" as never)).toBeUndefined();
   });
 });

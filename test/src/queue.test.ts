@@ -343,6 +343,42 @@ describe("queue(): buffered records", () => {
     expect(await statsOf(warns)).toMatchObject({ totals: { received: 2, sent: 2, droppedFilter: 3 }, unaccounted: 0 });
   });
 
+  it("a buffered tail() carries what sampling alone dropped per sink, and queue() counts it as droppedSample", async () => {
+    const [none, warns] = [uid("qsample"), uid("qsample-warn")];
+    const s = scenario(
+      [
+        // Samples every 2xx invocation out: the whole invocation is droppedSample there.
+        { ...http(none, `/ok/${none}`), sample: { "2xx": 0 } },
+        { ...http(warns, `/ok/${warns}`), level: "warn" },
+      ],
+      { mode: "buffered" },
+    );
+    const item = traceItem({
+      script: uid("sampled"),
+      logs: [
+        { level: "info", message: ["i"] },
+        { level: "warn", message: ["w"] },
+      ],
+    });
+    const ctx = createExecutionContext();
+    const { handleTail } = await import("../../src/tail");
+    await handleTail([item], s.env, ctx, FAST);
+    const [message, ...more] = s.queued();
+    expect(more).toEqual([]);
+    // Three records: the warn line went to the warn sink; the other two no sink took, both sampled out of `none`.
+    expect(message?.header).toMatchObject({ kind: "records", unrouted: 2, sampled: { [none]: 2 } });
+    const batch = batchOf("tailfan-work", [must(s.calls[0]?.messages[0]).body]);
+    await handleQueue(batch, s.env, FAST);
+    expect(await statsOf(none)).toMatchObject({
+      totals: { received: 0, sent: 0, droppedFilter: 0, droppedSample: 3 },
+      unaccounted: 0,
+    });
+    expect(await statsOf(warns)).toMatchObject({
+      totals: { received: 1, sent: 1, droppedFilter: 2, droppedSample: 0 },
+      unaccounted: 0,
+    });
+  });
+
   it("a buffered record a sink refuses for now is queued as a first retry for that sink alone", async () => {
     const [up, down] = [uid("qup"), uid("qdown")];
     const s = scenario([http(up, `/ok/${up}`), http(down, `/status/503/${down}`)], { mode: "buffered" });

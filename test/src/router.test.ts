@@ -1,7 +1,15 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { buildConfig } from "../../src/config";
-import { compileFilter, describeFilter, FILTER_KEYS, type FilterSpec, globToRegExp, sampled } from "../../src/filter";
+import {
+  compileFilter,
+  compileUnsampled,
+  describeFilter,
+  FILTER_KEYS,
+  type FilterSpec,
+  globToRegExp,
+  sampled,
+} from "../../src/filter";
 import { normalizeTraceItems } from "../../src/normalize";
 import type { LogRecord } from "../../src/record";
 import { type RoutingTable, routeRecord } from "../../src/router";
@@ -98,6 +106,46 @@ describe("filters", () => {
     const decisions = new Set(records().map(compileFilter({ sample: 0.5 })));
     expect(decisions.size).toBe(1);
   });
+
+  it("a sample rule picks a rate per invocation: status code, then class, then outcome, then default", () => {
+    const ids = (n: number, status: number | null, outcome = "ok") =>
+      Array.from({ length: n }, (_, i) => records({ outcome, eventTimestamp: 1_700_000_000_000 + i }, status));
+    const keep = compileFilter({ sample: { "5xx": 1, "503": 0, "2xx": 0.1, exception: 1, default: 0 } });
+    const share = (invocations: ReturnType<typeof records>[]) =>
+      invocations.filter((rs) => rs.every(keep)).length / invocations.length;
+    expect(share(ids(300, 500))).toBe(1);
+    // The exact code is more specific than its class.
+    expect(share(ids(50, 503))).toBe(0);
+    const ok = share(ids(2000, 200));
+    expect(ok).toBeGreaterThan(0.07);
+    expect(ok).toBeLessThan(0.13);
+    // An exception has no status: its outcome decides.
+    expect(share(ids(50, null, "exception"))).toBe(1);
+    // Neither a named status nor outcome: default.
+    expect(share(ids(50, 404))).toBe(0);
+    expect(share(ids(50, null, "canceled"))).toBe(0);
+    // Without a default, what the rule does not name is kept.
+    expect(ids(20, 302).every((rs) => rs.every(compileFilter({ sample: { "2xx": 0 } })))).toBe(true);
+  });
+
+  it("a sample rule keeps or drops an invocation whole, and agrees with a plain rate on the same invocations", () => {
+    const rule = compileFilter({ sample: { "2xx": 0.3 } });
+    const plain = compileFilter({ sample: 0.3 });
+    let kept = 0;
+    for (let i = 0; i < 200; i++) {
+      const rs = records({ eventTimestamp: 1_700_000_000_000 + i }, 200);
+      const decisions = new Set(rs.map(rule));
+      expect(decisions.size).toBe(1);
+      expect(rs.map(plain)).toEqual(rs.map(rule));
+      if (decisions.has(true)) kept++;
+    }
+    expect(kept).toBeGreaterThan(30);
+    expect(kept).toBeLessThan(90);
+  });
+
+  it("a lower rate keeps a subset of what a higher rate keeps", () => {
+    for (let i = 0; i < 2000; i++) if (sampled(`inv-${i}`, 0.1)) expect(sampled(`inv-${i}`, 0.5)).toBe(true);
+  });
 });
 
 describe("routeRecord", () => {
@@ -139,6 +187,53 @@ describe("routeRecord", () => {
     expect(records({}, 200).flatMap((r) => routeRecord(r, table))).toEqual([]);
     expect(records({}, 502).flatMap((r) => routeRecord(r, table))).toEqual(["problems", "problems"]);
   });
+
+  it("names the sinks sampling alone dropped a record from, a route's sampling or the sink's own", () => {
+    const none = { sample: 0 } as const;
+    const table: RoutingTable = {
+      sinks: [
+        { name: "all", accepts: compileFilter({}) },
+        { name: "sampled", accepts: compileFilter(none), unsampled: compileUnsampled(none) },
+        {
+          name: "warn",
+          accepts: compileFilter({ level: "warn", ...none }),
+          unsampled: compileUnsampled({ level: "warn", ...none }),
+        },
+      ],
+      routes: null,
+    };
+    const rs = records();
+    const out: string[][] = rs.map((r) => {
+      const sampledOut: string[] = [];
+      expect(routeRecord(r, table, sampledOut)).toEqual(["all"]);
+      return sampledOut;
+    });
+    // The warn sink's level filter drops the info and debug records: that is not sampling.
+    expect(out).toEqual([["sampled"], ["sampled"], ["sampled"], ["sampled", "warn"]]);
+
+    const routed: RoutingTable = {
+      sinks: table.sinks,
+      routes: [
+        {
+          sinks: ["all"],
+          matches: compileFilter({ status: ["5xx"], ...none }),
+          unsampled: compileUnsampled({ status: ["5xx"], ...none }),
+        },
+        { sinks: ["warn"], matches: compileFilter({}) },
+      ],
+    };
+    const at = (status: number) =>
+      records({}, status).map((r) => {
+        const sampledOut: string[] = [];
+        return [routeRecord(r, routed, sampledOut), sampledOut];
+      });
+    // "all" is sampled out by its route for a 5xx; for a 200 the route's status filter drops it, not sampling.
+    expect(at(502)[0]).toEqual([[], ["all", "warn"]]);
+    expect(at(200)[0]).toEqual([[], []]);
+    expect(at(200)[3]).toEqual([[], ["warn"]]);
+    // Without the list, nothing more is computed and the sinks are the same.
+    expect(records({}, 502).map((r) => routeRecord(r, routed))).toEqual([[], [], [], []]);
+  });
 });
 
 describe("filters: the filter fields table", () => {
@@ -150,6 +245,7 @@ describe("filters: the filter fields table", () => {
     eventTypes: ["scheduled"],
     types: ["exception"],
     status: ["5xx"],
+    where: { key: "url", operator: "contains", value: "/admin" },
     sample: 0,
   };
 

@@ -17,6 +17,7 @@ import {
   StatsBatch,
   zeroCounts,
 } from "../../src/stats";
+import { TailfanStats } from "../../src/stats/object";
 import { traceItem, uid } from "../sinks/helpers";
 
 const vars = env as unknown as Record<string, unknown>;
@@ -140,6 +141,27 @@ describe("TailfanStats (the real Durable Object, over RPC)", () => {
     expect(rows.map((r) => Number(r.minute) * 60_000)).toEqual([minuteOf(t0) + 7 * 24 * 3_600_000 + 60_000]);
     const [old] = await snapshot(stub, 7 * 24 * 60);
     expect(old?.totals).toMatchObject({ received: 2, sent: 2 });
+  });
+
+  it("adds a counter that tables made by an older version lack, keeping their counts", async () => {
+    const stub = freshStats();
+    await runInDurableObject(stub, (_instance, state) => {
+      const older = COUNTERS.filter((c) => c !== "droppedSample")
+        .map((c) => `"${c}" INTEGER NOT NULL DEFAULT 0`)
+        .join(", ");
+      for (const t of ["minutes", "totals", "lost"]) state.storage.sql.exec(`DROP TABLE ${t}`);
+      state.storage.sql.exec(
+        `CREATE TABLE minutes (sink TEXT NOT NULL, minute INTEGER NOT NULL, ${older}, PRIMARY KEY (sink, minute))`,
+      );
+      state.storage.sql.exec(`CREATE TABLE totals (sink TEXT PRIMARY KEY, ${older})`);
+      state.storage.sql.exec(`CREATE TABLE lost (sink TEXT PRIMARY KEY, ${older})`);
+      state.storage.sql.exec(`INSERT INTO totals (sink, "received", "sent") VALUES ('old', 3, 3)`);
+      // What a new version's object does when it starts on that storage.
+      const upgraded = new TailfanStats(state, env);
+      upgraded.add([{ sink: "old", counts: { received: 1, sent: 1, droppedSample: 4 } }]);
+    });
+    const [old] = await snapshot(stub);
+    expect(old?.totals).toMatchObject({ received: 4, sent: 4, droppedSample: 4 });
   });
 
   it("keeps each sink's last error with its time and status; a later one replaces it", async () => {
