@@ -13,6 +13,8 @@
  * entry is written beside a row (SQLite counts one as a row written).
  * Counts are stored as JSON objects of the counters that are not 0, so a
  * counter added to COUNTERS needs no new column: absent, it reads as 0.
+ * The tables are created by an object's first write, so a shard that is
+ * only read costs no rows.
  */
 import { DurableObject } from "cloudflare:workers";
 import { LEVELS, type Level, levelRank } from "../record";
@@ -156,17 +158,31 @@ export class TailfanStats extends DurableObject {
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never);
     this.sql = ctx.storage.sql;
-    // Every sink's counts of one minute: {"sink": {"received": 3, ...}, ...}.
-    this.sql.exec("CREATE TABLE IF NOT EXISTS counter_minutes (minute INTEGER PRIMARY KEY, sinks TEXT NOT NULL)");
-    // TOTALS_ROW: {"totals": {sink: counts}, "lost": {sink: counts}}; ERRORS_ROW: {"list": [...], "last": {sink: error}}.
-    this.sql.exec("CREATE TABLE IF NOT EXISTS counters (id INTEGER PRIMARY KEY, value TEXT NOT NULL)");
-    // The latest records, a ring of pages: a page is one write's sample; `upto` counts the records
-    // written up to and including it, and a record is shown while its number is at or above `floor`.
-    this.sql.exec(
-      "CREATE TABLE IF NOT EXISTS recent_pages (slot INTEGER PRIMARY KEY, upto INTEGER NOT NULL, n INTEGER NOT NULL, floor INTEGER NOT NULL, meta TEXT NOT NULL, lines TEXT NOT NULL)",
-    );
     // Synchronous, so it is done before the object serves its first call: no blockConcurrencyWhile needed.
     this.migrate();
+  }
+
+  /** Whether this object's tables exist: an object only read so far (a shard no isolate wrote to) has none. */
+  private hasTables(): boolean {
+    const row = this.sql.exec("SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'counters'");
+    return Number(row.one().n) > 0;
+  }
+
+  /**
+   * Creates the tables, with the object's first write: once in its life,
+   * and never for a shard that is only read.
+   */
+  private createTables(): void {
+    if (this.hasTables()) return;
+    // Every sink's counts of one minute: {"sink": {"received": 3, ...}, ...}.
+    this.run("CREATE TABLE IF NOT EXISTS counter_minutes (minute INTEGER PRIMARY KEY, sinks TEXT NOT NULL)");
+    // TOTALS_ROW: {"totals": {sink: counts}, "lost": {sink: counts}}; ERRORS_ROW: {"list": [...], "last": {sink: error}}.
+    this.run("CREATE TABLE IF NOT EXISTS counters (id INTEGER PRIMARY KEY, value TEXT NOT NULL)");
+    // The latest records, a ring of pages: a page is one write's sample; `upto` counts the records
+    // written up to and including it, and a record is shown while its number is at or above `floor`.
+    this.run(
+      "CREATE TABLE IF NOT EXISTS recent_pages (slot INTEGER PRIMARY KEY, upto INTEGER NOT NULL, n INTEGER NOT NULL, floor INTEGER NOT NULL, meta TEXT NOT NULL, lines TEXT NOT NULL)",
+    );
   }
 
   /**
@@ -191,6 +207,12 @@ export class TailfanStats extends DurableObject {
   private write(deltas: SinkDelta[], recent: RecentRecord[], keep: number, lost: SinkDelta[]): void {
     const minute = Math.floor(Date.now() / 60_000);
     const changed = deltas.filter(counted);
+    const failed = deltas.filter((d) => d.lastError);
+    if (changed.length > 0 || lost.length > 0 || failed.length > 0 || (recent.length > 0 && keep > 0)) {
+      this.createTables();
+    } else if (!this.hasTables()) {
+      return;
+    }
     if (changed.length > 0) {
       const sinks = this.minute(minute);
       for (const d of changed) addCounts(sinkOf(sinks, d.sink), d.counts);
@@ -202,7 +224,6 @@ export class TailfanStats extends DurableObject {
       for (const d of lost) addCounts(sinkOf(row.lost, d.sink), d.counts);
       this.putTotals(row);
     }
-    const failed = deltas.filter((d) => d.lastError);
     if (failed.length > 0) {
       const row = this.errorsRow();
       for (const { sink, lastError } of failed) {
@@ -334,6 +355,7 @@ export class TailfanStats extends DurableObject {
     );
     if (old.size === 0) return;
     this.ctx.storage.transactionSync(() => {
+      this.createTables();
       if (old.has("minutes")) {
         const byMinute = new Map<number, BySink>();
         for (const row of this.sql.exec("SELECT * FROM minutes ORDER BY minute")) {
@@ -403,6 +425,7 @@ export class TailfanStats extends DurableObject {
   /** The latest delivery errors of every sink, newest first (one per sink and invocation at most). */
   errors(limit = 20): SinkError[] {
     const n = Math.min(Math.max(Math.trunc(limit) || 20, 1), ERRORS_KEPT);
+    if (!this.hasTables()) return [];
     return this.errorsRow().list.slice(-n).reverse();
   }
 
@@ -418,6 +441,7 @@ export class TailfanStats extends DurableObject {
   /** The latest records, newest first, filtered; with the outcomes and scripts present, for filter menus. */
   recent(query: RecentQuery = {}): RecentAnswer {
     const limit = Math.min(Math.max(Math.trunc(query.limit ?? 50) || 50, 1), 1_000);
+    if (!this.hasTables()) return { records: [], kept: 0, outcomes: [], scripts: [] };
     const floor = this.floor();
     const picked: { slot: number; index: number; meta: RecordMeta }[] = [];
     const outcomes = new Set<string>();
@@ -457,6 +481,7 @@ export class TailfanStats extends DurableObject {
   }
 
   snapshot(windowMinutes = 60): SinkStats[] {
+    if (!this.hasTables()) return [];
     const current = Math.floor(Date.now() / 60_000);
     const since = current - windowMinutes;
     const stats = new Map<string, SinkStats>();

@@ -30,6 +30,24 @@ function freshStats() {
   return env.TAILFAN_STATS.get(env.TAILFAN_STATS.idFromName(uid("layout")));
 }
 
+/** The names of an object's tables. */
+function tables(stub: ReturnType<typeof freshStats>): Promise<string[]> {
+  return runInDurableObject(stub, (_instance, state) =>
+    state.storage.sql
+      .exec("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+      .toArray()
+      .map((r) => String(r.name))
+      .filter((name) => !name.startsWith("_cf") && name !== "sqlite_sequence"),
+  );
+}
+
+/** A fresh object whose tables its first write created (once in its life): what the rows of later writes are measured on. */
+async function createdStats() {
+  const stub = freshStats();
+  await stub.add([{ sink: "first", counts: { requests: 1 } }]);
+  return stub;
+}
+
 const LEVEL_CYCLE = ["debug", "info", "log", "warn", "error", "fatal"] as const;
 const RANK: Record<string, number> = { debug: 0, info: 1, log: 1, warn: 2, error: 3, fatal: 1 };
 
@@ -65,8 +83,26 @@ async function pages(stub: ReturnType<typeof freshStats>): Promise<number> {
 }
 
 describe("rows written per flush", () => {
+  it("an object's first write creates its tables; an object only read creates none and answers empty", async () => {
+    const read = freshStats();
+    expect(await read.snapshot()).toEqual([]);
+    expect(await read.errors()).toEqual([]);
+    expect(await read.recent()).toEqual({ records: [], kept: 0, outcomes: [], scripts: [] });
+    // A write with nothing in it creates nothing either.
+    expect(await read.add([{ sink: "idle", counts: {} }], [record(1)], 0)).toEqual({ rowsWritten: 0 });
+    expect(await tables(read)).toEqual([]);
+
+    const written = freshStats();
+    const first = await written.add([{ sink: "first", counts: { received: 1 } }]);
+    expect(await tables(written)).toEqual(["counter_minutes", "counters", "recent_pages"]);
+    // The tables' creation is counted with the write that made it (SQLite counts its schema rows), once.
+    expect(first.rowsWritten).toBeGreaterThan(2);
+    expect(await written.add([{ sink: "first", counts: { received: 1 } }])).toEqual({ rowsWritten: 2 });
+    expect(((await written.snapshot()) as SinkStats[])[0]?.totals.received).toBe(2);
+  });
+
   it("a flush of 4 sinks, 5 latest records and errors writes 4 rows (at most 6), 3 without errors", async () => {
-    const stub = freshStats();
+    const stub = await createdStats();
     const sample = Array.from({ length: RECENT_PER_FLUSH }, (_, i) => record(i));
     // The minute's row, the totals row, the errors row and one page of latest records.
     const first = await stub.add(deltas(4, 2), sample, 200);
@@ -78,26 +114,26 @@ describe("rows written per flush", () => {
     // Nothing but counts: the minute's row and the totals row.
     expect(await stub.add(deltas(4, 0))).toEqual({ rowsWritten: 2 });
     const stats = (await stub.snapshot()) as SinkStats[];
-    expect(stats.map((s) => s.sink)).toEqual(["sink-0", "sink-1", "sink-2", "sink-3"]);
-    expect(stats[3]?.totals).toMatchObject({ received: 52, sent: 48, failed: 4, requests: 8, bytes: 4_000 });
-    expect(stats[3]?.lastError).toEqual({ at: 5_003, message: "HTTP 503: sink 3 down", status: 503 });
-    expect(stats[3]?.minutes.reduce((n, m) => n + m.received, 0)).toBe(52);
+    expect(stats.map((s) => s.sink)).toEqual(["first", "sink-0", "sink-1", "sink-2", "sink-3"]);
+    expect(stats[4]?.totals).toMatchObject({ received: 52, sent: 48, failed: 4, requests: 8, bytes: 4_000 });
+    expect(stats[4]?.lastError).toEqual({ at: 5_003, message: "HTTP 503: sink 3 down", status: 503 });
+    expect(stats[4]?.minutes.reduce((n, m) => n + m.received, 0)).toBe(52);
     expect(((await stub.recent({ limit: 100 })) as RecentAnswer).kept).toBe(3 * RECENT_PER_FLUSH);
   });
 
   it("the rows do not grow with the number of sinks or errors", async () => {
     for (const sinks of [1, 4, 30]) {
-      const stub = freshStats();
+      const stub = await createdStats();
       const sample = Array.from({ length: RECENT_PER_FLUSH }, (_, i) => record(i));
       expect(await stub.add(deltas(sinks, sinks), sample, 200)).toEqual({ rowsWritten: 4 });
       expect(await stub.add(deltas(sinks, sinks), sample, 200)).toEqual({ rowsWritten: 4 });
-      expect(((await stub.snapshot()) as SinkStats[]).length).toBe(sinks);
+      expect(((await stub.snapshot()) as SinkStats[]).length).toBe(sinks + 1);
       expect(((await stub.errors(100)) as SinkError[]).length).toBe(2 * sinks);
     }
   });
 
   it("once the ring of pages is full, a flush rewrites its oldest page: one row, and no more pages than needed", async () => {
-    const stub = freshStats();
+    const stub = await createdStats();
     const keep = 10;
     let n = 0;
     for (let flush = 0; flush < 12; flush++) {
@@ -158,26 +194,39 @@ describe("the ring of pages answers as the ring of rows did", () => {
       { script: "script-1", type: "log", limit: 2 },
       { type: "invocation", level: "error", limit: 1_000 },
     ];
+    // The writes, made on the object itself (no RPC per call, so the run is quick), then replayed on the reference.
+    const writes: { sample: RecentRecord[]; keep: number }[] = [];
     let n = 0;
     let keep = 12;
-    // A write without records trims nothing, as before: the bound is the `keep` of the last write that had some.
-    let trimmedTo = keep;
     for (let write = 0; write < 120; write++) {
       if (next(10) === 0) keep = [1, 3, 8, 12, 20][next(5)] ?? 12;
       const size = next(4) === 0 ? next(13) : next(RECENT_PER_FLUSH + 1);
-      const sample = Array.from({ length: size }, () => record(n++));
-      await stub.add([], sample, keep);
+      writes.push({ sample: Array.from({ length: size }, () => record(n++)), keep });
+    }
+    const answers = await runInDurableObject(stub, (instance: TailfanStats, state) =>
+      writes.map(({ sample, keep }) => {
+        instance.add([], sample, keep);
+        return {
+          answers: queries.map((query) => instance.recent(query)),
+          pages: Number(state.storage.sql.exec("SELECT COUNT(*) AS n FROM recent_pages").one().n),
+        };
+      }),
+    );
+    // A write without records trims nothing, as before: the bound is the `keep` of the last write that had some.
+    let trimmedTo = 12;
+    for (const [i, { sample, keep }] of writes.entries()) {
       reference.write(sample, keep);
-      if (size > 0) trimmedTo = keep;
-      for (const query of queries) expect(await stub.recent(query)).toEqual(reference.answer(query));
+      if (sample.length > 0) trimmedTo = keep;
+      const got = answers[i];
+      expect(got?.answers).toEqual(queries.map((query) => reference.answer(query)));
       // Never more pages than the records it shows could need.
-      expect(await pages(stub)).toBeLessThanOrEqual(trimmedTo);
+      expect(got?.pages).toBeLessThanOrEqual(trimmedTo);
     }
     expect(reference.records.length).toBeGreaterThan(0);
   });
 
   it("an empty ring answers nothing; keep 0 writes no page", async () => {
-    const stub = freshStats();
+    const stub = await createdStats();
     expect(await stub.recent()).toEqual({ records: [], kept: 0, outcomes: [], scripts: [] });
     expect(await stub.add([], [record(1)], 0)).toEqual({ rowsWritten: 0 });
     expect(await pages(stub)).toBe(0);
