@@ -3,8 +3,9 @@ import { LEVELS, type Level, type LogRecord, levelRank } from "../record";
 import type { Counter, RecentRecord, SinkDelta } from "./types";
 
 /**
- * Latest records one counters write carries at most: each costs a row
- * written and a row trimmed, so the dashboard gets a sample, not every record.
+ * Latest records one counters write carries at most: they make one page of
+ * the stats object's ring (one row), so the dashboard gets a sample, not
+ * every record.
  */
 export const RECENT_PER_FLUSH = 5;
 

@@ -135,21 +135,23 @@ describe("TailfanStats (the real Durable Object, over RPC)", () => {
     await stub.add([{ sink: "old", counts: { received: 1, sent: 1 } }]);
     vi.setSystemTime(t0 + 7 * 24 * 3_600_000 + 60_000);
     await stub.add([{ sink: "old", counts: { received: 1, sent: 1 } }]);
+    // One row per minute, every sink's counts in it: the first minute's row is gone.
     const rows = await runInDurableObject(stub, (_instance, state) =>
-      state.storage.sql.exec("SELECT minute FROM minutes WHERE sink = 'old' ORDER BY minute").toArray(),
+      state.storage.sql.exec("SELECT minute, sinks FROM counter_minutes ORDER BY minute").toArray(),
     );
     expect(rows.map((r) => Number(r.minute) * 60_000)).toEqual([minuteOf(t0) + 7 * 24 * 3_600_000 + 60_000]);
+    expect(JSON.parse(String(rows[0]?.sinks))).toEqual({ old: { received: 1, sent: 1 } });
     const [old] = await snapshot(stub, 7 * 24 * 60);
     expect(old?.totals).toMatchObject({ received: 2, sent: 2 });
   });
 
-  it("adds a counter that tables made by an older version lack, keeping their counts", async () => {
+  it("migrates tables made by an older version that lack a newer counter, keeping their counts", async () => {
     const stub = freshStats();
     await runInDurableObject(stub, (_instance, state) => {
       const older = COUNTERS.filter((c) => c !== "droppedSample")
         .map((c) => `"${c}" INTEGER NOT NULL DEFAULT 0`)
         .join(", ");
-      for (const t of ["minutes", "totals", "lost"]) state.storage.sql.exec(`DROP TABLE ${t}`);
+      for (const t of ["minutes", "totals", "lost"]) state.storage.sql.exec(`DROP TABLE IF EXISTS ${t}`);
       state.storage.sql.exec(
         `CREATE TABLE minutes (sink TEXT NOT NULL, minute INTEGER NOT NULL, ${older}, PRIMARY KEY (sink, minute))`,
       );
