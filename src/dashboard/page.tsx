@@ -5,6 +5,7 @@
  */
 import type { Child, FC } from "hono/jsx";
 import { describeFilter, type FilterSpec } from "../filter";
+import { describeShape, type ShapeSpec } from "../shape";
 import type { FlushFailures, RecentAnswer, SinkError, SinkStats } from "../stats";
 import { chartSeries, groupErrors, SERIES_KEYS, type Series, type SinkHealth, sinkHealth, utc } from "./model";
 
@@ -203,6 +204,8 @@ export interface SinkView {
   type: string;
   options: Record<string, unknown>;
   filter: FilterSpec;
+  /** Its shaping (`fields`, `exclude`, `rename`, `add`), when it has one. */
+  shape?: ShapeSpec;
 }
 
 export interface DashboardData {
@@ -547,6 +550,7 @@ const SinkTable: FC<{ sinks: DashboardData["sinks"] }> = ({ sinks }) => (
           <th>sink</th>
           <th>type</th>
           <th>own filter</th>
+          <th>shape</th>
           <th>options (secrets by name)</th>
         </tr>
       </thead>
@@ -556,6 +560,7 @@ const SinkTable: FC<{ sinks: DashboardData["sinks"] }> = ({ sinks }) => (
             <td>{s.name}</td>
             <td>{s.type}</td>
             <td>{describeFilter(s.filter)}</td>
+            <td>{s.shape ? describeShape(s.shape) : "none"}</td>
             <td>
               <code>{JSON.stringify(s.options)}</code>
             </td>

@@ -1,19 +1,24 @@
 /**
  * Stages 5 and 6, route and serialize once: each record goes to the sinks
  * whose filters it matches, serialized once and cut to the size limits; every
- * sink that takes it shares the same line.
+ * sink that takes it shares the same line. A sink with a shape (`fields`,
+ * `exclude`, `rename`, `add`) gets the record shaped, then cut, once per
+ * distinct shape: sinks with equal shapes share that line too.
  */
 import type { ResolvedConfig } from "../config";
 import type { SinkTarget } from "../delivery/deliver";
 import { RecordSerializer } from "../json";
-import { isLimited, limitSerialized } from "../limits";
+import { limitSerialized } from "../limits";
 import type { LogRecord, SerializedRecord } from "../record";
 import { routeRecord } from "../router";
+import { shapeItems, shapeRecord, wasCut } from "../shape";
 import type { StatsBatch } from "../stats";
 
 type Entry = LogRecord | SerializedRecord;
 
 const recordOf = (entry: Entry): LogRecord => ("line" in entry ? entry.record : entry);
+
+const serializeOne = (record: LogRecord): SerializedRecord => new RecordSerializer().serialize(record);
 
 /** Sink types that take only some records (Sentry: exceptions) say which, once per delivery. */
 function takesBySink(records: readonly Entry[], config: ResolvedConfig): Map<string, (record: LogRecord) => boolean> {
@@ -32,13 +37,43 @@ class LineMaker {
   /** The shared line of record `baseIndex`, made when a sink first needs it. */
   private base: SerializedRecord | undefined;
   private baseIndex = -1;
+  /** Record `shapedIndex` shaped, per view and shape; null where the shape changed nothing. */
+  private readonly shaped = new Map<string, SerializedRecord | null>();
+  private shapedIndex = -1;
+  private readonly shapes: ReadonlyMap<string, NonNullable<ResolvedConfig["sinks"][number]["shape"]>>;
 
   constructor(
     private readonly config: ResolvedConfig,
     private readonly views: ReadonlyMap<string, readonly LogRecord[]> | undefined,
-  ) {}
+    shape: boolean,
+  ) {
+    const shapes = new Map<string, NonNullable<ResolvedConfig["sinks"][number]["shape"]>>();
+    if (shape) for (const s of config.sinks) if (s.shape) shapes.set(s.name, s.shape);
+    this.shapes = shapes;
+  }
 
   lineFor(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
+    const shape = this.shapes.get(name);
+    if (shape === undefined) return this.unshapedLine(name, entry, record, i);
+    if (this.shapedIndex !== i) {
+      this.shaped.clear();
+      this.shapedIndex = i;
+    }
+    const view = this.views?.get(name);
+    const source = view?.[i] ?? record;
+    const key = `${source === record ? "" : name}|${shape.key}`;
+    let item = this.shaped.get(key);
+    if (item === undefined) {
+      // The line before shaping is made only if a retry message needs it, from this record's own view.
+      const limits = this.config.limits;
+      const own = () => limitSerialized(source === record && "line" in entry ? entry : serializeOne(source), limits);
+      item = shapeRecord(source, shape, limits, own);
+      this.shaped.set(key, item);
+    }
+    return item ?? this.unshapedLine(name, entry, record, i);
+  }
+
+  private unshapedLine(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
     const view = this.views?.get(name);
     if (view && view[i] !== undefined && view[i] !== record) {
       let vs = this.viewSerializers.get(view);
@@ -64,9 +99,11 @@ class LineMaker {
 }
 
 /**
- * Routes records to sinks and serializes each routed record exactly once.
- * Counts `received`, `droppedFilter` and `truncated` per sink, and keeps the
- * dashboard's latest records, when given a stats batch.
+ * Routes records to sinks and serializes each routed record exactly once
+ * (once per distinct shape). Counts `received`, `droppedFilter` and
+ * `truncated` per sink, and keeps the dashboard's latest records, when given
+ * a stats batch. `shape: false` leaves the records unshaped, for the
+ * buffered queue, whose consumer shapes them when it routes them again.
  */
 export function planDelivery(
   records: readonly Entry[],
@@ -74,10 +111,11 @@ export function planDelivery(
   env: Record<string, unknown>,
   stats?: StatsBatch,
   views?: ReadonlyMap<string, readonly LogRecord[]>,
+  shape = true,
 ): SinkTarget[] {
   const perSink = new Map<string, SerializedRecord[]>();
   for (const s of config.sinks) perSink.set(s.name, []);
-  const lines = new LineMaker(config, views);
+  const lines = new LineMaker(config, views, shape);
   const keep = stats && config.delivery.stats !== null ? config.delivery.recent : 0;
   const takes = takesBySink(records, config);
   for (let i = 0; i < records.length; i++) {
@@ -88,7 +126,7 @@ export function planDelivery(
     for (const name of names) {
       const item = lines.lineFor(name, entry, record, i);
       perSink.get(name)?.push(item);
-      if (stats && isLimited(item.record)) stats.add(name, "truncated", 1);
+      if (stats && wasCut(item)) stats.add(name, "truncated", 1);
     }
     if (keep > 0) stats?.see(record, lines.sharedLine(entry, i), names, keep);
   }
@@ -116,7 +154,11 @@ function targetsOf(
   return targets;
 }
 
-/** A target for one sink by name (a queued retry), or null when that sink is no longer configured. */
+/**
+ * A target for one sink by name (a queued retry, whose records come back
+ * unshaped and are shaped again here), or null when that sink is no longer
+ * configured.
+ */
 export function targetFor(
   config: ResolvedConfig,
   env: Record<string, unknown>,
@@ -125,5 +167,6 @@ export function targetFor(
 ): SinkTarget | null {
   const s = config.sinks.find((x) => x.name === name);
   if (!s) return null;
-  return { name, sink: s.definition.create(s.options, { name, env }), batch: s.batch, items };
+  const shaped = shapeItems(items, s.shape, config.limits);
+  return { name, sink: s.definition.create(s.options, { name, env }), batch: s.batch, items: shaped };
 }
