@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { LOGPUSH_NO_SHAPING, logpushNdjson } from "./logpush";
 import {
   batchFromOptions,
   batchOptions,
@@ -9,7 +10,6 @@ import {
   ndjson,
   postPayload,
 } from "./shared";
-import { LOGPUSH_NO_SHAPING, logpushNdjson } from "./logpush";
 import { defineSink } from "./types";
 
 /** A request body ready to send: the encoded records, before optional gzip. */

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { levelRank } from "../src/record";
-import { dateParts, describeError, keySegment, maxRecordsOption, ndjson, truncateUtf8 } from "./shared";
 import { LOGPUSH_NO_SHAPING, logpushNdjson } from "./logpush";
+import { dateParts, describeError, keySegment, maxRecordsOption, ndjson, truncateUtf8 } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** One KV write: the NDJSON of one invocation's records in this batch. */

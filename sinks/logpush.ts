@@ -102,7 +102,9 @@ export function logpushLine(records: readonly LogRecord[]): LogpushLine {
     Outcome: r.outcome,
     ScriptName: r.scriptName ?? "",
     ScriptTags: r.scriptTags ?? [],
-    ScriptVersion: v ? { ID: v.id ?? "", Tag: v.tag ?? "", Message: v.message ?? "" } : { ID: "", Tag: "", Message: "" },
+    ScriptVersion: v
+      ? { ID: v.id ?? "", Tag: v.tag ?? "", Message: v.message ?? "" }
+      : { ID: "", Tag: "", Message: "" },
     WallTimeMs: int(r.wallTime),
   };
 }
@@ -127,4 +129,4 @@ export function logpushNdjson(batch: readonly SerializedRecord[]): string {
 
 /** Why a sink in this format takes no shaping. */
 export const LOGPUSH_NO_SHAPING =
-  'format = "logpush" writes the dataset\'s own fields, not the record\'s JSON, so shaping does not apply; remove the shaping or the format';
+  "format = \"logpush\" writes the dataset's own fields, not the record's JSON, so shaping does not apply; remove the shaping or the format";

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { LOGPUSH_NO_SHAPING, logpushNdjson } from "./logpush";
 import {
   batchFromOptions,
   dateParts,
@@ -10,7 +11,6 @@ import {
   maxRecordsOption,
   ndjson,
 } from "./shared";
-import { LOGPUSH_NO_SHAPING, logpushNdjson } from "./logpush";
 import { defineSink, type SerializedRecord } from "./types";
 
 /** One R2 object: a batch of records as NDJSON, gzipped at send time. */

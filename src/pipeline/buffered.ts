@@ -42,7 +42,8 @@ function countSpooled(
   env: Record<string, unknown>,
   stats: StatsBatch,
 ): void {
-  for (const t of planDelivery(items, config, env, stats, undefined, false)) stats.add(t.name, "pending", t.items.length);
+  for (const t of planDelivery(items, config, env, stats, undefined, false))
+    stats.add(t.name, "pending", t.items.length);
   for (const s of config.sinks) stats.add(s.name, "droppedFilter", unrouted);
 }
 

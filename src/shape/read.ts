@@ -12,10 +12,11 @@
  * Without `fields`, "a field the record keeps" means the record's own
  * top-level fields (docs/record.md) that are not excluded or renamed away.
  */
-import { OWN_KEYS } from "../json";
-import { CONTEXT_KEYS, RECORD_TYPES } from "../record";
+
 import type { ConfigError } from "../issues";
 import { typeName } from "../issues";
+import { OWN_KEYS } from "../json";
+import { CONTEXT_KEYS, RECORD_TYPES } from "../record";
 import { isObject, segmentsOf } from "./paths";
 
 export interface ShapeSpec {
@@ -71,7 +72,11 @@ function pathProblem(path: string): string | null {
 
 function readPaths(r: Reader, key: "fields" | "exclude", raw: unknown): string[] | undefined {
   if (!Array.isArray(raw) || raw.length === 0) {
-    fail(r, `.${key}`, `expected a non-empty list of dotted paths like ["message", "event.request.url"], got ${typeName(raw)}`);
+    fail(
+      r,
+      `.${key}`,
+      `expected a non-empty list of dotted paths like ["message", "event.request.url"], got ${typeName(raw)}`,
+    );
     return undefined;
   }
   if (raw.length > MOST_PATHS) {
@@ -80,14 +85,18 @@ function readPaths(r: Reader, key: "fields" | "exclude", raw: unknown): string[]
   }
   const before = r.errors.length;
   const seen = new Map<string, number>();
-  raw.forEach((p, i) => {
-    if (typeof p !== "string") return fail(r, `.${key}[${i}]`, `expected a dotted path (a string), got ${typeName(p)}`);
+  for (const [i, p] of raw.entries()) {
+    const at = `.${key}[${i}]`;
+    if (typeof p !== "string") {
+      fail(r, at, `expected a dotted path (a string), got ${typeName(p)}`);
+      continue;
+    }
     const problem = pathProblem(p);
-    if (problem) return fail(r, `.${key}[${i}]`, problem);
     const prior = seen.get(p);
-    if (prior !== undefined) return fail(r, `.${key}[${i}]`, `"${p}" is listed twice (also ${key}[${prior}])`);
-    seen.set(p, i);
-  });
+    if (problem) fail(r, at, problem);
+    else if (prior !== undefined) fail(r, at, `"${p}" is listed twice (also ${key}[${prior}])`);
+    else seen.set(p, i);
+  }
   return r.errors.length > before ? undefined : (raw as string[]);
 }
 
@@ -119,7 +128,11 @@ function keptCollision(spec: { fields?: string[]; exclude?: string[] }, renamedA
  * A sink entry's shaping, checked; undefined when it has none, null when it
  * has errors (pushed to `errors`).
  */
-export function readShape(raw: Record<string, unknown>, at: string, errors: ConfigError[]): ShapeSpec | null | undefined {
+export function readShape(
+  raw: Record<string, unknown>,
+  at: string,
+  errors: ConfigError[],
+): ShapeSpec | null | undefined {
   if (SHAPE_KEYS.every((k) => raw[k] === undefined)) return undefined;
   const r: Reader = { at, errors };
   const before = errors.length;
@@ -130,7 +143,11 @@ export function readShape(raw: Record<string, unknown>, at: string, errors: Conf
   }
   if (raw.exclude !== undefined) {
     if (raw.fields !== undefined) {
-      fail(r, ".exclude", "cannot be used with fields: fields keeps only the paths it lists, so there is nothing to exclude; use one of them");
+      fail(
+        r,
+        ".exclude",
+        "cannot be used with fields: fields keeps only the paths it lists, so there is nothing to exclude; use one of them",
+      );
     } else {
       const exclude = readPaths(r, "exclude", raw.exclude);
       if (exclude) spec.exclude = exclude;
@@ -171,7 +188,11 @@ export function readShape(raw: Record<string, unknown>, at: string, errors: Conf
       }
       const kept = keptCollision(spec, renamedAway, to);
       if (kept !== undefined) {
-        fail(r, at, `"${to}" would overwrite "${kept}", which the record keeps; exclude or rename "${kept}" too, or pick another name`);
+        fail(
+          r,
+          at,
+          `"${to}" would overwrite "${kept}", which the record keeps; exclude or rename "${kept}" too, or pick another name`,
+        );
         continue;
       }
       const other = [...targets].find(([t]) => overlaps(t, to));
@@ -196,17 +217,31 @@ export function readShape(raw: Record<string, unknown>, at: string, errors: Conf
         fail(r, at, problem);
         continue;
       }
-      if (!(typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isFinite(value)))) {
+      if (
+        !(
+          typeof value === "string" ||
+          typeof value === "boolean" ||
+          (typeof value === "number" && Number.isFinite(value))
+        )
+      ) {
         fail(r, at, `expected a string, number or boolean, got ${typeName(value)}`);
         continue;
       }
       if (typeof value === "string" && /\$\{[A-Za-z_][A-Za-z0-9_]*\}/.test(value)) {
-        fail(r, at, "is written as it is: secrets are never read into records, so a ${NAME} reference does not belong here");
+        fail(
+          r,
+          at,
+          "is written as it is: secrets are never read into records, so a ${NAME} reference does not belong here",
+        );
         continue;
       }
       const kept = keptCollision(spec, renamedAway, key);
       if (kept !== undefined) {
-        fail(r, at, `would overwrite "${kept}", which the record keeps; exclude or rename "${kept}" first, or pick another name`);
+        fail(
+          r,
+          at,
+          `would overwrite "${kept}", which the record keeps; exclude or rename "${kept}" first, or pick another name`,
+        );
         continue;
       }
       const target = [...targets.keys()].find((t) => overlaps(t, key));
