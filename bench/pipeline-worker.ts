@@ -25,6 +25,11 @@ export const BENCH_SINKS = [
   { name: "collector", type: "http", url: "https://logs.example.com/ingest", format: "json" },
 ];
 
+/** The same sinks with the collector shaped as a backend that bills by the byte would be: what shaping costs and saves. */
+export const SHAPED_SINKS = BENCH_SINKS.map((s) =>
+  s.name === "collector" ? { ...s, exclude: ["event.request.headers", "event.request.cf"], add: { env: "prod" } } : s,
+);
+
 // ---------------------------------------------------------------------------
 // Synthetic TraceItems
 
@@ -396,9 +401,34 @@ function weigh(payload: unknown): number {
   return 1;
 }
 
-function makeVariants(config: ResolvedConfig, env: Env): Record<string, Variant> {
-  // As deployed: counters and the dashboard's latest records kept (DELIVERY.stats set, recent = 200).
-  const counted: ResolvedConfig = { ...config, delivery: { ...config.delivery, stats: "TAILFAN_STATS", recent: 200 } };
+// As deployed: counters and the dashboard's latest records kept (DELIVERY.stats set, recent = 200).
+const asDeployed = (config: ResolvedConfig): ResolvedConfig => ({
+  ...config,
+  delivery: { ...config.delivery, stats: "TAILFAN_STATS", recent: 200 },
+});
+
+/**
+ * The whole pipeline up to the payloads, as tail() runs it: normalize, scrub (the default
+ * detectors), then planDelivery (route, serialize once, shape, size limits), splitBatches and encode per sink.
+ */
+async function runPipeline(batches: readonly Obj[][], counted: ResolvedConfig, env: Env): Promise<number> {
+  let n = 0;
+  for (const events of batches) {
+    const { records, views } = await prepareRecords(normalizeTraceItems(events), counted);
+    const stats = new StatsBatch();
+    const targets = planDelivery(records, counted, env, stats, views);
+    for (const target of targets) {
+      for (const batch of splitBatches(target.items, target.batch).batches) n += weigh(target.sink.encode(batch));
+    }
+    // What flushStats hands to the counters object: the deltas and the latest records (the RPC itself is I/O).
+    n += stats.list().length + stats.recent().length;
+  }
+  return n;
+}
+
+function makeVariants(config: ResolvedConfig, env: Env, shapedConfig: ResolvedConfig): Record<string, Variant> {
+  const counted = asDeployed(config);
+  const shaped = asDeployed(shapedConfig);
   return {
     /** Cloudflare's example tail worker: the body it POSTs. */
     baseline(batches) {
@@ -422,24 +452,9 @@ function makeVariants(config: ResolvedConfig, env: Env): Record<string, Variant>
       }
       return n;
     },
-    /**
-     * The whole pipeline up to the payloads, as tail() runs it: normalize, scrub (the default
-     * detectors), then planDelivery (route, serialize once, size limits), splitBatches and encode per sink.
-     */
-    async pipeline(batches) {
-      let n = 0;
-      for (const events of batches) {
-        const { records, views } = await prepareRecords(normalizeTraceItems(events), counted);
-        const stats = new StatsBatch();
-        const targets = planDelivery(records, counted, env, stats, views);
-        for (const target of targets) {
-          for (const batch of splitBatches(target.items, target.batch).batches) n += weigh(target.sink.encode(batch));
-        }
-        // What flushStats hands to the counters object: the deltas and the latest records (the RPC itself is I/O).
-        n += stats.list().length + stats.recent().length;
-      }
-      return n;
-    },
+    pipeline: (batches) => runPipeline(batches, counted, env),
+    /** The same, with the collector's records shaped (SHAPED_SINKS). */
+    shaped: (batches) => runPipeline(batches, shaped, env),
   };
 }
 
@@ -579,10 +594,12 @@ export async function runBench(env: Env, params: BenchParams): Promise<Obj> {
   const built = buildConfig({ ...env, SINKS: JSON.stringify(BENCH_SINKS) });
   if (!built.ok) throw new Error(`bench config invalid: ${JSON.stringify(built.errors)}`);
   const config = built.config;
+  const shapedBuilt = buildConfig({ ...env, SINKS: JSON.stringify(SHAPED_SINKS) });
+  if (!shapedBuilt.ok) throw new Error(`bench shaped config invalid: ${JSON.stringify(shapedBuilt.errors)}`);
   const items = makeTraceItems(params.items);
   // The runtime calls tail() once per invocation: one TraceItem per batch.
   const batches = items.map((item) => [item]);
-  const variants = makeVariants(config, env);
+  const variants = makeVariants(config, env, shapedBuilt.config);
   const names = Object.keys(variants);
   const times: Record<string, number[]> = {};
   for (const name of names) times[name] = [];
@@ -609,7 +626,12 @@ export async function runBench(env: Env, params: BenchParams): Promise<Obj> {
     medians[name] = median(xs) * perThousand;
     spread[name] = [Math.min(...xs) * perThousand, Math.max(...xs) * perThousand];
   }
-  return { params, reps, medians, spread, checksum, ...sizes(items, batches, config, env) };
+  const shapedSizes = sizes(items, batches, shapedBuilt.config, env);
+  const shape = {
+    records: shapedSizes.perSink.collector?.records ?? 0,
+    bytes: shapedSizes.perSink.collector?.bytes ?? 0,
+  };
+  return { params, reps, medians, spread, checksum, shape, ...sizes(items, batches, config, env) };
 }
 
 export default {
