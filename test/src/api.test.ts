@@ -93,6 +93,27 @@ describe("access", () => {
 });
 
 describe("POST /config/check", () => {
+  it("shows each sink's shape, and a shaping mistake at its path", async () => {
+    const sinks = [
+      { name: "loki", type: "loki", endpoint: "https://loki.example.com", exclude: ["event.request.headers"] },
+      { name: "lp", type: "r2", binding: "LOGS_R2", format: "logpush" },
+    ];
+    const res = await post("/config/check", JSON.stringify({ SINKS: sinks }), deployment());
+    expect(res.status).toBe(200);
+    const checked = res.json as { sinks: Record<string, unknown>[] };
+    expect(checked.sinks[0]).toMatchObject({ name: "loki", shape: { exclude: ["event.request.headers"] } });
+    expect(checked.sinks[0]?.options).not.toHaveProperty("exclude");
+    expect(checked.sinks[1]).toMatchObject({ options: { format: "logpush" } });
+    expect(checked.sinks[1]).not.toHaveProperty("shape");
+    const bad = await post(
+      "/config/check",
+      JSON.stringify({ SINKS: [{ ...sinks[0], rename: { url: "message" } }] }),
+      deployment(),
+    );
+    expect(bad.status).toBe(422);
+    expect(JSON.stringify(bad.json)).toContain('rename[\\"url\\"]');
+  });
+
   it("answers 200 with the sinks, routes and warnings of a valid candidate, never a secret", async () => {
     const sinks = [
       { name: "archive", type: "r2", binding: "LOGS_R2" },

@@ -271,3 +271,35 @@ describe("shaping in the pipeline", () => {
     });
   });
 });
+
+describe("what sinks read besides the line", () => {
+  it("keys, times and labels come from the record before shaping: an R2 key, Datadog's status and http", () => {
+    const config = configWith([
+      { name: "r2", type: "r2", binding: "LOGS_R2", fields: ["message"] },
+      { name: "dd", type: "datadog", apiKey: "k".repeat(32), exclude: ["url", "level"], add: { env: "prod" } },
+    ]);
+    const records = fetchRecords();
+    const [r2, dd] = planDelivery(records, config, vars);
+    const object = r2?.sink.encode(r2.items) as { key: string; body: string };
+    expect(object.key).toContain(`_${records[0]?.id}.ndjson.gz`);
+    expect(object.key).toMatch(/^logs\/2026\/11\/21\/08\//);
+    expect(
+      object.body
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => Object.keys(parsed(l))),
+    ).toEqual(records.map(() => ["message"]));
+    const payload = dd?.sink.encode(dd.items) as { bodies: { body: string }[] };
+    const entries = JSON.parse(payload.bodies[0]?.body ?? "[]") as {
+      status: string;
+      http?: { url: string };
+      worker: Record<string, unknown>;
+    }[];
+    expect(entries[0]?.worker).not.toHaveProperty("url");
+    expect(entries[0]?.worker).not.toHaveProperty("level");
+    expect(entries[0]?.worker.env).toBe("prod");
+    // Datadog's own attributes are copied from the record before shaping.
+    expect(entries[0]?.status).toBe("info");
+    expect(entries[0]?.http?.url).toBe(records[0]?.url);
+  });
+});
