@@ -18,8 +18,6 @@ type Entry = LogRecord | SerializedRecord;
 
 const recordOf = (entry: Entry): LogRecord => ("line" in entry ? entry.record : entry);
 
-const serializeOne = (record: LogRecord): SerializedRecord => new RecordSerializer().serialize(record);
-
 /** Sink types that take only some records (Sentry: exceptions) say which, once per delivery. */
 function takesBySink(records: readonly Entry[], config: ResolvedConfig): Map<string, (record: LogRecord) => boolean> {
   const takes = new Map<string, (record: LogRecord) => boolean>();
@@ -34,9 +32,11 @@ class LineMaker {
   private readonly serializer = new RecordSerializer();
   // A sink with its own view of the records (unredacted) gets them from that view, serialized once per view.
   private readonly viewSerializers = new Map<readonly LogRecord[], RecordSerializer>();
-  /** The shared line of record `baseIndex`, made when a sink first needs it. */
+  /** The shared line of record `baseIndex`, made when a sink first needs it; `raw`, before the size limits. */
   private base: SerializedRecord | undefined;
   private baseIndex = -1;
+  private raw: SerializedRecord | undefined;
+  private rawIndex = -1;
   /** Record `shapedIndex` shaped, per view and shape; null where the shape changed nothing. */
   private readonly shaped = new Map<string, SerializedRecord | null>();
   private shapedIndex = -1;
@@ -64,16 +64,18 @@ class LineMaker {
     const key = `${source === record ? "" : name}|${shape.key}`;
     let item = this.shaped.get(key);
     if (item === undefined) {
-      // The line before shaping is made only if a retry message needs it, from this record's own view.
       const limits = this.config.limits;
-      const own = () => limitSerialized(source === record && "line" in entry ? entry : serializeOne(source), limits);
-      item = shapeRecord(source, shape, limits, own);
+      // The record's own line, if the shape only adds to it; before shaping, if a retry message needs it.
+      const own = () => this.rawLine(name, entry, record, i);
+      const before = () => limitSerialized(own(), limits);
+      item = shapeRecord(source, shape, limits, before, own);
       this.shaped.set(key, item);
     }
     return item ?? this.unshapedLine(name, entry, record, i);
   }
 
-  private unshapedLine(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
+  /** The line of the record as this sink's view has it, before the size limits. */
+  private rawLine(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
     const view = this.views?.get(name);
     if (view && view[i] !== undefined && view[i] !== record) {
       let vs = this.viewSerializers.get(view);
@@ -81,11 +83,23 @@ class LineMaker {
         vs = new RecordSerializer();
         this.viewSerializers.set(view, vs);
       }
-      return limitSerialized(vs.serialize(view[i] as LogRecord), this.config.limits);
+      return vs.serialize(view[i] as LogRecord);
+    }
+    if (this.raw === undefined || this.rawIndex !== i) {
+      this.raw = "line" in entry ? entry : this.serializer.serialize(record);
+      this.rawIndex = i;
+    }
+    return this.raw;
+  }
+
+  private unshapedLine(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
+    const view = this.views?.get(name);
+    if (view && view[i] !== undefined && view[i] !== record) {
+      return limitSerialized(this.rawLine(name, entry, record, i), this.config.limits);
     }
     if (this.base === undefined || this.baseIndex !== i) {
       // Size limits apply after routing (which reads no field they cut) and before any sink or queue.
-      this.base = limitSerialized("line" in entry ? entry : this.serializer.serialize(record), this.config.limits);
+      this.base = limitSerialized(this.rawLine(name, entry, record, i), this.config.limits);
       this.baseIndex = i;
     }
     return this.base;

@@ -32,6 +32,16 @@ export interface Shape {
   readonly key: string;
   readonly spec: ShapeSpec;
   apply(record: LogRecord): LogRecord;
+  /** `fields` or `exclude`, then `rename`: the record itself when they change nothing in it. */
+  strip(record: LogRecord): LogRecord;
+  /** `add`, on a stripped record (copied first if it is the record itself). */
+  finish(stripped: LogRecord, record: LogRecord): LogRecord;
+  /**
+   * The JSON that `add` appends when every added field is top level (`,"env":"prod"`), so an
+   * unstripped record's line is its own line with this spliced in; "" without `add`, null when
+   * an added field is nested.
+   */
+  readonly suffix: string | null;
 }
 
 /** The marks LIMITS leaves on a record: kept whatever `fields` says, so a cut record always says so. */
@@ -49,26 +59,28 @@ export function compileShape(spec: ShapeSpec): Shape {
     : null;
   const drop: PathTree | null = spec.exclude ? treeOf(spec.exclude.map(segs)) : null;
   const key = JSON.stringify([spec.fields ?? null, spec.exclude ?? null, spec.rename ?? null, spec.add ?? null]);
-  return {
-    key,
-    spec,
-    apply(record) {
-      const source = record as unknown as JsonObject;
-      let out = keep ? pickTree(source, keep) : drop ? dropTree(source, drop) : source;
-      for (const [from, to] of rename) {
-        const value = getPath(out, from);
-        if (value === undefined) continue;
-        if (out === source) out = { ...source };
-        setPath(out, from, undefined);
-        setPath(out, to, value);
-      }
-      if (add.length > 0) {
-        if (out === source) out = { ...source };
-        for (const [path, value] of add) setPath(out, path, value);
-      }
-      return out as unknown as LogRecord;
-    },
+  const suffix = add.every(([path]) => path.length === 1)
+    ? add.map(([[name], value]) => `,${JSON.stringify(name)}:${JSON.stringify(value)}`).join("")
+    : null;
+  const strip = (record: LogRecord): LogRecord => {
+    const source = record as unknown as JsonObject;
+    let out = keep ? pickTree(source, keep) : drop ? dropTree(source, drop) : source;
+    for (const [from, to] of rename) {
+      const value = getPath(out, from);
+      if (value === undefined) continue;
+      if (out === source) out = { ...source };
+      setPath(out, from, undefined);
+      setPath(out, to, value);
+    }
+    return out as unknown as LogRecord;
   };
+  const finish = (stripped: LogRecord, record: LogRecord): LogRecord => {
+    if (add.length === 0) return stripped;
+    const out = (stripped === record ? { ...stripped } : stripped) as unknown as JsonObject;
+    for (const [path, value] of add) setPath(out, path, value);
+    return out as unknown as LogRecord;
+  };
+  return { key, spec, suffix, strip, finish, apply: (record) => finish(strip(record), record) };
 }
 
 /**
@@ -103,19 +115,27 @@ class ShapedRecord implements SerializedRecord {
 /**
  * `record` shaped and cut to the size limits; `unshaped` gives the record's
  * own line when asked (for a retry message). Null when the shape changes
- * nothing in this record: the sink takes the record's own line.
+ * nothing in this record: the sink takes the record's own line. `own`, the
+ * record's own line before the limits, lets a record that only gains
+ * top-level fields be written as that line with them spliced in instead of
+ * serialized again.
  */
 export function shapeRecord(
   record: LogRecord,
   shape: Shape,
   limits: LimitsConfig,
   unshaped: () => SerializedRecord,
+  own?: () => SerializedRecord,
 ): SerializedRecord | null {
-  const shaped = shape.apply(record);
-  if (shaped === record) return null;
+  const stripped = shape.strip(record);
+  if (stripped === record && shape.suffix === "") return null;
+  const shaped = shape.finish(stripped, record);
   let line: string;
   try {
-    line = JSON.stringify(shaped);
+    if (stripped === record && shape.suffix !== null && own) {
+      const base = own().line;
+      line = `${base.slice(0, -1)}${shape.suffix}}`;
+    } else line = JSON.stringify(shaped);
   } catch {
     return null;
   }
@@ -139,7 +159,16 @@ export function shapeItems(
   limits: LimitsConfig,
 ): SerializedRecord[] {
   if (!shape) return [...items];
-  return items.map((item) => shapeRecord(item.record, shape, limits, () => item) ?? item);
+  return items.map(
+    (item) =>
+      shapeRecord(
+        item.record,
+        shape,
+        limits,
+        () => item,
+        () => item,
+      ) ?? item,
+  );
 }
 
 /** One line for the dashboard and /config/check: what the shape does, in order. */

@@ -198,6 +198,21 @@ describe("shaping in the pipeline", () => {
     );
   });
 
+  it("a record the shape only adds to is written as its own line with the fields spliced in", () => {
+    const config = configWith([
+      { name: "a", type: "http", url: URL_A, exclude: ["event.request.headers"], add: { env: "prod", n: 2 } },
+      { name: "b", type: "http", url: URL_A, exclude: ["event.request.headers"], add: { "labels.env": "prod" } },
+    ]);
+    const records = fetchRecords();
+    const [a, b] = planDelivery(records, config, vars);
+    records.forEach((record, i) => {
+      const want = { ...(compileShape({ exclude: ["event.request.headers"] }).apply(record) as object) };
+      expect(parsed(a?.items[i]?.line ?? "{}")).toEqual({ ...want, env: "prod", n: 2 });
+      expect(parsed(b?.items[i]?.line ?? "{}")).toEqual({ ...want, labels: { env: "prod" } });
+      expect(a?.items[i]?.bytes).toBe(new TextEncoder().encode(a?.items[i]?.line).byteLength);
+    });
+  });
+
   it("the size limits measure the shaped record: a record shaped small is not cut for what it lost", () => {
     const config = configWith(
       [
