@@ -129,13 +129,18 @@ export function shapeRecord(
 ): SerializedRecord | null {
   const stripped = shape.strip(record);
   if (stripped === record && shape.suffix === "") return null;
+  if (stripped === record && shape.suffix !== null && own) {
+    // Only top-level fields added: the record's own line with them spliced in. The shaped record
+    // itself is built only if the size limits must cut it (the added fields change neither its
+    // message nor its marks, so the record itself answers for those).
+    const base = own().line;
+    const spliced = serialized(record, `${base.slice(0, -1)}${shape.suffix}}`);
+    if (limitSerialized(spliced, limits) === spliced) return new ShapedRecord(record, spliced, unshaped);
+  }
   const shaped = shape.finish(stripped, record);
   let line: string;
   try {
-    if (stripped === record && shape.suffix !== null && own) {
-      const base = own().line;
-      line = `${base.slice(0, -1)}${shape.suffix}}`;
-    } else line = JSON.stringify(shaped);
+    line = JSON.stringify(shaped);
   } catch {
     return null;
   }
