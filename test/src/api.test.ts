@@ -300,6 +300,32 @@ describe("POST /routes/test", () => {
     expect(res.text).not.toContain(SECRET);
   });
 
+  it("previews what a shaped sink and a logpush sink would send", async () => {
+    const label = uid("api-shape");
+    const config = {
+      SINKS: [
+        {
+          name: "lean",
+          type: "http",
+          url: "https://x.example/",
+          format: "ndjson",
+          fields: ["id", "level"],
+          add: { env: "prod" },
+        },
+        { name: "lp", type: "http", url: "https://x.example/", format: "logpush" },
+      ],
+    };
+    const res = await post("/routes/test", JSON.stringify({ events: [exceptionItem(label)], config }), deployment());
+    expect(res.status).toBe(200);
+    const sinks = res.json.sinks as SinkAnswer[];
+    const lean = (sinks.find((s) => s.sink === "lean")?.preview?.body ?? "").split("\n").filter(Boolean);
+    expect(lean.length).toBeGreaterThan(1);
+    for (const line of lean) expect(Object.keys(JSON.parse(line) as object).sort()).toEqual(["env", "id", "level"]);
+    const lp = (sinks.find((s) => s.sink === "lp")?.preview?.body ?? "").split("\n").filter(Boolean);
+    expect(lp).toHaveLength(1);
+    expect(JSON.parse(lp[0] ?? "{}")).toMatchObject({ Outcome: "exception", Exceptions: [{ Name: "Error" }] });
+  });
+
   it("shows scrubbed data in previews", async () => {
     const label = uid("api-scrub");
     const { names, config } = candidate(label);

@@ -1,6 +1,8 @@
 /** Per-sink shaping: the rules at config load, what a shape does to records, and how it meets limits, sharing and retries. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import configurationDoc from "../../docs/configuration.md?raw";
+import { SINK_TYPES } from "../../sinks";
 import { buildConfig, formatConfigErrors, summarizeConfig } from "../../src/config";
 import { normalizeTraceItems } from "../../src/normalize";
 import { planDelivery, prepareRecords } from "../../src/pipeline";
@@ -109,6 +111,26 @@ describe("shaping options at config load", () => {
     expect(errorsOf({ add: { env: "prod" } }, { type: "r2", binding: "LOGS_R2" })).toBe("");
   });
 
+  it("docs/configuration.md lists the sink types that take shaping, and those that refuse it", () => {
+    const section = configurationDoc.slice(configurationDoc.indexOf("Shaping applies to the sinks"));
+    const paragraph = section.slice(0, section.indexOf("\n\n"));
+    const [takes, refuses] = paragraph.split("The others") as [string, string];
+    // Sink types as the paragraph names them (the other code spans are the part of a payload each writes to).
+    const named = (text: string) =>
+      [...text.matchAll(/`([a-z0-9_]+)`/g)]
+        .map((m) => m[1] as string)
+        .filter((name) => Object.hasOwn(SINK_TYPES, name))
+        .sort();
+    const writes = Object.values(SINK_TYPES).filter((d) => d.writesLine !== undefined);
+    expect(named(takes)).toEqual(writes.map((d) => d.type).sort());
+    expect(named(refuses.slice(0, refuses.indexOf("as does")))).toEqual(
+      Object.values(SINK_TYPES)
+        .filter((d) => d.writesLine === undefined)
+        .map((d) => d.type)
+        .sort(),
+    );
+  });
+
   it("shows each sink's shape in the config summary", () => {
     const config = configWith([
       { name: "a", type: "http", url: URL_A, exclude: ["event.request.headers"], add: { env: "prod" } },
@@ -196,6 +218,19 @@ describe("shaping in the pipeline", () => {
     expect((parsed(c?.items[0]?.line ?? "{}").event as { request: Record<string, unknown> }).request).toHaveProperty(
       "headers",
     );
+  });
+
+  it("a shape that changes nothing in a record leaves it the shared line of the unshaped sinks", () => {
+    const config = configWith([
+      { name: "whole", type: "http", url: URL_A },
+      { name: "headless", type: "http", url: URL_A, exclude: ["event.request.headers"] },
+    ]);
+    const records = fetchRecords();
+    const [whole, headless] = planDelivery(records, config, vars);
+    records.forEach((record, i) => {
+      if (record.type === "invocation") expect(headless?.items[i]).not.toBe(whole?.items[i]);
+      else expect(headless?.items[i]).toBe(whole?.items[i]);
+    });
   });
 
   it("a record the shape only adds to is written as its own line with the fields spliced in", () => {
