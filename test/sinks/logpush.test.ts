@@ -157,6 +157,18 @@ describe("format = logpush", () => {
     }
   });
 
+  it("leaves diagnostics-channel records out: the dataset has no field for them", () => {
+    const records = normalizeTraceItems([captured["diagnostics-channel"]]).map(serializeRecord);
+    expect(records.some((r) => r.record.type === "diagnostic")).toBe(true);
+    const { sink } = makeSink<HttpPayload>(httpSink, { url: "https://logs.example.com/in", format: "logpush" });
+    const [line, ...more] = parseNdjson(sink.encode(records).body) as Record<string, unknown>[];
+    expect(more).toEqual([]);
+    expectDatasetLine(must(line));
+    expect(JSON.stringify(line)).not.toContain(
+      String(records.find((r) => r.record.type === "diagnostic")?.record.message),
+    );
+  });
+
   it("the ndjson format of r2 and kv stays the record lines", () => {
     const { sink } = makeSink<R2Payload>(r2Sink, { binding: "LOGS_R2" });
     const batch = serialized([throwing()]);

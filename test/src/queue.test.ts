@@ -397,6 +397,28 @@ describe("queue(): shaped sinks", () => {
     expect(await statsOf(prod)).toMatchObject({ totals: { received: 2, sent: 2 }, unaccounted: 0 });
   });
 
+  it("buffered: a logpush sink writes one line per invocation of the work message", async () => {
+    const lp = uid("qlogpush");
+    const s = scenario([{ name: lp, type: "http", url: `${base}/ok/${lp}`, format: "logpush" }], { mode: "buffered" });
+    const script = uid("lp-buf");
+    const traces = [
+      traceItem({ script, path: "/a" }),
+      traceItem({ script, path: "/b", logs: [{ level: "warn", message: ["w"] }] }),
+    ];
+    const { handleTail } = await import("../../src/tail");
+    for (const t of traces) await handleTail([t], s.env, createExecutionContext(), FAST);
+    const bodies = s.calls.flatMap((c) => c.messages.map((m) => m.body));
+    await handleQueue(batchOf("tailfan-work", bodies), s.env, FAST);
+    const lines = await receivedLines(lp);
+    expect(lines.map((l) => (l.Event as { Request: { URL: string } }).Request.URL).sort()).toEqual([
+      "https://shop.example.com/a",
+      "https://shop.example.com/b",
+    ]);
+    expect(lines.find((l) => String(JSON.stringify(l.Event)).includes("/b"))?.Logs).toEqual([
+      { Level: "warn", Message: ["w"], TimestampMs: expect.any(Number) },
+    ]);
+  });
+
   it("a shaped sink's failed batch is queued before shaping, and shaped again when retried", async () => {
     const down = uid("qshdown");
     const shape = { fields: ["id", "level"], rename: { level: "severity" }, add: { env: "prod" } };
