@@ -11,7 +11,7 @@ import { RecordSerializer } from "../json";
 import { limitSerialized } from "../limits";
 import type { LogRecord, SerializedRecord } from "../record";
 import { routeRecord } from "../router";
-import { shapeItems, shapeRecord, wasCut } from "../shape";
+import { type Shape, shapeItems, shapeRecord, wasCut } from "../shape";
 import type { StatsBatch } from "../stats";
 
 type Entry = LogRecord | SerializedRecord;
@@ -40,14 +40,14 @@ class LineMaker {
   /** Record `shapedIndex` shaped, per view and shape; null where the shape changed nothing. */
   private readonly shaped = new Map<string, SerializedRecord | null>();
   private shapedIndex = -1;
-  private readonly shapes: ReadonlyMap<string, NonNullable<ResolvedConfig["sinks"][number]["shape"]>>;
+  private readonly shapes: ReadonlyMap<string, Shape>;
 
   constructor(
     private readonly config: ResolvedConfig,
     private readonly views: ReadonlyMap<string, readonly LogRecord[]> | undefined,
     shape: boolean,
   ) {
-    const shapes = new Map<string, NonNullable<ResolvedConfig["sinks"][number]["shape"]>>();
+    const shapes = new Map<string, Shape>();
     if (shape) for (const s of config.sinks) if (s.shape) shapes.set(s.name, s.shape);
     this.shapes = shapes;
   }
