@@ -41,6 +41,10 @@ export const BENCH_WHERE = {
 };
 const WHERE_LEAVES = BENCH_WHERE.and.length;
 const WHERE_SINKS = BENCH_SINKS.map((s) => ({ ...s, where: BENCH_WHERE }));
+/** The same sinks with the collector shaped as a backend that bills by the byte would be: what shaping costs and saves. */
+export const SHAPED_SINKS = BENCH_SINKS.map((s) =>
+  s.name === "collector" ? { ...s, exclude: ["event.request.headers", "event.request.cf"], add: { env: "prod" } } : s,
+);
 
 // ---------------------------------------------------------------------------
 // Synthetic TraceItems
@@ -413,13 +417,22 @@ function weigh(payload: unknown): number {
   return 1;
 }
 
-/** The whole pipeline up to the payloads, as tail() runs it, with `config`. */
-async function pipelineOf(batches: readonly Obj[][], config: ResolvedConfig, env: Env): Promise<number> {
+// As deployed: counters and the dashboard's latest records kept (DELIVERY.stats set, recent = 200).
+const asDeployed = (config: ResolvedConfig): ResolvedConfig => ({
+  ...config,
+  delivery: { ...config.delivery, stats: "TAILFAN_STATS", recent: 200 },
+});
+
+/**
+ * The whole pipeline up to the payloads, as tail() runs it: normalize, scrub (the default
+ * detectors), then planDelivery (route, serialize once, shape, size limits), splitBatches and encode per sink.
+ */
+async function runPipeline(batches: readonly Obj[][], counted: ResolvedConfig, env: Env): Promise<number> {
   let n = 0;
   for (const events of batches) {
-    const { records, views } = await prepareRecords(normalizeTraceItems(events), config);
+    const { records, views } = await prepareRecords(normalizeTraceItems(events), counted);
     const stats = new StatsBatch();
-    const targets = planDelivery(records, config, env, stats, views);
+    const targets = planDelivery(records, counted, env, stats, views);
     for (const target of targets) {
       for (const batch of splitBatches(target.items, target.batch).batches) n += weigh(target.sink.encode(batch));
     }
@@ -429,10 +442,15 @@ async function pipelineOf(batches: readonly Obj[][], config: ResolvedConfig, env
   return n;
 }
 
-function makeVariants(config: ResolvedConfig, whereConfig: ResolvedConfig, env: Env): Record<string, Variant> {
-  // As deployed: counters and the dashboard's latest records kept (DELIVERY.stats set, recent = 200).
-  const counted: ResolvedConfig = { ...config, delivery: { ...config.delivery, stats: "TAILFAN_STATS", recent: 200 } };
-  const countedWhere: ResolvedConfig = { ...whereConfig, delivery: counted.delivery };
+function makeVariants(
+  config: ResolvedConfig,
+  env: Env,
+  shapedConfig: ResolvedConfig,
+  whereConfig: ResolvedConfig,
+): Record<string, Variant> {
+  const counted = asDeployed(config);
+  const shaped = asDeployed(shapedConfig);
+  const countedWhere = asDeployed(whereConfig);
   const where = compileWhere(checkWhere(BENCH_WHERE).where as WhereNode);
   // The records, normalized once outside the timed loop, for the predicate alone.
   let normalized: LogRecord[] | undefined;
@@ -459,17 +477,11 @@ function makeVariants(config: ResolvedConfig, whereConfig: ResolvedConfig, env: 
       }
       return n;
     },
-    /**
-     * The whole pipeline up to the payloads, as tail() runs it: normalize, scrub (the default
-     * detectors), then planDelivery (route, serialize once, size limits), splitBatches and encode per sink.
-     */
-    async pipeline(batches) {
-      return pipelineOf(batches, counted, env);
-    },
+    pipeline: (batches) => runPipeline(batches, counted, env),
+    /** The same, with the collector's records shaped (SHAPED_SINKS). */
+    shaped: (batches) => runPipeline(batches, shaped, env),
     /** The same pipeline with BENCH_WHERE on every sink: the difference is what `where` costs in place. */
-    async where(batches) {
-      return pipelineOf(batches, countedWhere, env);
-    },
+    where: (batches) => runPipeline(batches, countedWhere, env),
     /** BENCH_WHERE alone, compiled, once per record (records normalized beforehand). */
     whereOnly(batches) {
       normalized ??= batches.flatMap((events) => normalizeTraceItems(events));
@@ -616,12 +628,14 @@ export async function runBench(env: Env, params: BenchParams): Promise<Obj> {
   const built = buildConfig({ ...env, SINKS: JSON.stringify(BENCH_SINKS) });
   if (!built.ok) throw new Error(`bench config invalid: ${JSON.stringify(built.errors)}`);
   const config = built.config;
+  const shapedBuilt = buildConfig({ ...env, SINKS: JSON.stringify(SHAPED_SINKS) });
+  if (!shapedBuilt.ok) throw new Error(`bench shaped config invalid: ${JSON.stringify(shapedBuilt.errors)}`);
   const withWhere = buildConfig({ ...env, SINKS: JSON.stringify(WHERE_SINKS) });
   if (!withWhere.ok) throw new Error(`bench where config invalid: ${JSON.stringify(withWhere.errors)}`);
   const items = makeTraceItems(params.items);
   // The runtime calls tail() once per invocation: one TraceItem per batch.
   const batches = items.map((item) => [item]);
-  const variants = makeVariants(config, withWhere.config, env);
+  const variants = makeVariants(config, env, shapedBuilt.config, withWhere.config);
   const names = Object.keys(variants);
   const times: Record<string, number[]> = {};
   for (const name of names) times[name] = [];
@@ -648,7 +662,21 @@ export async function runBench(env: Env, params: BenchParams): Promise<Obj> {
     medians[name] = median(xs) * perThousand;
     spread[name] = [Math.min(...xs) * perThousand, Math.max(...xs) * perThousand];
   }
-  return { params, reps, medians, spread, checksum, whereLeaves: WHERE_LEAVES, ...sizes(items, batches, config, env) };
+  const shapedSizes = sizes(items, batches, shapedBuilt.config, env);
+  const shape = {
+    records: shapedSizes.perSink.collector?.records ?? 0,
+    bytes: shapedSizes.perSink.collector?.bytes ?? 0,
+  };
+  return {
+    params,
+    reps,
+    medians,
+    spread,
+    checksum,
+    shape,
+    whereLeaves: WHERE_LEAVES,
+    ...sizes(items, batches, config, env),
+  };
 }
 
 export default {

@@ -181,6 +181,7 @@ function report(label, r) {
     ["pipeline", "pipeline: + scrub, plan, limits, encode x4"],
     ["where", `pipeline + where (${r.whereLeaves} leaves) on each sink`],
     ["whereOnly", `one ${r.whereLeaves}-leaf where alone, compiled`],
+    ["shaped", "pipeline, collector shaped (exclude, add)"],
   ];
   console.log(
     `\n${label}: median of ${r.params.rounds} rounds after ${r.params.warmup} warm-up, interleaved; each sample = ${r.reps} pass(es) over the set`,
@@ -193,6 +194,7 @@ function report(label, r) {
       `  ${pad(name, 44)}${lpad(v.toFixed(2), 14)}${lpad(`${lo.toFixed(2)}..${hi.toFixed(2)}`, 18)}${lpad((v / m.baseline).toFixed(2), 12)}`,
     );
   }
+  printShape(r);
   const ratio = m.pipeline / m.baseline;
   console.log(
     `  ratio = pipeline / baseline = ${ratio.toFixed(2)}   target <= ${TARGET_RATIO}: ${met(ratio <= TARGET_RATIO)}`,
@@ -230,6 +232,15 @@ function printSizes(r) {
       `    ${pad(name, 18)} ${lpad(s.records, 6)} records in ${lpad(s.payloads, 5)} payload(s), ${mib(s.bytes)}`,
     );
   }
+}
+
+/** Shaping (bench/pipeline-worker.ts SHAPED_SINKS): its CPU per shaped record, and the bytes it saves at that sink. */
+function printShape(r) {
+  const perRecordUs = ((r.medians.shaped - r.medians.pipeline) * 1000) / ((r.shape.records * 1000) / r.params.items);
+  const before = r.perSink.collector.bytes;
+  console.log(
+    `  shaping: ${perRecordUs.toFixed(2)} µs per shaped record; the collector's payloads ${mib(before)} -> ${mib(r.shape.bytes)} (${(100 - (100 * r.shape.bytes) / before).toFixed(0)} % fewer bytes)`,
+  );
 }
 
 /** `wrangler deploy --dry-run`: what would be uploaded, raw and gzipped. */

@@ -41,6 +41,7 @@ export function ingestUrl(endpoint: string, dataset: string): string {
 export const axiomSink = defineSink({
   type: "axiom",
   description: "Sends records to an Axiom dataset as NDJSON with _time set from the record's timestamp.",
+  writesLine: true,
   options: v.strictObject({
     /** The dataset to ingest into. Required. */
     dataset: v.pipe(

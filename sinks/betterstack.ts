@@ -25,6 +25,7 @@ const BETTERSTACK_MAX_REQUEST_BYTES = 20 * 1024 * 1024;
 export const betterstackSink = defineSink({
   type: "betterstack",
   description: "Sends records to a Better Stack Telemetry source as NDJSON with dt set from the record's timestamp.",
+  writesLine: true,
   options: v.pipe(
     v.strictObject({
       /**

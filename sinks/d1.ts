@@ -175,6 +175,7 @@ const created = new Set<string>();
 export const d1Sink = defineSink({
   type: "d1",
   description: "Inserts each record as one row of a D1 (SQLite) table with indexed columns and the full record JSON.",
+  writesLine: true,
   options: v.strictObject({
     /** Name of the D1 database binding in wrangler.toml. Required. */
     binding: v.string(),

@@ -101,6 +101,7 @@ function datadogEntry(item: SerializedRecord, shape: EntryShape): Entry {
 export const datadogSink = defineSink({
   type: "datadog",
   description: "Sends records to the Datadog Logs API (v2) as JSON log entries with status, service and tags.",
+  writesLine: true,
   options: v.strictObject({
     /** Datadog API key, sent as `DD-API-KEY`. Default: the secret `DD_API_KEY`. */
     apiKey: credentialOption,

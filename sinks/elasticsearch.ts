@@ -161,6 +161,7 @@ export const elasticsearchSink = defineSink({
   type: "elasticsearch",
   description:
     "Indexes records into Elasticsearch or OpenSearch with the _bulk API (create actions, record id as _id).",
+  writesLine: true,
   options: v.pipe(
     v.strictObject({
       /** Base URL of the cluster, e.g. `https://my-deployment.es.us-east-1.aws.elastic.cloud`; `/_bulk` is appended. Required. */

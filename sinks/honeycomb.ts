@@ -71,6 +71,7 @@ export function batchResult(answer: unknown, count: number, status: number): Sen
 export const honeycombSink = defineSink({
   type: "honeycomb",
   description: "Sends records to a Honeycomb dataset through the batch Events API, one event per record.",
+  writesLine: true,
   options: v.strictObject({
     /** The dataset (case-insensitive on Honeycomb's side). Required. */
     dataset: v.pipe(

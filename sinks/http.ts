@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { LOGPUSH_NO_SHAPING, logpushNdjson } from "./logpush";
 import {
   batchFromOptions,
   batchOptions,
@@ -21,14 +22,18 @@ export interface HttpPayload {
 export const httpSink = defineSink({
   type: "http",
   description: "POSTs batches of records to any HTTP endpoint as a JSON array or NDJSON.",
+  writesLine: (o) => (o.format === "logpush" ? LOGPUSH_NO_SHAPING : null),
   options: v.strictObject({
     /** Endpoint the batches are sent to. Required. */
     url: httpUrl,
     /** HTTP method. Default `POST`. */
     method: v.optional(v.picklist(["POST", "PUT"]), "POST"),
     headers: headersOption,
-    /** `json` (one array per request) or `ndjson` (one record per line). Default `json`. */
-    format: v.optional(v.picklist(["json", "ndjson"]), "json"),
+    /**
+     * `json` (one array per request), `ndjson` (one record per line), or `logpush` (NDJSON, one line per
+     * invocation in the fields of the Logpush `workers_trace_events` dataset). Default `json`.
+     */
+    format: v.optional(v.picklist(["json", "ndjson", "logpush"]), "json"),
     // Off by default: an arbitrary endpoint may not accept gzip.
     gzip: gzipOption(false),
     ...batchOptions({ maxRecords: 1000, maxBytes: 1024 * 1024 }),
@@ -37,6 +42,9 @@ export const httpSink = defineSink({
   create(o) {
     return {
       encode(batch): HttpPayload {
+        if (o.format === "logpush") {
+          return { body: logpushNdjson(batch), contentType: "application/x-ndjson", records: batch.length };
+        }
         return o.format === "ndjson"
           ? { body: ndjson(batch), contentType: "application/x-ndjson", records: batch.length }
           : { body: jsonArray(batch), contentType: "application/json", records: batch.length };

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { levelRank } from "../src/record";
+import { LOGPUSH_NO_SHAPING, logpushNdjson } from "./logpush";
 import { dateParts, describeError, keySegment, maxRecordsOption, ndjson, truncateUtf8 } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
 
@@ -61,7 +62,7 @@ function groupRecords(
 }
 
 /** One KV entry for a group of records: its key from the template, its NDJSON value and metadata. */
-function kvEntry(items: readonly SerializedRecord[], template: string): KvEntry {
+function kvEntry(items: readonly SerializedRecord[], template: string, logpush: boolean): KvEntry {
   const first = (items[0] as SerializedRecord).record;
   let level = first.level;
   // A batch entry can span invocations: metadata keeps a value only when all its records share it.
@@ -89,12 +90,14 @@ function kvEntry(items: readonly SerializedRecord[], template: string): KvEntry 
     template.replace(/\{([^}]*)\}/g, (_, name: string) => vars[name] ?? ""),
     first.id,
   );
-  return { key, value: ndjson(items), metadata: { script, level, outcome, eventType, count: items.length, ts } };
+  const value = logpush ? logpushNdjson(items) : ndjson(items);
+  return { key, value, metadata: { script, level, outcome, eventType, count: items.length, ts } };
 }
 
 export const kvSink = defineSink({
   type: "kv",
   description: "Writes each invocation's records as one NDJSON value in Workers KV, with metadata for list().",
+  writesLine: (o) => (o.format === "logpush" ? LOGPUSH_NO_SHAPING : null),
   options: v.strictObject({
     /** Name of the KV namespace binding in wrangler.toml. Required. */
     binding: v.string(),
@@ -118,6 +121,11 @@ export const kvSink = defineSink({
      * fewest writes (use with buffered delivery at high volume). Default `invocation`.
      */
     per: v.optional(v.picklist(["invocation", "batch"], 'must be "invocation" or "batch"'), "invocation"),
+    /**
+     * `ndjson` (one record per line) or `logpush` (one line per invocation in the fields of the Logpush
+     * `workers_trace_events` dataset). Default `ndjson`.
+     */
+    format: v.optional(v.picklist(["ndjson", "logpush"], 'must be "ndjson" or "logpush"'), "ndjson"),
     /** Seconds until KV deletes the entry (at least 60). Default: kept forever. */
     ttl: v.optional(v.pipe(v.number(), v.integer(), v.minValue(60, "must be at least 60 seconds (a KV limit)"))),
     maxRecords: maxRecordsOption(1000, Number.POSITIVE_INFINITY),
@@ -128,7 +136,7 @@ export const kvSink = defineSink({
     const kv = ctx.env[o.binding] as KVNamespace;
     return {
       encode(batch): KvEntry[] {
-        return [...groupRecords(batch, o.per).values()].map((items) => kvEntry(items, o.key));
+        return [...groupRecords(batch, o.per).values()].map((items) => kvEntry(items, o.key, o.format === "logpush"));
       },
       async send(entries) {
         try {

@@ -135,6 +135,7 @@ function endpointUrl(endpoint: string): string {
 export const lokiSink = defineSink({
   type: "loki",
   description: "Pushes records to Grafana Loki / Grafana Cloud Logs as JSON streams with low-cardinality labels.",
+  writesLine: true,
   options: v.pipe(
     v.strictObject({
       /**

@@ -18,6 +18,7 @@ export const pipelineSink = defineSink({
   type: "pipeline",
   description:
     "Sends records to a Cloudflare Pipelines stream (the `pipelines` binding), which writes them to R2 as Iceberg or Parquet tables.",
+  writesLine: true,
   options: v.strictObject({
     /** Name of the Pipelines binding in wrangler.toml. Required. */
     binding: v.pipe(v.string(), v.minLength(1, "must not be empty")),

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { LOGPUSH_NO_SHAPING, logpushNdjson } from "./logpush";
 import {
   batchFromOptions,
   dateParts,
@@ -47,11 +48,17 @@ export async function putNdjson(
 export const r2Sink = defineSink({
   type: "r2",
   description: "Archives batches as gzip NDJSON objects under Logpush-like date-partitioned keys in R2.",
+  writesLine: (o) => (o.format === "logpush" ? LOGPUSH_NO_SHAPING : null),
   options: v.strictObject({
     /** Name of the R2 bucket binding in wrangler.toml. Required. */
     binding: v.string(),
     /** Key prefix; objects land at `<prefix>/<yyyy>/<mm>/<dd>/<hh>/<unique>.ndjson.gz`. Default `logs`. */
     prefix: v.optional(v.pipe(v.string(), v.regex(/^[^\\]*$/, "must not contain backslashes")), "logs"),
+    /**
+     * `ndjson` (one record per line) or `logpush` (one line per invocation in the fields of the Logpush
+     * `workers_trace_events` dataset). Default `ndjson`.
+     */
+    format: v.optional(v.picklist(["ndjson", "logpush"], 'must be "ndjson" or "logpush"'), "ndjson"),
     /** Gzip objects (`.ndjson.gz`, `Content-Encoding: gzip`). Default `true`. */
     gzip: gzipOption(true),
     // An object has no size limit that matters here: no upper bounds.
@@ -80,7 +87,7 @@ export const r2Sink = defineSink({
         const ext = o.gzip ? "ndjson.gz" : "ndjson";
         return {
           key: datedKey(prefix, start, `${unique}.${ext}`),
-          body: ndjson(batch),
+          body: o.format === "logpush" ? logpushNdjson(batch) : ndjson(batch),
           customMetadata: {
             count: String(batch.length),
             start: String(start),

@@ -34,6 +34,7 @@ export function hecTime(ms: number): number {
 export const splunkSink = defineSink({
   type: "splunk",
   description: "Sends records to a Splunk HTTP Event Collector (/services/collector/event) as JSON events.",
+  writesLine: true,
   options: v.strictObject({
     /**
      * HEC base URL, such as `https://hec.example.com:8088` or `https://http-inputs-<stack>.splunkcloud.com`;

@@ -119,6 +119,14 @@ export interface SinkDefinition<O = unknown, P = unknown> {
   takes?: (records: readonly LogRecord[], options: O) => (record: LogRecord) => boolean;
   /** Bindings the options name, checked when the config is loaded. */
   bindings?: (options: O) => BindingRef[];
+  /**
+   * The sink writes each record's JSON line (`item.line`) into its payload,
+   * so a sink's shaping (`fields`, `exclude`, `rename`, `add`) changes what it
+   * sends. A function answers for the options: null when it does, else why
+   * not. Without it the sink builds its payload from the record's fields,
+   * and the config refuses shaping on it rather than ignore it.
+   */
+  writesLine?: true | ((options: O) => string | null);
   create(options: O, ctx: SinkContext): Sink<P>;
 }
 

@@ -124,7 +124,7 @@ export function asJson(value: unknown): Json {
 }
 
 /** Fields of each record type that are not context. */
-const OWN_KEYS: Record<RecordType, readonly string[]> = {
+export const OWN_KEYS: Record<RecordType, readonly string[]> = {
   invocation: [
     "id",
     "type",

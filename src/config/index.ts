@@ -58,7 +58,13 @@ export type ConfigResult = { ok: true; config: ResolvedConfig } | { ok: false; e
  */
 export function summarizeConfig(config: ResolvedConfig) {
   return {
-    sinks: config.sinks.map((s) => ({ name: s.name, type: s.type, options: s.publicOptions, filter: s.filter })),
+    sinks: config.sinks.map((s) => ({
+      name: s.name,
+      type: s.type,
+      options: s.publicOptions,
+      filter: s.filter,
+      ...(s.shape ? { shape: s.shape.spec } : {}),
+    })),
     routes: config.routes?.map((r) => ({ sinks: r.sinks, filter: r.filter })) ?? null,
     warnings: config.warnings,
   };

@@ -15,6 +15,7 @@ import {
 } from "../filter";
 import { type ConfigError, issuesToErrors } from "../issues";
 import { compileScrubber, parseScrubConfig, type Scrubber, type ScrubConfig } from "../scrub";
+import { compileShape, readShape, SHAPE_KEYS, type Shape } from "../shape";
 import { checkBinding } from "./bindings";
 import { readList, resolveRefs, type SecretBook } from "./env";
 
@@ -38,6 +39,8 @@ export interface ResolvedSink {
   unredacted: boolean;
   /** This sink's own scrubbing (its `scrub` option); undefined: the global SCRUB applies. */
   scrubber?: Scrubber | null;
+  /** Its shaping (`fields`, `exclude`, `rename`, `add`), compiled; undefined when it has none. */
+  shape?: Shape;
 }
 
 /** Where a sink entry is read: its env, the registry, the errors so far and the secrets found. */
@@ -58,7 +61,7 @@ const sinkHead = v.looseObject({
 type SinkHead = v.InferOutput<typeof sinkHead>;
 
 /** Keys every sink takes besides its own options: identity, filters, and what it may see. */
-const RESERVED = new Set<string>(["name", "type", "unredacted", "scrub", ...FILTER_KEYS]);
+const RESERVED = new Set<string>(["name", "type", "unredacted", "scrub", ...SHAPE_KEYS, ...FILTER_KEYS]);
 
 export function scrubberOf(config: ScrubConfig | null): Scrubber | null {
   if (config === null || config.enabled === false) return null;
@@ -108,12 +111,15 @@ function readSink(raw: unknown, i: number, seen: Map<string, number>, ctx: SinkC
   if (options === undefined) return null;
   const sinkScrubber = ownScrubber((raw as Record<string, unknown>).scrub, at, ctx);
   if (sinkScrubber === false) return null;
+  const shape = shapeOf(raw as Record<string, unknown>, definition, options, at, ctx);
+  if (shape === false) return null;
   const filter = filterOf(head.output);
   return {
     name: head.output.name,
     type: head.output.type,
     definition,
     ...(sinkScrubber === undefined ? {} : { scrubber: sinkScrubber }),
+    ...(shape === undefined ? {} : { shape }),
     options,
     publicOptions,
     filter,
@@ -214,6 +220,32 @@ function ownScrubber(rawScrub: unknown, at: string, ctx: SinkContext): Scrubber 
     return false;
   }
   return scrubberOf(scrub.config);
+}
+
+/** The sink's shaping, compiled: undefined when it has none, false when it has errors. */
+function shapeOf(
+  raw: Record<string, unknown>,
+  definition: AnySinkDefinition,
+  options: unknown,
+  at: string,
+  ctx: SinkContext,
+): Shape | undefined | false {
+  const spec = readShape(raw, at, ctx.errors);
+  if (spec === undefined) return undefined;
+  if (spec === null) return false;
+  const writes = definition.writesLine;
+  const why =
+    writes === undefined
+      ? `the ${definition.type} sink builds its payload from the record's fields, not from its JSON, so shaping does not apply to it`
+      : writes === true
+        ? null
+        : writes(options);
+  if (why !== null) {
+    const key = SHAPE_KEYS.find((k) => raw[k] !== undefined) as string;
+    ctx.errors.push({ variable: "SINKS", path: `${at}.${key}`, message: why });
+    return false;
+  }
+  return compileShape(spec);
 }
 
 function filterOf(head: SinkHead): FilterSpec {

@@ -6,6 +6,7 @@
 import type { Child, FC } from "hono/jsx";
 import { describeFilter, type FilterSpec } from "../filter";
 import type { LogRecord } from "../record";
+import { describeShape, type ShapeSpec } from "../shape";
 import type { FlushFailures, RecentAnswer, SinkError, SinkStats } from "../stats";
 import { explainWhere } from "../where";
 import { chartSeries, groupErrors, SERIES_KEYS, type Series, type SinkHealth, sinkHealth, utc } from "./model";
@@ -206,6 +207,8 @@ export interface SinkView {
   type: string;
   options: Record<string, unknown>;
   filter: FilterSpec;
+  /** Its shaping (`fields`, `exclude`, `rename`, `add`), when it has one. */
+  shape?: ShapeSpec;
 }
 
 export interface DashboardData {
@@ -587,6 +590,7 @@ const SinkTable: FC<{ sinks: DashboardData["sinks"]; record: LogRecord | null }>
           <th>sink</th>
           <th>type</th>
           <th>own filter</th>
+          <th>shape</th>
           <th>options (secrets by name)</th>
         </tr>
       </thead>
@@ -596,6 +600,7 @@ const SinkTable: FC<{ sinks: DashboardData["sinks"]; record: LogRecord | null }>
             <td>{s.name}</td>
             <td>{s.type}</td>
             <FilterCell filter={s.filter} record={record} />
+            <td>{s.shape ? describeShape(s.shape) : "none"}</td>
             <td>
               <code>{JSON.stringify(s.options)}</code>
             </td>

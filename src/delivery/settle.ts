@@ -7,6 +7,7 @@
 import type { DeliveryConfig } from "../config";
 import { logError } from "../log";
 import type { SerializedRecord } from "../record";
+import { queuedLine } from "../shape";
 import type { StatsBatch } from "../stats";
 import type { FailedBatch, SinkReport } from "./deliver";
 import {
@@ -98,7 +99,11 @@ async function requeue(sc: SettleContext, sink: string, failure: FailedBatch, tr
     since: sc.since ?? Date.now(),
     ...(failure.status === undefined ? {} : { status: failure.status }),
   };
-  const { bodies, oversized } = toMessages(header, failure.items);
+  // A shaped record travels as it was before shaping; queue() shapes it again for the sink.
+  const lines = failure.items.map(queuedLine);
+  const { bodies, oversized: tooLarge } = toMessages(header, lines);
+  const large = new Set(tooLarge);
+  const oversized = failure.items.filter((_, k) => large.has(lines[k] as SerializedRecord));
   const info: DeadLetterInfo = { sink, reason: failure.reason, attempts: tries };
   if (failure.status !== undefined) info.status = failure.status;
   const queued = failure.items.length - oversized.length;

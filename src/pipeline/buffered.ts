@@ -44,7 +44,8 @@ function countSpooled(
   env: Record<string, unknown>,
   stats: StatsBatch,
 ): void {
-  for (const t of planDelivery(items, config, env, stats)) stats.add(t.name, "pending", t.items.length);
+  for (const t of planDelivery(items, config, env, stats, undefined, false))
+    stats.add(t.name, "pending", t.items.length);
   countUnrouted(stats, config, unrouted, sampled);
 }
 
@@ -94,7 +95,8 @@ function ownBodies(items: readonly SerializedRecord[], unrouted: number, sampled
 export const bufferedMode: DeliveryMode = {
   async fromTail({ records }, { config, env, stats, options }) {
     const started = Date.now();
-    const targets = planDelivery(records, config, env, new StatsBatch());
+    // Unshaped: the queue carries one line per record for every sink; queue() shapes them per sink.
+    const targets = planDelivery(records, config, env, new StatsBatch(), undefined, false);
     const unique = new Set<SerializedRecord>();
     for (const t of targets) for (const item of t.items) unique.add(item);
     const fits: SerializedRecord[] = [];

@@ -1,14 +1,17 @@
 /**
  * Stages 5 and 6, route and serialize once: each record goes to the sinks
  * whose filters it matches, serialized once and cut to the size limits; every
- * sink that takes it shares the same line.
+ * sink that takes it shares the same line. A sink with a shape (`fields`,
+ * `exclude`, `rename`, `add`) gets the record shaped, then cut, once per
+ * distinct shape: sinks with equal shapes share that line too.
  */
 import type { ResolvedConfig } from "../config";
 import type { SinkTarget } from "../delivery/deliver";
 import { RecordSerializer } from "../json";
-import { isLimited, limitSerialized } from "../limits";
+import { limitSerialized } from "../limits";
 import type { LogRecord, SerializedRecord } from "../record";
 import { routeRecord } from "../router";
+import { type Shape, shapeItems, shapeRecord, wasCut } from "../shape";
 import type { StatsBatch } from "../stats";
 
 type Entry = LogRecord | SerializedRecord;
@@ -29,16 +32,50 @@ class LineMaker {
   private readonly serializer = new RecordSerializer();
   // A sink with its own view of the records (unredacted) gets them from that view, serialized once per view.
   private readonly viewSerializers = new Map<readonly LogRecord[], RecordSerializer>();
-  /** The shared line of record `baseIndex`, made when a sink first needs it. */
+  /** The shared line of record `baseIndex`, made when a sink first needs it; `raw`, before the size limits. */
   private base: SerializedRecord | undefined;
   private baseIndex = -1;
+  private raw: SerializedRecord | undefined;
+  private rawIndex = -1;
+  /** Record `shapedIndex` shaped, per view and shape; null where the shape changed nothing. */
+  private readonly shaped = new Map<string, SerializedRecord | null>();
+  private shapedIndex = -1;
+  private readonly shapes: ReadonlyMap<string, Shape>;
 
   constructor(
     private readonly config: ResolvedConfig,
     private readonly views: ReadonlyMap<string, readonly LogRecord[]> | undefined,
-  ) {}
+    shape: boolean,
+  ) {
+    const shapes = new Map<string, Shape>();
+    if (shape) for (const s of config.sinks) if (s.shape) shapes.set(s.name, s.shape);
+    this.shapes = shapes;
+  }
 
   lineFor(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
+    const shape = this.shapes.get(name);
+    if (shape === undefined) return this.unshapedLine(name, entry, record, i);
+    if (this.shapedIndex !== i) {
+      this.shaped.clear();
+      this.shapedIndex = i;
+    }
+    const view = this.views?.get(name);
+    const source = view?.[i] ?? record;
+    const key = `${source === record ? "" : name}|${shape.key}`;
+    let item = this.shaped.get(key);
+    if (item === undefined) {
+      const limits = this.config.limits;
+      // The record's own line, if the shape only adds to it; before shaping, if a retry message needs it.
+      const own = () => this.rawLine(name, entry, record, i);
+      const before = () => limitSerialized(own(), limits);
+      item = shapeRecord(source, shape, limits, before, own);
+      this.shaped.set(key, item);
+    }
+    return item ?? this.unshapedLine(name, entry, record, i);
+  }
+
+  /** The line of the record as this sink's view has it, before the size limits. */
+  private rawLine(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
     const view = this.views?.get(name);
     if (view && view[i] !== undefined && view[i] !== record) {
       let vs = this.viewSerializers.get(view);
@@ -46,11 +83,23 @@ class LineMaker {
         vs = new RecordSerializer();
         this.viewSerializers.set(view, vs);
       }
-      return limitSerialized(vs.serialize(view[i] as LogRecord), this.config.limits);
+      return vs.serialize(view[i] as LogRecord);
+    }
+    if (this.raw === undefined || this.rawIndex !== i) {
+      this.raw = "line" in entry ? entry : this.serializer.serialize(record);
+      this.rawIndex = i;
+    }
+    return this.raw;
+  }
+
+  private unshapedLine(name: string, entry: Entry, record: LogRecord, i: number): SerializedRecord {
+    const view = this.views?.get(name);
+    if (view && view[i] !== undefined && view[i] !== record) {
+      return limitSerialized(this.rawLine(name, entry, record, i), this.config.limits);
     }
     if (this.base === undefined || this.baseIndex !== i) {
       // Size limits apply after routing (which reads no field they cut) and before any sink or queue.
-      this.base = limitSerialized("line" in entry ? entry : this.serializer.serialize(record), this.config.limits);
+      this.base = limitSerialized(this.rawLine(name, entry, record, i), this.config.limits);
       this.baseIndex = i;
     }
     return this.base;
@@ -64,9 +113,12 @@ class LineMaker {
 }
 
 /**
- * Routes records to sinks and serializes each routed record exactly once.
- * Counts `received`, `droppedFilter`, `droppedSample` and `truncated` per sink, and keeps the
- * dashboard's latest records, when given a stats batch.
+ * Routes records to sinks and serializes each routed record exactly once
+ * (once per distinct shape). Counts `received`, `droppedFilter`,
+ * `droppedSample` and `truncated` per sink, and keeps the dashboard's latest
+ * records, when given a stats batch. `shape: false` leaves the records
+ * unshaped, for the buffered queue, whose consumer shapes them when it
+ * routes them again.
  */
 export function planDelivery(
   records: readonly Entry[],
@@ -74,10 +126,11 @@ export function planDelivery(
   env: Record<string, unknown>,
   stats?: StatsBatch,
   views?: ReadonlyMap<string, readonly LogRecord[]>,
+  shape = true,
 ): SinkTarget[] {
   const perSink = new Map<string, SerializedRecord[]>();
   for (const s of config.sinks) perSink.set(s.name, []);
-  const lines = new LineMaker(config, views);
+  const lines = new LineMaker(config, views, shape);
   const keep = stats && config.delivery.stats !== null ? config.delivery.recent : 0;
   const takes = takesBySink(records, config);
   // Sinks sampling dropped the current record from, and the count per sink.
@@ -95,7 +148,7 @@ export function planDelivery(
     for (const name of names) {
       const item = lines.lineFor(name, entry, record, i);
       perSink.get(name)?.push(item);
-      if (stats && isLimited(item.record)) stats.add(name, "truncated", 1);
+      if (stats && wasCut(item)) stats.add(name, "truncated", 1);
     }
     if (keep > 0) stats?.see(record, lines.sharedLine(entry, i), names, keep);
   }
@@ -180,7 +233,11 @@ export function countUnrouted(
   }
 }
 
-/** A target for one sink by name (a queued retry), or null when that sink is no longer configured. */
+/**
+ * A target for one sink by name (a queued retry, whose records come back
+ * unshaped and are shaped again here), or null when that sink is no longer
+ * configured.
+ */
 export function targetFor(
   config: ResolvedConfig,
   env: Record<string, unknown>,
@@ -189,5 +246,6 @@ export function targetFor(
 ): SinkTarget | null {
   const s = config.sinks.find((x) => x.name === name);
   if (!s) return null;
-  return { name, sink: s.definition.create(s.options, { name, env }), batch: s.batch, items };
+  const shaped = shapeItems(items, s.shape, config.limits);
+  return { name, sink: s.definition.create(s.options, { name, env }), batch: s.batch, items: shaped };
 }

@@ -9,7 +9,13 @@ import { asJson, bindings, makeSink, must, parseNdjson, serialized, T0, traceIte
 sinkContract({
   def: kvSink,
   valid: { binding: "LOGS_KV" },
-  resolved: { binding: "LOGS_KV", key: "logs/{date}/{script}/{ts}-{id}", per: "invocation", maxRecords: 1000 },
+  resolved: {
+    binding: "LOGS_KV",
+    key: "logs/{date}/{script}/{ts}-{id}",
+    per: "invocation",
+    format: "ndjson",
+    maxRecords: 1000,
+  },
   invalid: [
     { name: "a binding of the wrong type", options: { binding: 7 }, path: "binding" },
     { name: "a ttl given as a string", options: { binding: "LOGS_KV", ttl: "3600" }, path: "ttl" },

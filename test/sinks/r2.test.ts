@@ -18,7 +18,14 @@ import {
 sinkContract({
   def: r2Sink,
   valid: { binding: "LOGS_R2" },
-  resolved: { binding: "LOGS_R2", prefix: "logs", gzip: true, maxRecords: 10_000, maxBytes: 16 * 1024 * 1024 },
+  resolved: {
+    binding: "LOGS_R2",
+    prefix: "logs",
+    format: "ndjson",
+    gzip: true,
+    maxRecords: 10_000,
+    maxBytes: 16 * 1024 * 1024,
+  },
   invalid: [
     { name: "a binding of the wrong type", options: { binding: null }, path: "binding" },
     { name: "gzip as a string", options: { binding: "LOGS_R2", gzip: "true" }, path: "gzip" },

@@ -93,6 +93,27 @@ describe("access", () => {
 });
 
 describe("POST /config/check", () => {
+  it("shows each sink's shape, and a shaping mistake at its path", async () => {
+    const sinks = [
+      { name: "loki", type: "loki", endpoint: "https://loki.example.com", exclude: ["event.request.headers"] },
+      { name: "lp", type: "r2", binding: "LOGS_R2", format: "logpush" },
+    ];
+    const res = await post("/config/check", JSON.stringify({ SINKS: sinks }), deployment());
+    expect(res.status).toBe(200);
+    const checked = res.json as { sinks: Record<string, unknown>[] };
+    expect(checked.sinks[0]).toMatchObject({ name: "loki", shape: { exclude: ["event.request.headers"] } });
+    expect(checked.sinks[0]?.options).not.toHaveProperty("exclude");
+    expect(checked.sinks[1]).toMatchObject({ options: { format: "logpush" } });
+    expect(checked.sinks[1]).not.toHaveProperty("shape");
+    const bad = await post(
+      "/config/check",
+      JSON.stringify({ SINKS: [{ ...sinks[0], rename: { url: "message" } }] }),
+      deployment(),
+    );
+    expect(bad.status).toBe(422);
+    expect(JSON.stringify(bad.json)).toContain('rename[\\"url\\"]');
+  });
+
   it("answers 200 with the sinks, routes and warnings of a valid candidate, never a secret", async () => {
     const sinks = [
       { name: "archive", type: "r2", binding: "LOGS_R2" },
@@ -357,6 +378,32 @@ describe("POST /routes/test", () => {
           "unknown operator; expected one of eq, !eq, lt, leq, gt, geq, startsWith, endsWith, contains, !contains, in, !in, exists, !exists",
       },
     ]);
+  });
+
+  it("previews what a shaped sink and a logpush sink would send", async () => {
+    const label = uid("api-shape");
+    const config = {
+      SINKS: [
+        {
+          name: "lean",
+          type: "http",
+          url: "https://x.example/",
+          format: "ndjson",
+          fields: ["id", "level"],
+          add: { env: "prod" },
+        },
+        { name: "lp", type: "http", url: "https://x.example/", format: "logpush" },
+      ],
+    };
+    const res = await post("/routes/test", JSON.stringify({ events: [exceptionItem(label)], config }), deployment());
+    expect(res.status).toBe(200);
+    const sinks = res.json.sinks as SinkAnswer[];
+    const lean = (sinks.find((s) => s.sink === "lean")?.preview?.body ?? "").split("\n").filter(Boolean);
+    expect(lean.length).toBeGreaterThan(1);
+    for (const line of lean) expect(Object.keys(JSON.parse(line) as object).sort()).toEqual(["env", "id", "level"]);
+    const lp = (sinks.find((s) => s.sink === "lp")?.preview?.body ?? "").split("\n").filter(Boolean);
+    expect(lp).toHaveLength(1);
+    expect(JSON.parse(lp[0] ?? "{}")).toMatchObject({ Outcome: "exception", Exceptions: [{ Name: "Error" }] });
   });
 
   it("shows scrubbed data in previews", async () => {

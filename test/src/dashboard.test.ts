@@ -411,6 +411,20 @@ describe("dashboard page after a tail() run", () => {
     expect(html).not.toContain(secret);
   });
 
+  it("shows each sink's shape in the sink table", async () => {
+    const environment = envWith([
+      { name: "lean", type: "http", url: `${base}/ok`, fields: ["message", "level"], rename: { level: "severity" } },
+      { name: "loki", type: "loki", endpoint: `${base}/ok`, exclude: ["event.request.headers"], add: { env: "prod" } },
+      { name: "all", type: "r2", binding: "LOGS_R2", prefix: uid("shape") },
+    ]);
+    const html = await (await request(environment, "/", { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+    const table = html.slice(html.indexOf('id="sink-table"'), html.indexOf('<section id="latest">'));
+    expect(table).toContain("<th>shape</th>");
+    expect(table).toContain("<td>keep message, level; rename level → severity</td>");
+    expect(table).toContain("<td>drop event.request.headers; add env=&quot;prod&quot;</td>");
+    expect(table).toContain("<td>none</td>");
+  });
+
   it("puts a wrong config first, with every error, instead of failing", async () => {
     const environment = { ...envWith([{ name: "x", type: "elastic" }]) };
     const res = await request(environment, "/", { headers: { authorization: `Bearer ${ADMIN}` } });

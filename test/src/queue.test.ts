@@ -398,6 +398,94 @@ describe("queue(): buffered records", () => {
   });
 });
 
+describe("queue(): shaped sinks", () => {
+  /** The records the receiver got under `label`, parsed. */
+  async function receivedLines(label: string): Promise<Record<string, unknown>[]> {
+    return (await received(label)).flatMap((r) => parseNdjson(r.body) as Record<string, unknown>[]);
+  }
+
+  it("buffered: the work message carries each record once, unshaped; queue() shapes it for each sink", async () => {
+    const [prod, dev] = [uid("qprod"), uid("qdev")];
+    const s = scenario(
+      [
+        { ...http(prod, `/ok/${prod}`), fields: ["id", "message"], add: { env: "prod" } },
+        { ...http(dev, `/ok/${dev}`), exclude: ["event"], add: { env: "dev" } },
+      ],
+      { mode: "buffered" },
+    );
+    const item = traceItem({ script: uid("shape-buf"), path: "/s" });
+    const { handleTail } = await import("../../src/tail");
+    await handleTail([item], s.env, createExecutionContext(), FAST);
+    const [message, ...more] = s.queued();
+    expect(more).toEqual([]);
+    expect(message?.ids).toHaveLength(2);
+    const body = must(s.calls[0]?.messages[0]).body as string;
+    expect(body).not.toContain('"env"');
+    await handleQueue(batchOf("tailfan-work", [body]), s.env, FAST);
+    const atProd = await receivedLines(prod);
+    expect(atProd.map((l) => Object.keys(l).sort())).toEqual([
+      ["env", "id", "message"],
+      ["env", "id", "message"],
+    ]);
+    const atDev = await receivedLines(dev);
+    expect(atDev.map((l) => l.env)).toEqual(["dev", "dev"]);
+    expect(atDev.every((l) => l.event === undefined && l.scriptName !== undefined)).toBe(true);
+    expect(await statsOf(prod)).toMatchObject({ totals: { received: 2, sent: 2 }, unaccounted: 0 });
+  });
+
+  it("buffered: a logpush sink writes one line per invocation of the work message", async () => {
+    const lp = uid("qlogpush");
+    const s = scenario([{ name: lp, type: "http", url: `${base}/ok/${lp}`, format: "logpush" }], { mode: "buffered" });
+    const script = uid("lp-buf");
+    const traces = [
+      traceItem({ script, path: "/a" }),
+      traceItem({ script, path: "/b", logs: [{ level: "warn", message: ["w"] }] }),
+    ];
+    const { handleTail } = await import("../../src/tail");
+    for (const t of traces) await handleTail([t], s.env, createExecutionContext(), FAST);
+    const bodies = s.calls.flatMap((c) => c.messages.map((m) => m.body));
+    await handleQueue(batchOf("tailfan-work", bodies), s.env, FAST);
+    const lines = await receivedLines(lp);
+    expect(lines.map((l) => (l.Event as { Request: { URL: string } }).Request.URL).sort()).toEqual([
+      "https://shop.example.com/a",
+      "https://shop.example.com/b",
+    ]);
+    expect(lines.find((l) => String(JSON.stringify(l.Event)).includes("/b"))?.Logs).toEqual([
+      { Level: "warn", Message: ["w"], TimestampMs: expect.any(Number) },
+    ]);
+  });
+
+  it("a shaped sink's failed batch is queued before shaping, and shaped again when retried", async () => {
+    const down = uid("qshdown");
+    const shape = { fields: ["id", "level"], rename: { level: "severity" }, add: { env: "prod" } };
+    const failing = scenario([{ ...http(down, `/status/503/${down}`), ...shape }]);
+    const { handleTail } = await import("../../src/tail");
+    const traces = [traceItem({ script: uid("shape-retry"), path: "/r" })];
+    await handleTail(traces, failing.env, createExecutionContext(), FAST);
+    const [retry] = failing.queued();
+    expect(retry?.header).toMatchObject({ kind: "retry", sink: down });
+    const retryBody = must(failing.calls[0]?.messages[0]).body as string;
+    // The whole records (scriptName, timestamp, ...), not the shaped lines.
+    for (const line of retryBody.split("\n").slice(1)) {
+      expect(JSON.parse(line)).toHaveProperty("scriptName");
+      expect(JSON.parse(line)).not.toHaveProperty("env");
+    }
+    // The sink is back: the same name, now answering 200, gets the records shaped.
+    const up = scenario([{ ...http(down, `/ok/${down}`), ...shape }]);
+    await handleQueue(batchOf("tailfan-work", [retryBody]), up.env, FAST);
+    const lines = (await received(down)).filter((r) => r.answer === 200).flatMap((r) => parseNdjson(r.body));
+    expect(lines).toHaveLength(2);
+    for (const l of lines as Record<string, unknown>[])
+      expect(Object.keys(l).sort()).toEqual(["env", "id", "severity"]);
+    // What the failing attempt sent was shaped too.
+    const refused = (await received(down)).filter((r) => r.answer === 503).flatMap((r) => parseNdjson(r.body));
+    expect(refused.map((l) => Object.keys(l as object).sort())).toEqual([
+      ["env", "id", "severity"],
+      ["env", "id", "severity"],
+    ]);
+  });
+});
+
 describe("queue(): what is not tailfan's, and a broken config", () => {
   it("acknowledges and logs a message that is not tailfan's, and still handles the rest", async () => {
     const a = uid("qmix");
