@@ -12,7 +12,7 @@ import { ALERTS_TIMEOUT_MS, alertCallCost, formatCount, groupRecords, type RuleP
 import { discordSink } from "../../sinks/discord";
 import { slackSink } from "../../sinks/slack";
 import { webhookSink } from "../../sinks/webhook";
-import { buildConfig, formatConfigErrors } from "../../src/config";
+import { buildConfig, formatConfigErrors, summarizeConfig } from "../../src/config";
 import type { TailfanAlerts } from "../../src/index";
 import { handleTail } from "../../src/tail";
 import type { ReceivedRequest } from "../support/received";
@@ -151,6 +151,7 @@ describe("alert rules: a storm", () => {
     const sinks = [{ name: rule, type: "slack", webhook: `${base}/ok/${label}`, rules: {} }];
     const items = Array.from({ length: 10_000 }, (_, i) => thrown("x is undefined", { at: T0 + i }));
     const calls = alertCallCost.calls;
+    const rows = alertCallCost.rowsWritten;
     const ctx = createExecutionContext();
     const reports = await handleTail(items, { ...vars, SINKS: JSON.stringify(sinks), DELIVERY: "{}" }, ctx);
     await waitOnExecutionContext(ctx);
@@ -159,6 +160,8 @@ describe("alert rules: a storm", () => {
     const made = alertCallCost.calls - calls;
     expect(made).toBeGreaterThanOrEqual(1);
     expect(made).toBeLessThanOrEqual(3);
+    // Rows written (as SQLite counts them, indexes included): a few per call, none per record.
+    expect(alertCallCost.rowsWritten - rows).toBeLessThanOrEqual(4 * made + 4);
 
     // The first occurrence goes out at once, alone.
     const first = await settled(label);
@@ -458,6 +461,20 @@ describe("alert rules: config", () => {
   it("without rules slack keeps one message per batch and needs no object", () => {
     const result = buildConfig({ SINKS: [{ name: "s", type: "slack", webhook: "https://hooks.example.com/x" }] });
     expect(result.ok).toBe(true);
+  });
+
+  it("the rules are shown as written where the config is shown (/config/check, /status, the dashboard); the webhook is not", () => {
+    const rules = { windowMinutes: 5, threshold: { count: 50, minutes: 5 } };
+    const result = buildConfig({
+      ...vars,
+      SLACK_WEBHOOK_URL: "https://hooks.slack.com/services/T0/B0/very-secret",
+      SINKS: [{ name: "s", type: "slack", rules }],
+    });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const shown = summarizeConfig(result.config);
+    expect(shown.sinks[0]?.options.rules).toEqual(rules);
+    expect(JSON.stringify(shown)).not.toContain("very-secret");
   });
 });
 
