@@ -19,7 +19,7 @@
 import * as v from "valibot";
 import { type Level, type LogRecord, levelRank } from "../src/record";
 import { maskVariable } from "../src/text";
-import { type AlertStyle, alertTime } from "./alerts";
+import { type AlertStyle, alertTime, alertTitle } from "./alerts";
 import { cutText, describeError } from "./shared";
 import type { BindingRef, SendResult, SerializedRecord, Sink, SinkContext } from "./types";
 
@@ -60,6 +60,8 @@ export const rulesSchema = v.strictObject({
   ),
   /** Durable Object binding (class `TailfanAlerts`) that keeps the groups. Default `TAILFAN_ALERTS`. */
   binding: v.optional(v.pipe(v.string(), v.minLength(1)), DEFAULT_ALERTS_BINDING),
+  /** Most groups the rule keeps; records of further groups are counted in one group "other errors". Default 100. */
+  maxGroups: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000)), 100),
   /** How long an isolate sums its counts before one call to the object (0: each batch calls). Default 1000. */
   flushMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(2000)), 1000),
 });
@@ -101,6 +103,7 @@ export interface RuleSettings {
   rule: string;
   windowMinutes: number;
   threshold?: { count: number; minutes: number } | undefined;
+  maxGroups: number;
 }
 
 /** One message the object posts about a group. */
@@ -137,21 +140,12 @@ export interface AlertsStub {
 /** One line of text: line breaks and runs of spaces folded. */
 const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
 
-/** What went wrong, in a few words: `TypeError: x is undefined`. */
-export function recordTitle(r: LogRecord): string {
-  if (r.type === "exception") {
-    const name = r.exceptionName || "Error";
-    return r.message.startsWith(name) ? r.message : `${name}: ${r.message}`;
-  }
-  return r.message;
-}
-
 function fieldValue(r: LogRecord, field: GroupField): string {
   switch (field) {
     case "exception.name":
       return r.type === "exception" ? r.exceptionName || "Error" : "";
     case "message":
-      return maskVariable(oneLine(r.type === "exception" ? r.message : r.message)).slice(0, 500);
+      return maskVariable(oneLine(r.message)).slice(0, 500);
     case "scriptName":
       return r.scriptName ?? "";
     case "level":
@@ -212,7 +206,7 @@ export function groupRecords(records: readonly LogRecord[], groupBy: readonly Gr
     const d: GroupDelta = {
       fingerprint,
       key,
-      sample: cutText(oneLine(recordTitle(r)), 1000),
+      sample: cutText(oneLine(alertTitle(r)), 1000),
       script: r.scriptName ?? "unknown script",
       level: r.level,
       count: 1,
@@ -354,7 +348,12 @@ export function ruleSink(
   ctx: SinkContext,
   pick: (batch: readonly SerializedRecord[]) => LogRecord[],
 ): Sink<RulePayload> {
-  const settings: RuleSettings = { rule: ctx.name, windowMinutes: rules.windowMinutes, threshold: rules.threshold };
+  const settings: RuleSettings = {
+    rule: ctx.name,
+    windowMinutes: rules.windowMinutes,
+    threshold: rules.threshold,
+    maxGroups: rules.maxGroups,
+  };
   const windowKey = `${rules.binding}\n${ctx.name}`;
 
   const call = async (deltas: GroupDelta[]): Promise<SendResult> => {

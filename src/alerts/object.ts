@@ -34,6 +34,10 @@ import { type Level, levelRank } from "../record";
 export const POST_TRIES = 5;
 /** Per-attempt timeout of a post. */
 const POST_TIMEOUT_MS = 10_000;
+/** Between two messages of one rule: Slack and Discord take about one message per second per webhook. */
+export const POST_GAP_MS = 1_000;
+/** The group that holds the records of new groups once a rule has `maxGroups`. */
+export const OVERFLOW_FINGERPRINT = "00000000000000";
 const MINUTE_MS = 60_000;
 
 type GroupRow = {
@@ -143,9 +147,20 @@ export class TailfanAlerts extends DurableObject {
     return { rowsWritten: this.written };
   }
 
-  private addGroup(rule: RuleSettings, d: GroupDelta, now: number): void {
+  private addGroup(rule: RuleSettings, delta: GroupDelta, now: number): void {
+    let d = delta;
     const n = Math.max(0, Math.trunc(d.count));
     let g = this.sql.exec<GroupRow>("SELECT * FROM groups WHERE fp = ?", d.fingerprint).toArray()[0];
+    if (!g && this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM groups").one().n >= (rule.maxGroups ?? 100)) {
+      // A rule with more groups than it keeps (a message whose variable part is not masked): one more group at most.
+      d = {
+        ...d,
+        fingerprint: OVERFLOW_FINGERPRINT,
+        key: {},
+        sample: `other ${d.level === "warn" ? "warnings" : "errors"} (more than ${rule.maxGroups ?? 100} groups)`,
+      };
+      g = this.sql.exec<GroupRow>("SELECT * FROM groups WHERE fp = ?", d.fingerprint).toArray()[0];
+    }
     if (!g) {
       g = {
         fp: d.fingerprint,
@@ -296,11 +311,13 @@ export class TailfanAlerts extends DurableObject {
         now,
       )
       .toArray();
+    let posted = 0;
     for (const row of due) {
       if (!poster) {
         this.run("DELETE FROM outbox WHERE seq = ?", row.seq);
         continue;
       }
+      if (posted++ > 0) await new Promise((resolve) => setTimeout(resolve, POST_GAP_MS));
       const result = await poster.post(
         target,
         poster.body(JSON.parse(row.event) as AlertEvent),

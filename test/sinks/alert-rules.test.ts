@@ -220,6 +220,7 @@ describe("alert rules: groups and windows", () => {
     ).toEqual({
       outcome: "ok",
     });
+    await waitFor(label, 2);
     const got = await settled(label);
     expect(got.map(slackText).sort()).toEqual([
       "🔴 *shop-api*: Error: db down\nnew · first seen 2025-03-14 15:09:26 UTC",
@@ -299,6 +300,23 @@ describe("alert rules: groups and windows", () => {
     await later(rule, 10);
     expect(await stubOf(rule).groups()).toEqual([]);
     expect(await settled(label)).toHaveLength(0);
+  });
+
+  it("maxGroups: records of further groups are counted in one group of other errors", async () => {
+    const rule = uid("many");
+    const label = uid("many");
+    const { sink } = makeSink(slackSink, { webhook: `${base}/ok/${label}`, rules: { flushMs: 0, maxGroups: 2 } }, rule);
+    await deliver(sink, [thrown("a failed"), thrown("b failed"), thrown("c failed"), thrown("d failed")]);
+    const got = await waitFor(label, 3);
+    expect(got.map(slackText)).toEqual([
+      "🔴 *shop-api*: TypeError: a failed\nnew · first seen 2025-03-14 15:09:26 UTC",
+      "🔴 *shop-api*: TypeError: b failed\nnew · first seen 2025-03-14 15:09:26 UTC",
+      "🔴 *shop-api*: other errors (more than 2 groups)\nnew · first seen 2025-03-14 15:09:26 UTC",
+    ]);
+    // One message per second at most.
+    expect(must(got[2]).at - must(got[1]).at).toBeGreaterThanOrEqual(900);
+    await deliver(sink, [thrown("e failed")]);
+    expect((await stubOf(rule).groups()).map((g) => g.total).sort()).toEqual([1, 1, 3]);
   });
 
   it("an isolate sums its sends for flushMs: 20 concurrent sends, one call to the object", async () => {
@@ -489,6 +507,7 @@ sinkContract({
       groupBy: ["exception.name", "message", "scriptName"],
       windowMinutes: 10,
       binding: "TAILFAN_ALERTS",
+      maxGroups: 100,
       flushMs: 1000,
     },
   },

@@ -181,7 +181,13 @@ describe("docs/sinks.md option tables agree with the schemas", () => {
       const value = jsdocDefault(m[1] as string);
       return value === undefined ? [] : [[m[2] as string, value.value] as const];
     });
-    expect(stated.map(([name]) => name).sort()).toEqual(["binding", "flushMs", "groupBy", "windowMinutes"]);
+    expect(stated.map(([name]) => name).sort()).toEqual([
+      "binding",
+      "flushMs",
+      "groupBy",
+      "maxGroups",
+      "windowMinutes",
+    ]);
     for (const [name, value] of stated)
       expect(value, name).toEqual(v.getDefault(entries[name] as v.OptionalSchema<v.GenericSchema, unknown>));
   });
