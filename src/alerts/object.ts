@@ -143,7 +143,7 @@ export class TailfanAlerts extends DurableObject {
       }
       for (const d of deltas) this.addGroup(rule, d, now);
     });
-    await this.schedule(now);
+    await this.schedule(now, rule);
     return { rowsWritten: this.written };
   }
 
@@ -246,7 +246,7 @@ export class TailfanAlerts extends DurableObject {
   }
 
   /** Sets the alarm to the next due time, when it is earlier than the one set (or none is). */
-  private async schedule(now: number, rule = this.settings()?.rule): Promise<void> {
+  private async schedule(now: number, rule: RuleSettings): Promise<void> {
     const next = this.nextDue(rule);
     if (next === null) return;
     this.alarmAt ??= await this.ctx.storage.getAlarm();

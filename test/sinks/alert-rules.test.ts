@@ -5,86 +5,19 @@
  * format. A window's end is reached by moving the object's clock fields back
  * by a window and running its alarm, instead of waiting ten minutes.
  */
-import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ALERTS_TIMEOUT_MS, alertCallCost, formatCount, groupRecords, type RulePayload } from "../../sinks/alert-rules";
 import { discordSink } from "../../sinks/discord";
 import { slackSink } from "../../sinks/slack";
-import { webhookSink } from "../../sinks/webhook";
 import { buildConfig, formatConfigErrors, summarizeConfig } from "../../src/config";
-import type { TailfanAlerts } from "../../src/index";
 import { handleTail } from "../../src/tail";
-import type { ReceivedRequest } from "../support/received";
-import { sinkContract } from "./contract";
-import { makeSink, must, received, receiverUrl, serialized, T0, traceItem, uid } from "./helpers";
+import { makeSink, must, receiverUrl, serialized, T0, uid } from "./helpers";
+import { deliver, later, settled, slackText, stubOf, thrown, vars, waitFor } from "./rules-helpers";
 import { validateDiscord } from "./wire/discord";
 import { validateSlack } from "./wire/slack";
-import { validateWebhook } from "./wire/webhook";
 
 const base = receiverUrl();
-const vars = env as unknown as Record<string, unknown>;
-const ns = vars.TAILFAN_ALERTS as DurableObjectNamespace<TailfanAlerts>;
-const stubOf = (rule: string) => ns.get(ns.idFromName(rule));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** One invocation that threw `name: message` in `script`, with no other logs. */
-function thrown(message: string, opts: { name?: string; script?: string; at?: number } = {}) {
-  return traceItem({
-    script: opts.script ?? "shop-api",
-    outcome: "exception",
-    eventTimestamp: opts.at ?? T0,
-    logs: [],
-    exceptions: [{ name: opts.name ?? "TypeError", message }],
-  });
-}
-
-/** The receiver's requests for `label`, once there are at least `n` (or the time is up). */
-async function waitFor(label: string, n: number, ms = 8000): Promise<ReceivedRequest[]> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const got = await received(label);
-    if (got.length >= n || Date.now() > until) return got;
-    await sleep(50);
-  }
-}
-
-/** The requests for `label` once nothing more has come for a while: none arrives that should not. */
-async function settled(label: string, quietMs = 400): Promise<ReceivedRequest[]> {
-  let last = -1;
-  for (;;) {
-    await sleep(quietMs);
-    const got = await received(label);
-    if (got.length === last) return got;
-    last = got.length;
-  }
-}
-
-/** Moves the rule's clock fields back by `minutes`, then runs its alarm: as if that much time had passed. */
-async function later(rule: string, minutes: number): Promise<void> {
-  const ms = minutes * 60_000;
-  const stub = stubOf(rule);
-  await runInDurableObject(stub, (_instance, state) => {
-    state.storage.sql.exec(
-      "UPDATE groups SET window_start = window_start - ?, last_arrival = last_arrival - ?",
-      ms,
-      ms,
-    );
-    state.storage.sql.exec("UPDATE buckets SET minute = minute - ?", minutes);
-  });
-  await runInDurableObject(stub, (instance) => instance.alarm());
-}
-
-const slackText = (r: ReceivedRequest) => (JSON.parse(r.body) as { text: string }).text;
-
-/** Sends records through a rule sink the way the core does: encode, then send. */
-async function deliver(
-  sink: { encode(b: never): unknown; send(p: never, s: AbortSignal): Promise<unknown> },
-  items: Record<string, unknown>[],
-) {
-  const payload = sink.encode(serialized(items) as never);
-  return sink.send(payload as never, AbortSignal.timeout(10_000));
-}
 
 describe("alert rules: grouping", () => {
   // The exception records (each invocation's own record is left out by the sink's filter).
@@ -362,7 +295,7 @@ describe("alert rules: groups and windows", () => {
   });
 });
 
-describe("alert rules: discord and webhook", () => {
+describe("alert rules: discord", () => {
   it("discord: the object's messages are valid Discord webhook bodies with the counts", async () => {
     const rule = uid("discord");
     const label = uid("discord");
@@ -378,69 +311,6 @@ describe("alert rules: discord and webhook", () => {
       /^🔴 \*\*shop-api\*\*: TypeError: x\\_is \\\*undefined\\\*\nnew · first seen .* · 2 times so far$/,
     );
     expect(contents[1]).toBe("🔴 TypeError: x\\_is \\*undefined\\* — 3 times in shop-api in the last 10 min");
-  });
-
-  it("webhook: one JSON POST per event, with its headers, group, fingerprint, counts and times", async () => {
-    const rule = uid("hook");
-    const label = uid("hook");
-    const { sink } = makeSink(
-      webhookSink,
-      { url: `${base}/ok/${label}`, headers: { authorization: "Bearer hook-token" }, rules: { flushMs: 0 } },
-      rule,
-    );
-    await deliver(sink, [thrown("cart 42 is empty", { at: T0 }), thrown("cart 7 is empty", { at: T0 + 1000 })]);
-    await waitFor(label, 1);
-    await later(rule, 10);
-    const got = await waitFor(label, 2);
-    for (const r of got) expect(validateWebhook(r.body, r.headers)).toEqual([]);
-    expect(must(got[0]).headers.authorization).toBe("Bearer hook-token");
-    const [created, resolved] = got.map((r) => JSON.parse(r.body) as Record<string, unknown>);
-    expect(created).toMatchObject({
-      type: "tailfan.alert",
-      event: "new",
-      rule,
-      group: { "exception.name": "TypeError", message: "cart # is empty", scriptName: "shop-api" },
-      message: "TypeError: cart 42 is empty",
-      script: "shop-api",
-      level: "error",
-      count: 2,
-      windowMinutes: 0,
-      total: 2,
-      firstSeen: new Date(T0 + 50).toISOString(),
-      lastSeen: new Date(T0 + 1050).toISOString(),
-    });
-    expect(created?.fingerprint).toMatch(/^[0-9a-f]{14}$/);
-    expect(resolved).toMatchObject({
-      event: "resolved",
-      count: 2,
-      windowMinutes: 10,
-      fingerprint: created?.fingerprint,
-    });
-  });
-
-  it("the webhook validator refuses malformed bodies", () => {
-    expect(validateWebhook("nope")).toEqual(["body is not JSON"]);
-    const good = {
-      type: "tailfan.alert",
-      event: "new",
-      rule: "r",
-      fingerprint: "0123456789abcd",
-      group: { scriptName: "a" },
-      message: "m",
-      script: "a",
-      level: "error",
-      count: 1,
-      windowMinutes: 0,
-      total: 1,
-      firstSeen: "2025-03-14T15:09:26.535Z",
-      lastSeen: "2025-03-14T15:09:26.535Z",
-    };
-    expect(validateWebhook(JSON.stringify(good), { "content-type": "application/json" })).toEqual([]);
-    expect(validateWebhook(JSON.stringify({ ...good, event: "fired", count: -1, extra: 1 }))).toEqual([
-      "unknown field extra",
-      "event must be one of new, update, threshold, resolved",
-      "count must be a non-negative integer",
-    ]);
   });
 });
 
@@ -494,40 +364,4 @@ describe("alert rules: config", () => {
     expect(shown.sinks[0]?.options.rules).toEqual(rules);
     expect(JSON.stringify(shown)).not.toContain("very-secret");
   });
-});
-
-sinkContract({
-  def: webhookSink,
-  valid: { url: `${base}/ok/webhook-contract` },
-  resolved: {
-    url: `${base}/ok/webhook-contract`,
-    headers: {},
-    minLevel: "error",
-    rules: {
-      groupBy: ["exception.name", "message", "scriptName"],
-      windowMinutes: 10,
-      binding: "TAILFAN_ALERTS",
-      maxGroups: 100,
-      flushMs: 1000,
-    },
-  },
-  invalid: [
-    { name: "a relative URL", options: { url: "/alerts" }, path: "url" },
-    { name: "no URL", options: {}, path: "url" },
-    {
-      name: "a threshold without a count",
-      options: { url: `${base}/ok/x`, rules: { threshold: { minutes: 5 } } },
-      path: "rules.threshold.count",
-    },
-    { name: "flushMs above 2000", options: { url: `${base}/ok/x`, rules: { flushMs: 5000 } }, path: "rules.flushMs" },
-  ],
-  rejecting: [
-    {
-      name: "the object binding is missing",
-      options: { url: `${base}/ok/webhook-contract`, rules: { binding: "NOPE", flushMs: 0 } },
-      records: () => serialized([thrown("x is undefined")]),
-    },
-  ],
-  // A send reaches the object, not the webhook: the object posts from its alarm.
-  abortIsHonoured: false,
 });
