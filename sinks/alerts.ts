@@ -79,7 +79,7 @@ const NOUN: Record<Level, [string, string]> = {
 const oneLine = (s: string) => s.replace(/\s+/g, " ").trim();
 
 /** What went wrong, in a few words: `TypeError: x is undefined`. */
-function alertTitle(r: LogRecord): string {
+export function alertTitle(r: LogRecord): string {
   if (r.type === "exception") {
     const name = r.exceptionName || "Error";
     return r.message.startsWith(name) ? r.message : `${name}: ${r.message}`;

@@ -10,9 +10,10 @@
  *   (429 body `{ message, retry_after, global }`, retry_after in seconds, possibly fractional)
  */
 import * as v from "valibot";
-import { ALERT_BATCH, type AlertStyle, alerting, alertSink, minLevelOption } from "./alerts";
+import { type AlertPoster, renderEvent, ruleBindings, ruleSink, rulesSchema } from "./alert-rules";
+import { ALERT_BATCH, type AlertStyle, alerting, alertSink, minLevelOption, selectAlerts } from "./alerts";
 import { classifyStatus, describeError, urlOption } from "./shared";
-import { defineSink, type SendResult } from "./types";
+import { defineSink, type SendResult, type Sink } from "./types";
 
 export const DISCORD_CONTENT_LIMIT = 2000;
 const SUPPRESS_EMBEDS = 1 << 2;
@@ -26,24 +27,33 @@ export const DISCORD_STYLE: AlertStyle = {
   code: (s) => `\`${s.replace(/`/g, "'")}\``,
 };
 
+// No pings from user text (@everyone, <@id>), no link previews of producer URLs.
+const discordMessage = (content: string) => ({ content, allowed_mentions: { parse: [] }, flags: SUPPRESS_EMBEDS });
+
+/** How the alert rules' object posts to Discord. */
+export const discordPoster: AlertPoster = {
+  body: (e) => JSON.stringify(discordMessage(renderEvent(e, DISCORD_STYLE))),
+  post: (target, body, signal) => postDiscord(target.url, body, signal),
+};
+
 export const discordSink = defineSink({
   type: "discord",
-  description: "Posts one readable alert per batch of error records to a Discord webhook.",
+  description: "Posts readable alerts of error records to a Discord webhook: one per batch, or grouped by alert rules.",
   options: v.strictObject({
     /** The webhook URL (`https://discord.com/api/webhooks/<id>/<token>`); it holds the secret. Default: the secret `DISCORD_WEBHOOK_URL`. */
     webhook: urlOption("the webhook URL"),
     minLevel: minLevelOption,
+    /** Alert rules: group by fingerprint, first occurrence at once, then a count per window (docs/sinks.md). Default none: one message per batch. */
+    rules: v.optional(rulesSchema),
   }),
   batch: () => ALERT_BATCH,
   takes: (records, o) => alerting(records, o.minLevel),
   defaultSecrets: { webhook: "DISCORD_WEBHOOK_URL" },
-  create: (o) =>
-    alertSink(o, {
-      style: DISCORD_STYLE,
-      // No pings from user text (@everyone, <@id>), no link previews of producer URLs.
-      message: (content) => ({ content, allowed_mentions: { parse: [] }, flags: SUPPRESS_EMBEDS }),
-      post: postDiscord,
-    }),
+  bindings: (o) => ruleBindings(o.rules),
+  create: (o, ctx): Sink<unknown> =>
+    o.rules
+      ? ruleSink(o.rules, { type: "discord", url: o.webhook }, ctx, (batch) => selectAlerts(batch, o.minLevel))
+      : alertSink(o, { style: DISCORD_STYLE, message: discordMessage, post: postDiscord }),
 });
 
 /**

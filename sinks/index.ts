@@ -3,12 +3,13 @@
  * `type`, so a name cannot be written twice or disagree. `src/` reaches sinks
  * only through here.
  */
+import type { AlertPoster } from "./alert-rules";
 import { analyticsEngineSink } from "./analytics-engine";
 import { axiomSink } from "./axiom";
 import { betterstackSink } from "./betterstack";
 import { d1Sink } from "./d1";
 import { datadogSink } from "./datadog";
-import { discordSink } from "./discord";
+import { discordPoster, discordSink } from "./discord";
 import { elasticsearchSink } from "./elasticsearch";
 import { honeycombSink } from "./honeycomb";
 import { httpSink } from "./http";
@@ -22,9 +23,10 @@ import { pipelineSink } from "./pipeline";
 import { queueSink } from "./queue";
 import { r2Sink } from "./r2";
 import { sentrySink } from "./sentry";
-import { slackSink } from "./slack";
+import { slackPoster, slackSink } from "./slack";
 import { splunkSink } from "./splunk";
 import type { AnySinkDefinition } from "./types";
+import { webhookPoster, webhookSink } from "./webhook";
 
 export const SINK_TYPES: Readonly<Record<string, AnySinkDefinition>> = {
   [httpSink.type]: httpSink,
@@ -48,6 +50,23 @@ export const SINK_TYPES: Readonly<Record<string, AnySinkDefinition>> = {
   [sentrySink.type]: sentrySink,
   [slackSink.type]: slackSink,
   [discordSink.type]: discordSink,
+  [webhookSink.type]: webhookSink,
 };
+
+/** How the alert rules' object posts, per sink type that takes `rules`. */
+export const ALERT_POSTERS: Readonly<Record<string, AlertPoster>> = {
+  [slackSink.type]: slackPoster,
+  [discordSink.type]: discordPoster,
+  [webhookSink.type]: webhookPoster,
+};
+
+export type {
+  AddResult,
+  AlertEvent,
+  AlertPoster,
+  AlertTarget,
+  GroupDelta,
+  RuleSettings,
+} from "./alert-rules";
 
 export type { Aggregate, Aggregation, AnySinkDefinition, BatchLimits, BindingKind, SendResult, Sink } from "./types";

@@ -12,25 +12,38 @@
  * (https://api.slack.com/apis/rate-limits).
  */
 import * as v from "valibot";
-import { ALERT_BATCH, alerting, alertSink, minLevelOption, SLACK_STYLE } from "./alerts";
+import { type AlertPoster, renderEvent, ruleBindings, ruleSink, rulesSchema } from "./alert-rules";
+import { ALERT_BATCH, alerting, alertSink, minLevelOption, SLACK_STYLE, selectAlerts } from "./alerts";
 import { postPayload, urlOption } from "./shared";
-import { defineSink } from "./types";
+import { defineSink, type Sink } from "./types";
+
+const slackMessage = (text: string) => ({ text, unfurl_links: false, unfurl_media: false });
+const postSlack = (url: string, body: string, signal: AbortSignal) =>
+  postPayload({ url, body, contentType: "application/json" }, signal);
+
+/** How the alert rules' object posts to Slack. */
+export const slackPoster: AlertPoster = {
+  body: (e) => JSON.stringify(slackMessage(renderEvent(e, SLACK_STYLE))),
+  post: (target, body, signal) => postSlack(target.url, body, signal),
+};
 
 export const slackSink = defineSink({
   type: "slack",
-  description: "Posts one readable alert per batch of error records to a Slack incoming webhook.",
+  description:
+    "Posts readable alerts of error records to a Slack incoming webhook: one per batch, or grouped by alert rules.",
   options: v.strictObject({
     /** The incoming webhook URL (`https://hooks.slack.com/services/...`); it holds the secret. Default: the secret `SLACK_WEBHOOK_URL`. */
     webhook: urlOption("the incoming webhook URL"),
     minLevel: minLevelOption,
+    /** Alert rules: group by fingerprint, first occurrence at once, then a count per window (docs/sinks.md). Default none: one message per batch. */
+    rules: v.optional(rulesSchema),
   }),
   batch: () => ALERT_BATCH,
   takes: (records, o) => alerting(records, o.minLevel),
   defaultSecrets: { webhook: "SLACK_WEBHOOK_URL" },
-  create: (o) =>
-    alertSink(o, {
-      style: SLACK_STYLE,
-      message: (text) => ({ text, unfurl_links: false, unfurl_media: false }),
-      post: (url, body, signal) => postPayload({ url, body, contentType: "application/json" }, signal),
-    }),
+  bindings: (o) => ruleBindings(o.rules),
+  create: (o, ctx): Sink<unknown> =>
+    o.rules
+      ? ruleSink(o.rules, { type: "slack", url: o.webhook }, ctx, (batch) => selectAlerts(batch, o.minLevel))
+      : alertSink(o, { style: SLACK_STYLE, message: slackMessage, post: postSlack }),
 });

@@ -45,7 +45,7 @@ export interface BatchLimits {
 }
 
 /** Kinds of Worker bindings a sink can name; the config checks they exist and are of that kind. */
-export type BindingKind = "kv" | "r2" | "queue" | "d1" | "analytics_engine";
+export type BindingKind = "kv" | "r2" | "queue" | "d1" | "analytics_engine" | "durable_object";
 
 export interface BindingRef {
   /** The option that names the binding, for error messages. */

@@ -4,6 +4,7 @@ import { handleQueue } from "./queue";
 import { handleTailStream } from "./stream";
 import { handleTail } from "./tail";
 
+export { TailfanAlerts } from "./alerts/object";
 export { TailfanStats } from "./stats";
 
 export type Env = Record<string, unknown>;

@@ -6,6 +6,7 @@
  * repeats within the next minute are only counted, and the count is printed
  * as one summary line with the first log call after that minute.
  */
+import { maskVariable } from "./text";
 
 /** How long repeats of one kind of line are counted before they are summarized. */
 export const LOG_WINDOW_MS = 60_000;
@@ -19,7 +20,7 @@ const EXAMPLE_CHARS = 200;
  * sink's name or another reason is not.
  */
 export function kindOf(message: string): string {
-  return message.replace(/\b[0-9a-f]{8,}(?:-[0-9a-f]{4,})*\b/gi, "#").replace(/\d+/g, "#");
+  return maskVariable(message);
 }
 
 interface Kind {

@@ -18,3 +18,12 @@ export function cutText(s: string, max: number): string {
   if (c >= 0xd800 && c <= 0xdbff) end--;
   return `${s.slice(0, end)}…`;
 }
+
+/**
+ * The text with its variable parts masked: numbers and long hex runs (ids,
+ * hashes, UUIDs) become `#`, so "order 1234 failed" and "order 98 failed"
+ * read the same while other words still tell lines apart.
+ */
+export function maskVariable(text: string): string {
+  return text.replace(/\b[0-9a-f]{8,}(?:-[0-9a-f]{4,})*\b/gi, "#").replace(/\d+/g, "#");
+}

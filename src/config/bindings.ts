@@ -13,6 +13,11 @@ const BINDING_SHAPE: Record<BindingKind, { methods: string[]; toml: (name: strin
     methods: ["writeDataPoint"],
     toml: (n) => `[[analytics_engine_datasets]] binding = "${n}"`,
   },
+  // The alert rules' object (the counters object is checked by checkDurableObject).
+  durable_object: {
+    methods: ["idFromName", "get"],
+    toml: (n) => `[[durable_objects.bindings]] name = "${n}", class_name = "TailfanAlerts"`,
+  },
 };
 
 /** What is wrong with the binding `name` used as `kind`; null when nothing is. */

@@ -61,6 +61,29 @@ function regroup(entries: readonly Entry[]): SinkTarget[] {
   return [...bySink.values()];
 }
 
+/** One report per sink: the reports of the shared deliveries this invocation sent, added up. */
+function perSink(reports: readonly SinkReport[]): SinkReport[] {
+  const bySink = new Map<string, SinkReport>();
+  for (const r of reports) {
+    const into = bySink.get(r.sink);
+    if (into === undefined) {
+      bySink.set(r.sink, { ...r, errors: [...r.errors], failures: [...r.failures] });
+      continue;
+    }
+    into.records += r.records;
+    into.delivered += r.delivered;
+    into.failed += r.failed;
+    into.oversized += r.oversized;
+    into.requests += r.requests;
+    into.bytes += r.bytes;
+    if (r.pending !== undefined) into.pending = (into.pending ?? 0) + r.pending;
+    if (r.deadLettered !== undefined) into.deadLettered = (into.deadLettered ?? 0) + r.deadLettered;
+    for (const e of r.errors) into.errors.push(e);
+    for (const f of r.failures) into.failures.push(f);
+  }
+  return [...bySink.values()];
+}
+
 /** Delivers the targets together with those of the isolate's other tail() calls within `windowMs`. */
 async function shared(
   targets: readonly SinkTarget[],
@@ -95,7 +118,7 @@ async function shared(
     });
     for (const r of own) reports.push(r);
   }
-  return reports;
+  return perSink(reports);
 }
 
 export const directMode: DeliveryMode = {

@@ -10,6 +10,7 @@ import * as v from "valibot";
 import { describe, expect, it } from "vitest";
 import doc from "../../docs/sinks.md?raw";
 import { type AnySinkDefinition, SINK_TYPES } from "../../sinks";
+import { rulesSchema } from "../../sinks/alert-rules";
 
 type Entries = Record<string, v.GenericSchema>;
 
@@ -159,6 +160,37 @@ describe("docs/sinks.md option tables agree with the schemas", () => {
       expect(mismatches).toEqual([]);
     });
   }
+
+  it("the alert rules table agrees with the `rules` schema, and so do the JSDoc defaults", () => {
+    const start = doc.indexOf("\n## Alert rules");
+    expect(start).toBeGreaterThan(0);
+    const text = doc.slice(start, doc.indexOf("\n## ", start + 1));
+    const rows = optionRows(text) ?? [];
+    const entries = entriesOf(rulesSchema as v.GenericSchema);
+    expect(rows.map((r) => r.option).sort()).toEqual(Object.keys(entries).sort());
+    const noSecrets = { defaultSecrets: undefined } as unknown as AnySinkDefinition;
+    const problems = rows.flatMap((row) => {
+      const entry = entries[row.option];
+      const problem = entry && rowProblem(noSecrets, row.option, entry, row);
+      return problem ? [`${row.option}: ${problem}`] : [];
+    });
+    expect(problems).toEqual([]);
+    const source = Object.entries(sources).find(([file]) => file.endsWith("/alert-rules.ts"))?.[1] as string;
+    const schema = source.slice(source.indexOf("export const rulesSchema"));
+    const stated = [...schema.matchAll(/\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*(\w+):/g)].flatMap((m) => {
+      const value = jsdocDefault(m[1] as string);
+      return value === undefined ? [] : [[m[2] as string, value.value] as const];
+    });
+    expect(stated.map(([name]) => name).sort()).toEqual([
+      "binding",
+      "flushMs",
+      "groupBy",
+      "maxGroups",
+      "windowMinutes",
+    ]);
+    for (const [name, value] of stated)
+      expect(value, name).toEqual(v.getDefault(entries[name] as v.OptionalSchema<v.GenericSchema, unknown>));
+  });
 
   it("the JSDoc of options is found and read", () => {
     const docs = optionDocs("http", ["url", "method", "format"]);

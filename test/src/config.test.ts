@@ -72,7 +72,7 @@ describe("config: SINKS", () => {
   it("names an unknown sink type and lists the known ones", () => {
     const msg = errorsOf(buildConfig(withVars({ SINKS: [{ name: "x", type: "elastic" }] })));
     expect(msg).toBe(
-      'SINKS[0].type: unknown sink type "elastic"; known types: http, kv, r2, queue, d1, analytics_engine, datadog, loki, splunk, elasticsearch, otlp, otlp_traces, otlp_metrics, pipeline, newrelic, axiom, betterstack, honeycomb, sentry, slack, discord',
+      'SINKS[0].type: unknown sink type "elastic"; known types: http, kv, r2, queue, d1, analytics_engine, datadog, loki, splunk, elasticsearch, otlp, otlp_traces, otlp_metrics, pipeline, newrelic, axiom, betterstack, honeycomb, sentry, slack, discord, webhook',
     );
   });
 

@@ -113,6 +113,19 @@ describe("direct mode: invocations of an isolate share deliveries", () => {
     expect(await statsOf(s.archive)).toMatchObject({ totals: { received: 60, sent: 60 }, unaccounted: 0 });
   });
 
+  it("an invocation whose records fill more than one shared delivery gets one report per sink with all of them", async () => {
+    const s = setup({ bufferMs: 100 });
+    const script = uid("dc-big");
+    // 100 TraceItems with a 15 KB line, to two sinks: about 3 MB, more than one shared delivery's 2 MiB.
+    const items = Array.from({ length: 100 }, (_, i) =>
+      traceItem({ script, path: `/big/${i}`, logs: [{ level: "log", message: [`${i} ${"y".repeat(15_000)}`] }] }),
+    );
+    const reports = await handleTail(items, s.env, createExecutionContext(), FAST);
+    expect(reports.map((r) => r.sink).sort()).toEqual([s.sink, s.archive].sort());
+    for (const r of reports) expect(r).toMatchObject({ records: 200, delivered: 200, failed: 0 });
+    expect(await objectsUnder(s.archive)).toBeGreaterThan(1);
+  });
+
   it("bufferMs = 0 delivers each invocation on its own", async () => {
     const s = setup({ bufferMs: 0 });
     const items = invocations(5);
