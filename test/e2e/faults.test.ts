@@ -580,7 +580,9 @@ describe("buffered mode", () => {
     stack = await startStack(
       "buf",
       outageSinks("buf", ["bad", "good"]),
-      { ...DURABLE, mode: "buffered" },
+      // A longer per-attempt timeout than the direct stacks': on a loaded machine a 500 ms timeout can cut off
+      // a request the healthy sink did receive, and its retry is a duplicate, which would blur the exact counts below.
+      { ...DURABLE, mode: "buffered", timeoutMs: 1_500 },
       { maxBatchSize: 100, maxBatchTimeout: 0.5 },
     );
     receiver.behave("buf-bad", { mode: 500 });

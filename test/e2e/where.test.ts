@@ -3,7 +3,7 @@
  * (bundled from src/) on the real runtime, Datadog played by the local
  * receiver (its wire format checked), R2 archives, and GET /status.
  *
- * - only `/api` 5xx reach Datadog (a route's `where` beside `status`);
+ * - only `/api` 5xx reach Datadog (a route's `where` beside `status`), tagged env=prod by the sink's `add`;
  * - sinks sampling at the same rate, one as a rule (`{ "2xx" = 0.5 }`), one
  *   as a plain rate, keep the same whole invocations; the rule keeps every 5xx;
  * - what sampling dropped is counted per sink as `droppedSample`, apart from
@@ -51,7 +51,14 @@ beforeAll(async () => {
   receiver = await startReceiver();
   bundle = await bundleTailfan();
   const sinks = [
-    { name: "datadog", type: "datadog", apiKey: "dd-key", endpoint: `${receiver.url}/ok/where-dd`, gzip: false },
+    {
+      name: "datadog",
+      type: "datadog",
+      apiKey: "dd-key",
+      endpoint: `${receiver.url}/ok/where-dd`,
+      gzip: false,
+      add: { env: "prod" },
+    },
     r2("archive"),
     r2("rule", { sample: { "2xx": 0.5 } }),
     r2("plain", { sample: 0.5 }),
@@ -147,6 +154,8 @@ describe("where and sampling rules: producer → tailfan → Datadog and R2", ()
     const want = all.filter((r) => r.status !== undefined && r.status >= 500 && (r.url ?? "").includes("/api/"));
     expect(want).toHaveLength(4 * 2);
     expect(got.map((r) => r.id).sort()).toEqual(want.map((r) => r.id).sort());
+    // The sink's shaping tags each of them env=prod (docs/configuration.md's worked example).
+    for (const r of got) expect((r as LogRecord & { env?: string }).env).toBe("prod");
     expect(totals.get("datadog")).toMatchObject({
       received: 8,
       sent: 8,
