@@ -81,8 +81,7 @@ const docsTailWorker: Handler = (events, _env, ctx) => {
   ctx.waitUntil(fetch(RECEIVER, { method: "POST", body: JSON.stringify(events) }));
 };
 
-const tailfanTail: Handler = (events, env, ctx) =>
-  (tailfan as unknown as { tail: Handler }).tail(events, env, ctx);
+const tailfanTail: Handler = (events, env, ctx) => (tailfan as unknown as { tail: Handler }).tail(events, env, ctx);
 
 /** Runs one invocation: resolves when every promise it handed to waitUntil has settled. */
 function invoke(handler: Handler, events: readonly unknown[], env: Env): Promise<unknown> {
