@@ -371,6 +371,12 @@ export const otlpSink = defineSink({
     /** `service.name` of every record. Default: the producer's script name, else `tailfan`. */
     serviceName: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"))),
     gzip: gzipOption(true),
+    /**
+     * With `gzip`: bodies smaller than this many bytes go uncompressed, which every OTLP receiver takes (it is
+     * the exporters' default); setting up the compression costs more CPU than one invocation's body is worth.
+     * `0` gzips every body. Default `32768`.
+     */
+    gzipMinBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 32 * 1024),
     // The OTLP JSON is about twice as long as the record JSON that maxBytes counts.
     ...batchOptions({ maxRecords: 1000, maxBytes: 1024 * 1024 }, { maxBytes: 50 * 1024 * 1024 }),
   }),
@@ -381,6 +387,7 @@ export const otlpSink = defineSink({
       contentType: "application/json",
       headers: o.headers,
       gzip: o.gzip,
+      gzipMinBytes: o.gzipMinBytes,
       onOk: () => (text, response) => {
         const partial = partialSuccess(parseJson(text));
         // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.

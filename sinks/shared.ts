@@ -4,6 +4,7 @@
  * Retry-After, per-item results, gzip, NDJSON, key parts.
  */
 import * as v from "valibot";
+import { utf8Length } from "../src/text";
 import type { BatchLimits, SendResult, SerializedRecord, Sink } from "./types";
 
 export { cutText, utf8Length } from "../src/text";
@@ -312,6 +313,8 @@ export interface HttpPost {
   headers?: Record<string, string>;
   /** Gzip the body and send `Content-Encoding: gzip`. */
   gzip?: boolean;
+  /** With `gzip`: bodies of fewer UTF-8 bytes than this are sent as they are (default 0: every body is gzipped). */
+  gzipMinBytes?: number;
   method?: string;
   /** Reads a 2xx answer's body; without it any 2xx is `ok`. */
   onOk?: OkReader;
@@ -319,9 +322,16 @@ export interface HttpPost {
   fetcher?: typeof fetch;
 }
 
+/** Whether a body is smaller than `minBytes` of UTF-8, measured only when its length cannot tell. */
+export function belowBytes(body: string, minBytes: number | undefined): boolean {
+  if (minBytes === undefined || minBytes <= 0 || body.length >= minBytes) return false;
+  return body.length * 3 < minBytes || utf8Length(body) < minBytes;
+}
+
 /**
  * The one way sinks POST a payload: builds the request (gzip with
- * CompressionStream when asked), sends it, classifies the answer. Never throws.
+ * CompressionStream when asked, for bodies of at least `gzipMinBytes`), sends
+ * it, classifies the answer. Never throws.
  */
 export async function postPayload(post: HttpPost, signal: AbortSignal): Promise<SendResult> {
   let request: Request;
@@ -329,7 +339,7 @@ export async function postPayload(post: HttpPost, signal: AbortSignal): Promise<
     const headers = new Headers(post.headers);
     headers.set("content-type", post.contentType);
     let body: string | Uint8Array = post.body;
-    if (post.gzip) {
+    if (post.gzip && !belowBytes(post.body, post.gzipMinBytes)) {
       body = await gzip(post.body);
       headers.set("content-encoding", "gzip");
     }
@@ -393,6 +403,8 @@ export interface BodyPost {
   url: string;
   contentType: string;
   gzip: boolean;
+  /** With `gzip`: smaller bodies are sent as they are. */
+  gzipMinBytes?: number;
   /** Auth, tenant, ... */
   headers?: Record<string, string>;
   /** Reads a 2xx answer, knowing the payload it answers (per-event statuses, partial success). */

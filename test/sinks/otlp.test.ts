@@ -25,11 +25,19 @@ const base = receiverUrl();
 sinkContract({
   def: otlpSink,
   valid: { endpoint: `${base}/ok/contract` },
-  resolved: { endpoint: `${base}/ok/contract`, headers: {}, gzip: true, maxRecords: 1000, maxBytes: 1024 * 1024 },
+  resolved: {
+    endpoint: `${base}/ok/contract`,
+    headers: {},
+    gzip: true,
+    gzipMinBytes: 32768,
+    maxRecords: 1000,
+    maxBytes: 1024 * 1024,
+  },
   invalid: [
     { name: "a relative endpoint", options: { endpoint: "/otlp" }, path: "endpoint" },
     { name: "a non-http endpoint", options: { endpoint: "grpc://collector:4317" }, path: "endpoint" },
     { name: "gzip as a string", options: { endpoint: `${base}/ok/x`, gzip: "yes" }, path: "gzip" },
+    { name: "a negative gzipMinBytes", options: { endpoint: `${base}/ok/x`, gzipMinBytes: -1 }, path: "gzipMinBytes" },
     {
       name: "a non-string header value",
       options: { endpoint: `${base}/ok/x`, headers: { "x-n": 1 } },
@@ -75,9 +83,9 @@ function fixtureRecords(name: string): SerializedRecord[] {
 }
 
 describe("otlp sink: the request", () => {
-  it("POST <endpoint>/v1/logs, application/json, gzip by default, custom headers; the body passes the wire check", async () => {
+  it("POST <endpoint>/v1/logs, application/json, gzip by default from 32 KiB, custom headers; the body passes the wire check", async () => {
     const label = uid("otlp");
-    const records = someRecords(3, `otlp-${label}`);
+    const records = someRecords(40, `otlp-${label}`);
     const { sink } = makeSink<OtlpPayload>(otlpSink, {
       endpoint: `${base}/ok/${label}/`,
       headers: { authorization: "Bearer s3cr3t", "x-scope-orgid": "acme" },
@@ -95,6 +103,28 @@ describe("otlp sink: the request", () => {
     expect(req.headers["x-scope-orgid"]).toBe("acme");
     expect(validateOtlp(req.body, req.headers)).toEqual([]);
     expect(logRecords(JSON.parse(req.body) as OtlpRequest)).toHaveLength(records.length);
+    expect(req.body.length).toBeGreaterThanOrEqual(32768);
+  });
+
+  it("a body under gzipMinBytes goes uncompressed; gzipMinBytes 0 gzips every body", async () => {
+    const records = someRecords(3, "otlp-small");
+    const sent = async (options: Record<string, unknown>) => {
+      const label = uid("otlpsmall");
+      const { sink } = makeSink<OtlpPayload>(otlpSink, { endpoint: `${base}/ok/${label}`, ...options });
+      const payload = sink.encode(records);
+      expect(await sink.send(payload, AbortSignal.timeout(5_000))).toEqual({ outcome: "ok", status: 200 });
+      const req = must((await received(label))[0]);
+      expect(req.body).toBe(payload.body);
+      expect(validateOtlp(req.body, req.headers)).toEqual([]);
+      return { encoding: req.headers["content-encoding"], bytes: new TextEncoder().encode(req.body).byteLength };
+    };
+    const plain = await sent({});
+    expect(plain.encoding).toBeUndefined();
+    expect(plain.bytes).toBeLessThan(32768);
+    expect((await sent({ gzipMinBytes: 0 })).encoding).toBe("gzip");
+    // The threshold counts UTF-8 bytes: a body just at it is gzipped, one byte under is not.
+    expect((await sent({ gzipMinBytes: plain.bytes })).encoding).toBe("gzip");
+    expect((await sent({ gzipMinBytes: plain.bytes + 1 })).encoding).toBeUndefined();
   });
 
   it("gzip = false sends plain JSON", async () => {
