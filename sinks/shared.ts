@@ -208,11 +208,19 @@ export function jsonArray(batch: readonly SerializedRecord[]): string {
   return `${out}]`;
 }
 
-/** Gzips a body with the runtime's CompressionStream. */
+/**
+ * Gzips a body with the runtime's CompressionStream. The bytes are written to
+ * the stream in one chunk, not piped from a Blob's stream: a pipe is a second
+ * stream and a pump per body, about a third of a small body's gzip.
+ */
 export async function gzip(body: string | Uint8Array): Promise<Uint8Array> {
   const input = typeof body === "string" ? new TextEncoder().encode(body) : body;
-  const stream = new Blob([input]).stream().pipeThrough(new CompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const cs = new CompressionStream("gzip");
+  const writer = cs.writable.getWriter();
+  // Their failures reach the reader below; these promises only settle with it.
+  writer.write(input).catch(() => {});
+  writer.close().catch(() => {});
+  return new Uint8Array(await new Response(cs.readable).arrayBuffer());
 }
 
 /**
