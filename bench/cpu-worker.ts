@@ -254,10 +254,14 @@ export async function runCpu(env: Env, p: CpuParams): Promise<Obj> {
 
   const perInvocation: Record<string, number> = {};
   const spread: Record<string, [number, number]> = {};
+  // Each round's variants ran back to back under the same load: a ratio is the median of the rounds' own ratios.
+  const roundRatios: Record<string, number> = {};
+  const docs = times.docs as number[];
   for (const name of names) {
     const xs = (times[name] as number[]).map((ms) => ms / batches.length);
     perInvocation[name] = median(xs);
     spread[name] = [Math.min(...xs), Math.max(...xs)];
+    roundRatios[name] = median((times[name] as number[]).map((ms, i) => ms / (docs[i] as number)));
   }
   const writeMs = window.writes.reduce((n, w) => n + w.ms, 0);
   const carried = window.writes.reduce((n, w) => n + w.invocations, 0);
@@ -265,6 +269,7 @@ export async function runCpu(env: Env, p: CpuParams): Promise<Obj> {
     params: { ...p, sinks: undefined, delivery: undefined, flushMs },
     perInvocation,
     spread,
+    roundRatios,
     counters: { writes: window.writes.length, ms: writeMs, invocations: carried, perInvocation: writeMs / carried },
     big: Object.fromEntries(names.map((n) => [n, median(bigTimes[n] as number[])])),
     bigLines: p.lines,
