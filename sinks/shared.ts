@@ -209,18 +209,48 @@ export function jsonArray(batch: readonly SerializedRecord[]): string {
 }
 
 /**
- * Gzips a body with the runtime's CompressionStream. The bytes are written to
- * the stream in one chunk, not piped from a Blob's stream: a pipe is a second
- * stream and a pump per body, about a third of a small body's gzip.
+ * Writes the bytes to a CompressionStream in one chunk, not piped from a
+ * Blob's stream: a pipe is a second stream and a pump per body, about a third
+ * of a small body's gzip.
  */
-export async function gzip(body: string | Uint8Array): Promise<Uint8Array> {
-  const input = typeof body === "string" ? new TextEncoder().encode(body) : body;
+async function compress(input: Uint8Array): Promise<Uint8Array> {
   const cs = new CompressionStream("gzip");
   const writer = cs.writable.getWriter();
   // Their failures reach the reader below; these promises only settle with it.
   writer.write(input).catch(() => {});
   writer.close().catch(() => {});
   return new Uint8Array(await new Response(cs.readable).arrayBuffer());
+}
+
+/** Bodies up to this size are remembered, so that the same body is gzipped once. */
+const GZIP_MEMO_CHARS = 1024 * 1024;
+
+/**
+ * The last text body gzipped: the sinks of one invocation often send the same
+ * NDJSON (an R2 archive and an http collector), and a CompressionStream costs
+ * far more than comparing the text.
+ */
+let lastGzip: { text: string; bytes: Promise<Uint8Array> } | null = null;
+
+/**
+ * Gzips a body with the runtime's CompressionStream. A text body equal to the
+ * one gzipped last is not compressed again; every caller gets its own copy of
+ * the bytes, as a request or put may take its body's buffer.
+ */
+export async function gzip(body: string | Uint8Array): Promise<Uint8Array> {
+  if (typeof body !== "string") return compress(body);
+  if (body.length > GZIP_MEMO_CHARS) return compress(new TextEncoder().encode(body));
+  const last = lastGzip;
+  if (last !== null && last.text === body) return (await last.bytes).slice();
+  const bytes = compress(new TextEncoder().encode(body));
+  const memo = { text: body, bytes };
+  lastGzip = memo;
+  try {
+    return (await bytes).slice();
+  } catch (err) {
+    if (lastGzip === memo) lastGzip = null;
+    throw err;
+  }
 }
 
 /**

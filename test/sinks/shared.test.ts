@@ -95,6 +95,22 @@ describe("gzip", () => {
     expect(await gunzip(await gzip(bytes))).toEqual(bytes);
     expect((await gzip(big)).byteLength).toBeLessThan(big.length / 3);
   });
+
+  it("the same text gzipped twice, at once or one after the other, gives equal bytes in separate buffers", async () => {
+    const body = '{"id":"a","message":"same NDJSON for two sinks"}\n'.repeat(50);
+    const [a, b] = await Promise.all([gzip(body), gzip(body)]);
+    const c = await gzip(body);
+    expect(b).toEqual(a);
+    expect(c).toEqual(a);
+    expect(new Set([a.buffer, b.buffer, c.buffer]).size).toBe(3);
+    // A caller that reuses its buffer does not change what the next one gets.
+    a.fill(0);
+    expect(new TextDecoder().decode(await gunzip(await gzip(body)))).toBe(body);
+    // A different text is compressed anew.
+    const other = `${body}one more line\n`;
+    expect(new TextDecoder().decode(await gunzip(await gzip(other)))).toBe(other);
+    expect(new TextDecoder().decode(await gunzip(await gzip(body)))).toBe(body);
+  });
 });
 
 describe("belowBytes", () => {
