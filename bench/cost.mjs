@@ -265,7 +265,7 @@ const sum = (values) => values.reduce((a, b) => a + b, 0);
  * Per-invocation counts of each billed operation (tail() and queue() only: the
  * bench's own /status reads are left out), their price, and whose they are.
  */
-export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
+export function costOf(run, { delivery, logSampling, cpuMsPerInvocation, cpuSource = "the pipeline stage's figure" }) {
   const c = run.counts;
   const work = [c.byOrigin.tail, c.byOrigin.queue];
   const n = run.invocations;
@@ -331,7 +331,7 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation }) {
     `${invocationsOfTailfan} invocations (tail, queue, object) + ${consoleLines} lines`,
   );
   if (cpuMsPerInvocation !== undefined) {
-    add("CPU ms", cpuMsPerInvocation * n, PRICES.cpuMs, "own", "the pipeline stage's figure");
+    add("CPU ms", cpuMsPerInvocation * n, PRICES.cpuMs, "own", cpuSource);
   }
   const own = sum(ops.filter((o) => o.owner === "own").map((o) => o.usdPerMillion));
   const total = sum(ops.map((o) => o.usdPerMillion));
@@ -414,7 +414,7 @@ function printRun(run, cost) {
  * Runs the shipped config and the 4-sink config in direct and buffered mode.
  * Returns { runs: [{ label, mode, cost, problems }], targets, ok } where ok is false when counts do not reconcile.
  */
-export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsPerInvocation } = {}) {
+export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsPerInvocation, cpuSource } = {}) {
   const t0 = performance.now();
   const shipped = shippedConfig();
   const configs = [
@@ -429,7 +429,7 @@ export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsP
     `\ncost and scale per producer invocation (workerd via Miniflare; ${invocations} invocations, ${concurrency} at a time; ` +
       `each logs 2 lines, every ${WARN_EVERY}th a warning, every ${THROW_EVERY}th throws; wrangler.toml's SINKS, DELIVERY and queues; ` +
       `tailfan's log sampling ${shipped.logSampling}; prices in bench/prices.mjs` +
-      `${cpuMsPerInvocation === undefined ? "; CPU not priced (run from npm run bench for the pipeline figure)" : `; CPU ${cpuMsPerInvocation.toFixed(3)} ms/inv`})`,
+      `${cpuMsPerInvocation === undefined ? "; CPU not priced (run from npm run bench for the whole-tail() figure)" : `; CPU ${cpuMsPerInvocation.toFixed(3)} ms/inv`})`,
   );
   const work = mkdtempSync(join(tmpdir(), "tailfan-bench-cost-"));
   const runs = [];
@@ -438,7 +438,12 @@ export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsP
     for (const config of configs) {
       for (const mode of ["direct", "buffered"]) {
         const run = await runOne({ ...config, mode, shipped, scriptPath, invocations, concurrency });
-        const cost = costOf(run, { delivery: shipped.delivery, logSampling: shipped.logSampling, cpuMsPerInvocation });
+        const cost = costOf(run, {
+          delivery: shipped.delivery,
+          logSampling: shipped.logSampling,
+          cpuMsPerInvocation,
+          cpuSource,
+        });
         const problems = reconcile(run);
         printRun(run, cost);
         for (const p of problems) console.log(`    DOES NOT RECONCILE: ${p}`);
@@ -497,7 +502,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     "bench-cost",
     `Usage: node bench/cost.mjs [--invocations N] [--concurrency N] [--cpu-ms MS] [--json]
 Billed operations and dollars per million producer invocations, direct and buffered (defaults 1000, 20).
---cpu-ms prices this many CPU ms per invocation (npm run bench passes the pipeline stage's figure).`,
+--cpu-ms prices this many CPU ms per invocation (npm run bench passes the whole tail() of the 4-sink config).`,
     {
       invocations: { type: "string", default: "1000" },
       concurrency: { type: "string", default: "20" },

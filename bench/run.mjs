@@ -4,7 +4,8 @@
  * worker (`JSON.stringify(events)`), timed inside workerd via Miniflare, plus
  * the deployed bundle size from `wrangler deploy --dry-run`.
  *
- * Then, unless --no-requests, outbound requests per 1,000 producer
+ * Then, unless --no-cpu, the whole tail() per invocation against the docs
+ * tail worker (bench/cpu.mjs); unless --no-requests, outbound requests per 1,000 producer
  * invocations in direct and buffered delivery (bench/requests.mjs), and,
  * unless --no-cost, every billed operation per invocation priced in dollars
  * per million invocations (bench/cost.mjs).
@@ -24,6 +25,7 @@ import { build } from "esbuild";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { intOption, parseCli } from "../demo/cli.mjs";
 import { measureCost } from "./cost.mjs";
+import { measureCpu } from "./cpu.mjs";
 import { measureLoad } from "./load.mjs";
 import { measureRequests } from "./requests.mjs";
 import { measureStream } from "./stream.mjs";
@@ -46,6 +48,7 @@ and outbound requests per 1,000 producer invocations (direct and buffered).
   --node                 also time the same bundle in Node
   --no-size              skip the bundle size (wrangler deploy --dry-run)
   --no-stream            skip the streaming tail stage
+  --no-cpu               skip the whole-tail() CPU stage (its figure then prices the cost stage's CPU)
   --no-requests          skip the outbound requests stage
   --no-cost              skip the cost and scale stage
   --no-load              skip the load test (20,000 invocations per mode; 1,000 with --quick)
@@ -66,6 +69,7 @@ Exits 0 whether or not the targets are met; 1 when it could not run or a stage d
     node: { type: "boolean", default: false },
     "no-size": { type: "boolean", default: false },
     "no-stream": { type: "boolean", default: false },
+    "no-cpu": { type: "boolean", default: false },
     "no-requests": { type: "boolean", default: false },
     "no-cost": { type: "boolean", default: false },
     "no-load": { type: "boolean", default: false },
@@ -325,6 +329,8 @@ async function main() {
     if (flag("json")) console.log(JSON.stringify({ result, nodeResult }, null, 2));
     if (!flag("no-size")) bundleSize();
     if (!flag("no-stream")) await measureStream({ items: params.items });
+    const cpu = flag("no-cpu") ? undefined : await measureCpu(quick ? { items: 100, rounds: 3, bigRounds: 3 } : {});
+    if (cpu && flag("json")) console.log(JSON.stringify({ cpu }, null, 2));
     if (!flag("no-requests")) {
       const requests = await measureRequests({
         invocations: opt("invocations", 1000, 100),
@@ -340,8 +346,10 @@ async function main() {
       const cost = await measureCost({
         invocations: opt("invocations", 1000, 100),
         concurrency: opt("concurrency", 20, 10),
-        // The pipeline stage's CPU per invocation (it stops before gzip and delivery, so it is a floor).
-        cpuMsPerInvocation: result.medians.pipeline / 1000,
+        // The whole tail() of the 4-sink config with shared deliveries, else the pipeline stage's
+        // (which stops before gzip and delivery).
+        cpuMsPerInvocation: cpu ? cpu.whole.fourShared : result.medians.pipeline / 1000,
+        cpuSource: cpu ? "the whole tail(), 4 sinks, shared deliveries (cpu stage)" : "the pipeline stage's figure",
       });
       if (flag("json")) console.log(JSON.stringify({ cost }, null, 2));
       if (!cost.ok) throw new Error("the cost stage's counts do not reconcile");

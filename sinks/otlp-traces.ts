@@ -150,6 +150,7 @@ export const otlpTracesSink = defineSink({
             contentType: "application/json",
             headers: o.headers,
             gzip: o.gzip,
+            gzipMinBytes: o.gzipMinBytes,
             onOk(text, response) {
               const partial = partialSuccess(parseJson(text), "rejectedSpans");
               if (partial) {

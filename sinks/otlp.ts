@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import type { Json, Level, LogRecord } from "../src/record";
+import { CONTEXT_KEYS, type Json, type Level, type LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
 import {
   appendPath,
@@ -213,6 +213,123 @@ export function otlpRequest(batch: readonly SerializedRecord[], serviceName?: st
   };
 }
 
+const q = JSON.stringify;
+
+/** An AnyValue as JSON, written directly: the same text as `JSON.stringify(anyValue(value))`. */
+export function anyValueJson(value: Json | undefined): string {
+  if (value === null || value === undefined) return "{}";
+  switch (typeof value) {
+    case "string":
+      return `{"stringValue":${q(value)}}`;
+    case "boolean":
+      return value ? '{"boolValue":true}' : '{"boolValue":false}';
+    case "number":
+      if (Number.isSafeInteger(value)) return `{"intValue":"${String(value)}"}`;
+      return `{"doubleValue":${q(value)}}`;
+  }
+  if (Array.isArray(value)) {
+    let out = '{"arrayValue":{"values":[';
+    for (let i = 0; i < value.length; i++) out += `${i > 0 ? "," : ""}${anyValueJson(value[i])}`;
+    return `${out}]}}`;
+  }
+  let out = '{"kvlistValue":{"values":[';
+  let first = true;
+  for (const key of Object.keys(value)) {
+    out += `${first ? "" : ","}{"key":${q(key === "" ? "(empty)" : key)},"value":${anyValueJson(value[key])}}`;
+    first = false;
+  }
+  return `${out}]}}`;
+}
+
+const CONTEXT = new Set<string>(CONTEXT_KEYS);
+
+/**
+ * Writes a batch's OTLP JSON without building the request object. The
+ * invocation context is the same for every record of an invocation, so each
+ * context field's attribute text is kept from the record before and reused
+ * while its value is the same.
+ */
+class OtlpWriter {
+  private readonly last = new Map<string, { value: unknown; json: string }>();
+
+  /** One attribute (`{"key":...,"value":...}`, with a leading comma unless first), or "" when left out. */
+  private attribute(field: string, value: Json | undefined): string {
+    // Absent, null and empty values are left out rather than sent empty.
+    if (value === undefined || value === null) return "";
+    if (typeof value === "object") {
+      if (Array.isArray(value) ? value.length === 0 : Object.keys(value).length === 0) return "";
+    }
+    let json = `{"key":${q(attributeName(field))},"value":${anyValueJson(value)}}`;
+    if (field === "eventType")
+      json += `,{"key":"faas.trigger","value":{"stringValue":${q(FAAS_TRIGGER[value as string] ?? "other")}}}`;
+    return json;
+  }
+
+  private attributes(record: LogRecord): string {
+    const fields = record as unknown as Record<string, Json | undefined>;
+    let out = "";
+    for (const field of Object.keys(fields)) {
+      if (NOT_ATTRIBUTES.has(field)) continue;
+      const value = fields[field];
+      let json: string;
+      if (CONTEXT.has(field)) {
+        const kept = this.last.get(field);
+        if (kept !== undefined && kept.value === value) json = kept.json;
+        else {
+          json = this.attribute(field, value);
+          this.last.set(field, { value, json });
+        }
+      } else json = this.attribute(field, value);
+      if (json !== "") out += out === "" ? json : `,${json}`;
+    }
+    if (record.type === "exception") {
+      const message = record.message === undefined ? "{}" : `{"stringValue":${q(record.message)}}`;
+      const json = `{"key":"exception.message","value":${message}}`;
+      out += out === "" ? json : `,${json}`;
+    }
+    return out;
+  }
+
+  /** One LogRecord; the same text as `JSON.stringify(logRecord(record))`. */
+  logRecord(record: LogRecord): string {
+    const time = unixNano(record.timestamp);
+    let out = `{"timeUnixNano":"${time}","observedTimeUnixNano":"${time}","severityNumber":${SEVERITY_NUMBER[record.level] ?? 0}`;
+    if (record.level !== undefined) out += `,"severityText":${q(record.level)}`;
+    out += record.message === undefined ? ',"body":{}' : `,"body":{"stringValue":${q(record.message)}}`;
+    out += `,"attributes":[${this.attributes(record)}]`;
+    if (record.traceId !== undefined && TRACE_ID.test(record.traceId)) {
+      out += `,"traceId":${q(record.traceId.toLowerCase())}`;
+      if (record.spanId !== undefined && SPAN_ID.test(record.spanId))
+        out += `,"spanId":${q(record.spanId.toLowerCase())}`;
+    }
+    return `${out}}`;
+  }
+}
+
+/**
+ * The request body for a batch: the same text as
+ * `JSON.stringify(otlpRequest(batch, serviceName))`, written directly.
+ */
+export function otlpBody(batch: readonly SerializedRecord[], serviceName?: string): string {
+  const writer = new OtlpWriter();
+  const groups = new Map<string | null, string>();
+  for (const item of batch) {
+    const script = item.record.scriptName ?? null;
+    const json = writer.logRecord(item.record);
+    const list = groups.get(script);
+    groups.set(script, list === undefined ? json : `${list},${json}`);
+  }
+  const scope = `"scopeLogs":[{"scope":{"name":"tailfan","version":${q(VERSION)}},"logRecords":[`;
+  let out = '{"resourceLogs":[';
+  let first = true;
+  for (const [script, logRecords] of groups) {
+    const resource = q(resourceAttributes(script, serviceName));
+    out += `${first ? "" : ","}{"resource":{"attributes":${resource}},${scope}${logRecords}]}]}`;
+    first = false;
+  }
+  return `${out}]}`;
+}
+
 /**
  * Reads an `ExportLogsServiceResponse`. `partialSuccess.rejectedLogRecords > 0`
  * means the collector refused that many records for good (the spec forbids
@@ -254,16 +371,23 @@ export const otlpSink = defineSink({
     /** `service.name` of every record. Default: the producer's script name, else `tailfan`. */
     serviceName: v.optional(v.pipe(v.string(), v.minLength(1, "must not be empty"))),
     gzip: gzipOption(true),
+    /**
+     * With `gzip`: bodies smaller than this many bytes go uncompressed, which every OTLP receiver takes (it is
+     * the exporters' default); setting up the compression costs more CPU than one invocation's body is worth.
+     * `0` gzips every body. Default `32768`.
+     */
+    gzipMinBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 32 * 1024),
     // The OTLP JSON is about twice as long as the record JSON that maxBytes counts.
     ...batchOptions({ maxRecords: 1000, maxBytes: 1024 * 1024 }, { maxBytes: 50 * 1024 * 1024 }),
   }),
   batch: batchFromOptions(),
   create(o, ctx) {
-    return bodySink((batch) => JSON.stringify(otlpRequest(batch, o.serviceName)), {
+    return bodySink((batch) => otlpBody(batch, o.serviceName), {
       url: appendPath(o.endpoint, "/v1/logs"),
       contentType: "application/json",
       headers: o.headers,
       gzip: o.gzip,
+      gzipMinBytes: o.gzipMinBytes,
       onOk: () => (text, response) => {
         const partial = partialSuccess(parseJson(text));
         // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.

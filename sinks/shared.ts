@@ -4,6 +4,7 @@
  * Retry-After, per-item results, gzip, NDJSON, key parts.
  */
 import * as v from "valibot";
+import { utf8Length } from "../src/text";
 import type { BatchLimits, SendResult, SerializedRecord, Sink } from "./types";
 
 export { cutText, utf8Length } from "../src/text";
@@ -207,11 +208,49 @@ export function jsonArray(batch: readonly SerializedRecord[]): string {
   return `${out}]`;
 }
 
-/** Gzips a body with the runtime's CompressionStream. */
+/**
+ * Writes the bytes to a CompressionStream in one chunk, not piped from a
+ * Blob's stream: a pipe is a second stream and a pump per body, about a third
+ * of a small body's gzip.
+ */
+async function compress(input: Uint8Array): Promise<Uint8Array> {
+  const cs = new CompressionStream("gzip");
+  const writer = cs.writable.getWriter();
+  // Their failures reach the reader below; these promises only settle with it.
+  writer.write(input).catch(() => {});
+  writer.close().catch(() => {});
+  return new Uint8Array(await new Response(cs.readable).arrayBuffer());
+}
+
+/** Bodies up to this size are remembered, so that the same body is gzipped once. */
+const GZIP_MEMO_CHARS = 1024 * 1024;
+
+/**
+ * The last text body gzipped: the sinks of one invocation often send the same
+ * NDJSON (an R2 archive and an http collector), and a CompressionStream costs
+ * far more than comparing the text.
+ */
+let lastGzip: { text: string; bytes: Promise<Uint8Array> } | null = null;
+
+/**
+ * Gzips a body with the runtime's CompressionStream. A text body equal to the
+ * one gzipped last is not compressed again; every caller gets its own copy of
+ * the bytes, as a request or put may take its body's buffer.
+ */
 export async function gzip(body: string | Uint8Array): Promise<Uint8Array> {
-  const input = typeof body === "string" ? new TextEncoder().encode(body) : body;
-  const stream = new Blob([input]).stream().pipeThrough(new CompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  if (typeof body !== "string") return compress(body);
+  if (body.length > GZIP_MEMO_CHARS) return compress(new TextEncoder().encode(body));
+  const last = lastGzip;
+  if (last !== null && last.text === body) return (await last.bytes).slice();
+  const bytes = compress(new TextEncoder().encode(body));
+  const memo = { text: body, bytes };
+  lastGzip = memo;
+  try {
+    return (await bytes).slice();
+  } catch (err) {
+    if (lastGzip === memo) lastGzip = null;
+    throw err;
+  }
 }
 
 /**
@@ -312,6 +351,8 @@ export interface HttpPost {
   headers?: Record<string, string>;
   /** Gzip the body and send `Content-Encoding: gzip`. */
   gzip?: boolean;
+  /** With `gzip`: bodies of fewer UTF-8 bytes than this are sent as they are (default 0: every body is gzipped). */
+  gzipMinBytes?: number;
   method?: string;
   /** Reads a 2xx answer's body; without it any 2xx is `ok`. */
   onOk?: OkReader;
@@ -319,9 +360,16 @@ export interface HttpPost {
   fetcher?: typeof fetch;
 }
 
+/** Whether a body is smaller than `minBytes` of UTF-8, measured only when its length cannot tell. */
+export function belowBytes(body: string, minBytes: number | undefined): boolean {
+  if (minBytes === undefined || minBytes <= 0 || body.length >= minBytes) return false;
+  return body.length * 3 < minBytes || utf8Length(body) < minBytes;
+}
+
 /**
  * The one way sinks POST a payload: builds the request (gzip with
- * CompressionStream when asked), sends it, classifies the answer. Never throws.
+ * CompressionStream when asked, for bodies of at least `gzipMinBytes`), sends
+ * it, classifies the answer. Never throws.
  */
 export async function postPayload(post: HttpPost, signal: AbortSignal): Promise<SendResult> {
   let request: Request;
@@ -329,7 +377,7 @@ export async function postPayload(post: HttpPost, signal: AbortSignal): Promise<
     const headers = new Headers(post.headers);
     headers.set("content-type", post.contentType);
     let body: string | Uint8Array = post.body;
-    if (post.gzip) {
+    if (post.gzip && !belowBytes(post.body, post.gzipMinBytes)) {
       body = await gzip(post.body);
       headers.set("content-encoding", "gzip");
     }
@@ -393,6 +441,8 @@ export interface BodyPost {
   url: string;
   contentType: string;
   gzip: boolean;
+  /** With `gzip`: smaller bodies are sent as they are. */
+  gzipMinBytes?: number;
   /** Auth, tenant, ... */
   headers?: Record<string, string>;
   /** Reads a 2xx answer, knowing the payload it answers (per-event statuses, partial success). */

@@ -26,6 +26,7 @@ sinkContract({
     endpoint: `${base}/ok/contract-traces`,
     headers: {},
     gzip: true,
+    gzipMinBytes: 32768,
     maxRecords: 1000,
     maxBytes: 1024 * 1024,
   },

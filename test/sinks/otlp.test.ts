@@ -4,12 +4,15 @@ import {
   type KeyValue,
   type OtlpPayload,
   type OtlpRequest,
+  otlpBody,
+  otlpRequest,
   otlpSink,
   partialSuccess,
   partialSuccessWarning,
   unixNano,
 } from "../../sinks/otlp";
-import type { SerializedRecord } from "../../src/record";
+import { serializeRecord } from "../../src/json";
+import type { LogRecord, SerializedRecord } from "../../src/record";
 import { VERSION } from "../../src/version";
 import captured from "../fixtures/trace-items.json";
 import synthetic from "../fixtures/trace-items.synthetic.json";
@@ -22,11 +25,19 @@ const base = receiverUrl();
 sinkContract({
   def: otlpSink,
   valid: { endpoint: `${base}/ok/contract` },
-  resolved: { endpoint: `${base}/ok/contract`, headers: {}, gzip: true, maxRecords: 1000, maxBytes: 1024 * 1024 },
+  resolved: {
+    endpoint: `${base}/ok/contract`,
+    headers: {},
+    gzip: true,
+    gzipMinBytes: 32768,
+    maxRecords: 1000,
+    maxBytes: 1024 * 1024,
+  },
   invalid: [
     { name: "a relative endpoint", options: { endpoint: "/otlp" }, path: "endpoint" },
     { name: "a non-http endpoint", options: { endpoint: "grpc://collector:4317" }, path: "endpoint" },
     { name: "gzip as a string", options: { endpoint: `${base}/ok/x`, gzip: "yes" }, path: "gzip" },
+    { name: "a negative gzipMinBytes", options: { endpoint: `${base}/ok/x`, gzipMinBytes: -1 }, path: "gzipMinBytes" },
     {
       name: "a non-string header value",
       options: { endpoint: `${base}/ok/x`, headers: { "x-n": 1 } },
@@ -72,9 +83,9 @@ function fixtureRecords(name: string): SerializedRecord[] {
 }
 
 describe("otlp sink: the request", () => {
-  it("POST <endpoint>/v1/logs, application/json, gzip by default, custom headers; the body passes the wire check", async () => {
+  it("POST <endpoint>/v1/logs, application/json, gzip by default from 32 KiB, custom headers; the body passes the wire check", async () => {
     const label = uid("otlp");
-    const records = someRecords(3, `otlp-${label}`);
+    const records = someRecords(40, `otlp-${label}`);
     const { sink } = makeSink<OtlpPayload>(otlpSink, {
       endpoint: `${base}/ok/${label}/`,
       headers: { authorization: "Bearer s3cr3t", "x-scope-orgid": "acme" },
@@ -92,6 +103,28 @@ describe("otlp sink: the request", () => {
     expect(req.headers["x-scope-orgid"]).toBe("acme");
     expect(validateOtlp(req.body, req.headers)).toEqual([]);
     expect(logRecords(JSON.parse(req.body) as OtlpRequest)).toHaveLength(records.length);
+    expect(req.body.length).toBeGreaterThanOrEqual(32768);
+  });
+
+  it("a body under gzipMinBytes goes uncompressed; gzipMinBytes 0 gzips every body", async () => {
+    const records = someRecords(3, "otlp-small");
+    const sent = async (options: Record<string, unknown>) => {
+      const label = uid("otlpsmall");
+      const { sink } = makeSink<OtlpPayload>(otlpSink, { endpoint: `${base}/ok/${label}`, ...options });
+      const payload = sink.encode(records);
+      expect(await sink.send(payload, AbortSignal.timeout(5_000))).toEqual({ outcome: "ok", status: 200 });
+      const req = must((await received(label))[0]);
+      expect(req.body).toBe(payload.body);
+      expect(validateOtlp(req.body, req.headers)).toEqual([]);
+      return { encoding: req.headers["content-encoding"], bytes: new TextEncoder().encode(req.body).byteLength };
+    };
+    const plain = await sent({});
+    expect(plain.encoding).toBeUndefined();
+    expect(plain.bytes).toBeLessThan(32768);
+    expect((await sent({ gzipMinBytes: 0 })).encoding).toBe("gzip");
+    // The threshold counts UTF-8 bytes: a body just at it is gzipped, one byte under is not.
+    expect((await sent({ gzipMinBytes: plain.bytes })).encoding).toBe("gzip");
+    expect((await sent({ gzipMinBytes: plain.bytes + 1 })).encoding).toBeUndefined();
   });
 
   it("gzip = false sends plain JSON", async () => {
@@ -280,6 +313,50 @@ describe("otlp sink: mapping records to OTLP", () => {
     expect(anyValue(false)).toEqual({ boolValue: false });
     expect(anyValue(null)).toEqual({});
     expect(anyValue([])).toEqual({ arrayValue: { values: [] } });
+  });
+});
+
+describe("otlp sink: the direct writer", () => {
+  /** Records of every kind and odd values: what the writer must encode exactly as the request object would be. */
+  function oddRecords(): SerializedRecord[] {
+    const all = { ...captured, ...synthetic } as Record<string, unknown>;
+    const records = serialized(
+      Object.entries(all)
+        .filter(([k]) => !k.startsWith("_"))
+        .map(([, x]) => x as Record<string, unknown>),
+    );
+    const [log] = serialized([traceItem({ script: "odd", logs: [{ level: "warn", message: ["odd"] }] })]).slice(1);
+    const base = must(log).record;
+    const odd = (fields: Record<string, unknown>) => serializeRecord({ ...base, ...fields } as LogRecord);
+    return [
+      ...records,
+      ...someRecords(4, "another-script"),
+      odd({ args: [{ "": 1, nested: [1.5, null, true, "x", {}, [], 2 ** 60, -0, Number.NaN] }] }),
+      odd({ message: 'lone \ud800 surrogate, quote " and \u2028', scriptVersion: {}, scriptTags: [] }),
+      odd({ traceId: "0AF7651916CD43DD8448EB211C80319C", spanId: "B7AD6B7169203331" }),
+      odd({ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "short" }),
+      odd({ traceId: "not hex", scriptName: null, status: 503, limited: true, limitedFields: ["message"] }),
+      odd({ type: "exception", exceptionName: "TypeError", stack: "TypeError: x\n    at f", timestamp: 1.5 }),
+      odd({ level: "debug", timestamp: -1, eventType: "weird", cpuTime: 0.25 }),
+    ];
+  }
+
+  it("writes the same JSON as serializing the request object, for every record kind and odd values", () => {
+    const records = oddRecords();
+    expect(records.length).toBeGreaterThan(20);
+    for (const serviceName of [undefined, "checkout"]) {
+      expect(otlpBody(records, serviceName)).toBe(JSON.stringify(otlpRequest(records, serviceName)));
+      // Record by record too, so that a context kept from the record before cannot hide a difference.
+      for (const r of records) expect(otlpBody([r], serviceName)).toBe(JSON.stringify(otlpRequest([r], serviceName)));
+    }
+  });
+
+  it("a context field whose value changes between records of a batch is written with the new value", () => {
+    const [a, b] = someRecords(2, "shop-api");
+    const changed = serializeRecord({ ...must(b).record, invocationId: must(a).record.invocationId, status: 404 });
+    const body = JSON.parse(otlpBody([must(a), changed])) as OtlpRequest;
+    const statuses = logRecords(body).map((r) => attrs(r.attributes)["http.response.status_code"]);
+    expect(statuses).toEqual([{ intValue: "200" }, { intValue: "404" }]);
   });
 });
 

@@ -1,6 +1,14 @@
 import * as v from "valibot";
 import { describe, expect, it } from "vitest";
-import { batchFromOptions, batchOptions, endpointOption, headersOption, itemResults } from "../../sinks/shared";
+import {
+  batchFromOptions,
+  batchOptions,
+  belowBytes,
+  endpointOption,
+  gzip,
+  headersOption,
+  itemResults,
+} from "../../sinks/shared";
 
 describe("itemResults", () => {
   const base = { count: 4, reason: "2 refused", status: 200 };
@@ -65,5 +73,54 @@ describe("shared option blocks", () => {
     expect(v.safeParse(schema, { headers: { "bad name": "x" } }).success).toBe(false);
     expect(v.safeParse(schema, { headers: { "x-ok": "a\r\nb" } }).success).toBe(false);
     expect(v.safeParse(schema, { headers: { "x-ok": "Bearer ${TOKEN}" } }).success).toBe(true);
+  });
+});
+
+describe("gzip", () => {
+  const gunzip = async (bytes: Uint8Array) =>
+    new Uint8Array(
+      await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer(),
+    );
+
+  it("round-trips an empty body, text with non-ASCII characters, bytes, and a body of several MiB", async () => {
+    let big = "";
+    for (let i = 0; big.length < 5 * 1024 * 1024; i++) big += `{"i":${i},"m":"line ${(i * 7919) % 100_003} é 🎉"}\n`;
+    const enc = new TextEncoder();
+    for (const body of ["", "héllo wörld 🎉", big]) {
+      const zipped = await gzip(body);
+      expect([zipped[0], zipped[1]]).toEqual([0x1f, 0x8b]);
+      expect(new TextDecoder().decode(await gunzip(zipped))).toBe(body);
+    }
+    const bytes = enc.encode("raw bytes");
+    expect(await gunzip(await gzip(bytes))).toEqual(bytes);
+    expect((await gzip(big)).byteLength).toBeLessThan(big.length / 3);
+  });
+
+  it("the same text gzipped twice, at once or one after the other, gives equal bytes in separate buffers", async () => {
+    const body = '{"id":"a","message":"same NDJSON for two sinks"}\n'.repeat(50);
+    const [a, b] = await Promise.all([gzip(body), gzip(body)]);
+    const c = await gzip(body);
+    expect(b).toEqual(a);
+    expect(c).toEqual(a);
+    expect(new Set([a.buffer, b.buffer, c.buffer]).size).toBe(3);
+    // A caller that reuses its buffer does not change what the next one gets.
+    a.fill(0);
+    expect(new TextDecoder().decode(await gunzip(await gzip(body)))).toBe(body);
+    // A different text is compressed anew.
+    const other = `${body}one more line\n`;
+    expect(new TextDecoder().decode(await gunzip(await gzip(other)))).toBe(other);
+    expect(new TextDecoder().decode(await gunzip(await gzip(body)))).toBe(body);
+  });
+});
+
+describe("belowBytes", () => {
+  it("counts UTF-8 bytes, not characters; no threshold (undefined or 0) is never below", () => {
+    expect(belowBytes("abc", 4)).toBe(true);
+    expect(belowBytes("abcd", 4)).toBe(false);
+    // Two characters, six bytes.
+    expect(belowBytes("€€", 6)).toBe(false);
+    expect(belowBytes("€€", 7)).toBe(true);
+    expect(belowBytes("", undefined)).toBe(false);
+    expect(belowBytes("", 0)).toBe(false);
   });
 });
