@@ -65,6 +65,8 @@ const counts = {
   /** SQL statements the object ran, and the rows they wrote (cursor.rowsWritten, read when counts are asked for). */
   sqlStatements: 0,
   sqlRowsWritten: 0,
+  /** Rows written creating tables: once in an object's life, so not a per-invocation cost (printed, not priced). */
+  sqlSchemaRows: 0,
   /** outbound fetch() calls from the isolate (sinks' HTTP requests). */
   fetches: 0,
   /** console calls by method: tailfan's own log lines. */
@@ -92,12 +94,16 @@ globalThis.fetch = ((...args: Parameters<typeof fetch>) => {
 
 /** Cursors of every statement; rowsWritten is summed when the counts are read, once each cursor has run. */
 const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+const schemaCursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
 
 function sqlRowsWritten(): number {
   let n = 0;
   for (const c of cursors) n += c.rowsWritten;
   return n;
 }
+
+/** Nesting of the object's own method calls: only the outermost one is a request (add() calls its helpers too). */
+let depth = 0;
 
 /** TailfanStats with its SQL statements counted and every RPC method it serves counted. */
 export class CountedStats extends TailfanStats {
@@ -108,15 +114,18 @@ export class CountedStats extends TailfanStats {
     sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
       const cursor = exec(query, ...bindings);
       counts.sqlStatements++;
-      cursors.push(cursor);
+      (/^\s*CREATE\s/i.test(query) ? schemaCursors : cursors).push(cursor);
       return cursor;
     }) as typeof sql.exec;
-    super(ctx, env);
+    // What the constructor calls of its own methods (the migration of older tables) is not a request.
+    depth++;
+    try {
+      super(ctx, env);
+    } finally {
+      depth--;
+    }
   }
 }
-
-/** Nesting of the object's own method calls: only the outermost one is a request (add() calls its helpers too). */
-let depth = 0;
 
 // RPC methods are looked up on the prototype: each of TailfanStats' own methods gets a counting twin.
 for (const name of Object.getOwnPropertyNames(TailfanStats.prototype)) {
@@ -298,6 +307,7 @@ export default {
   fetch(request, env, ctx) {
     if (new URL(request.url).pathname === "/__bench/cost") {
       counts.sqlRowsWritten = sqlRowsWritten();
+      counts.sqlSchemaRows = schemaCursors.reduce((n, c) => n + c.rowsWritten, 0);
       return Response.json(counts);
     }
     return inner.fetch(request, countingEnv(env, "fetch"), ctx);

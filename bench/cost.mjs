@@ -305,7 +305,13 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation, cpuSour
       usdPerMillion: (count / n) * price.usdPerMillion,
     });
   add("Durable Object requests", doRequests, PRICES.doRequest, "own", c.doAlarms ? `${c.doAlarms} alarms` : "");
-  add("Durable Object rows written", c.sqlRowsWritten, PRICES.doRowWritten, "own", `${c.sqlStatements} statements`);
+  add(
+    "Durable Object rows written",
+    c.sqlRowsWritten,
+    PRICES.doRowWritten,
+    "own",
+    `${c.sqlStatements} statements; not priced: ${c.sqlSchemaRows ?? 0} rows creating the tables, once per object`,
+  );
   for (const q of queueRows) {
     const owner = ownerOf(q.binding);
     add(
