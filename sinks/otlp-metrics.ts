@@ -1,8 +1,8 @@
 import * as v from "valibot";
 import type { Level, LogRecord } from "../src/record";
 import { VERSION } from "../src/version";
-import { type KeyValue, partialSuccess, resourceAttributes, unixNano } from "./otlp";
-import { appendPath, endpointOption, gzipOption, headersOption, parseJson, postPayload } from "./shared";
+import { type KeyValue, otlpPost, resourceAttributes, unixNano } from "./otlp";
+import { endpointOption, gzipOption, headersOption, postPayload } from "./shared";
 import { type Aggregate, defineSink, type SendResult } from "./types";
 
 /**
@@ -320,7 +320,7 @@ export const otlpMetricsSink = defineSink({
   // Spans and diagnostics channel events count in no metric: droppedFilter, not sent.
   takes: () => (record) => COUNTED_TYPES.has(record.type),
   create(o, ctx) {
-    const url = appendPath(o.endpoint, "/v1/metrics");
+    const post = otlpPost(ctx.name, "metrics", o);
     return {
       encode(batch): OtlpMetricsPayload {
         const aggregate = new MetricsAggregate(o.serviceName);
@@ -329,29 +329,7 @@ export const otlpMetricsSink = defineSink({
       },
       async send(payload, signal): Promise<SendResult> {
         if (payload.body === null) return { outcome: "ok" };
-        return postPayload(
-          {
-            url,
-            body: payload.body,
-            contentType: "application/json",
-            headers: o.headers,
-            gzip: o.gzip,
-            onOk(text, response) {
-              const partial = partialSuccess(parseJson(text), "rejectedDataPoints");
-              if (partial) {
-                const what =
-                  partial.rejected > 0
-                    ? `the collector rejected ${partial.rejected} data point(s) of this request (not retried, per the OTLP spec)`
-                    : "the collector accepted the request with a warning";
-                console.warn(
-                  `tailfan: sink "${ctx.name}" (otlp_metrics): ${what}${partial.message ? `: ${partial.message}` : ""}`,
-                );
-              }
-              return { outcome: "ok", status: response.status };
-            },
-          },
-          signal,
-        );
+        return postPayload({ ...post, body: payload.body }, signal);
       },
       aggregate: {
         key: JSON.stringify([o.endpoint, o.headers, o.serviceName ?? null, o.gzip, o.flushMs]),

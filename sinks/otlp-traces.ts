@@ -1,16 +1,7 @@
 import type { Json, SpanKind, SpanRecord, SpanStatusCode } from "../src/record";
 import { VERSION } from "../src/version";
-import {
-  anyValue,
-  type KeyValue,
-  otlpSink,
-  partialSuccess,
-  resourceAttributes,
-  SPAN_ID,
-  TRACE_ID,
-  unixNano,
-} from "./otlp";
-import { appendPath, parseJson, postPayload } from "./shared";
+import { anyValue, type KeyValue, otlpPost, otlpSink, resourceAttributes, SPAN_ID, TRACE_ID, unixNano } from "./otlp";
+import { postPayload } from "./shared";
 import { defineSink, type SendResult, type SerializedRecord } from "./types";
 
 /**
@@ -133,7 +124,7 @@ export const otlpTracesSink = defineSink({
   options: otlpSink.options,
   batch: otlpSink.batch,
   create(o, ctx) {
-    const url = appendPath(o.endpoint, "/v1/traces");
+    const post = otlpPost(ctx.name, "traces", o);
     return {
       encode(batch): OtlpTracePayload {
         const request = otlpTraceRequest(batch, o.serviceName);
@@ -143,30 +134,7 @@ export const otlpTracesSink = defineSink({
       async send(payload, signal): Promise<SendResult> {
         // Records that are not spans have nothing to say as a trace: taken, nothing sent.
         if (payload.body === null) return { outcome: "ok" };
-        return postPayload(
-          {
-            url,
-            body: payload.body,
-            contentType: "application/json",
-            headers: o.headers,
-            gzip: o.gzip,
-            gzipMinBytes: o.gzipMinBytes,
-            onOk(text, response) {
-              const partial = partialSuccess(parseJson(text), "rejectedSpans");
-              if (partial) {
-                const what =
-                  partial.rejected > 0
-                    ? `the collector rejected ${partial.rejected} span(s) of this batch (not retried, per the OTLP spec)`
-                    : "the collector accepted the batch with a warning";
-                console.warn(
-                  `tailfan: sink "${ctx.name}" (otlp_traces): ${what}${partial.message ? `: ${partial.message}` : ""}`,
-                );
-              }
-              return { outcome: "ok", status: response.status };
-            },
-          },
-          signal,
-        );
+        return postPayload({ ...post, body: payload.body }, signal);
       },
     };
   },

@@ -10,6 +10,7 @@ import {
   endpointOption,
   gzipOption,
   headersOption,
+  type OkReader,
   parseJson,
 } from "./shared";
 import { defineSink, type SerializedRecord } from "./types";
@@ -351,13 +352,60 @@ export function partialSuccess(
   return { rejected: Number.isFinite(rejected) && rejected > 0 ? rejected : 0, message };
 }
 
+/** The three OTLP/HTTP signals tailfan sends: each sink type's path and what a partial success counts. */
+const SIGNALS = {
+  logs: { type: "otlp", path: "/v1/logs", field: "rejectedLogRecords", items: "log record(s)" },
+  traces: { type: "otlp_traces", path: "/v1/traces", field: "rejectedSpans", items: "span(s)" },
+  metrics: { type: "otlp_metrics", path: "/v1/metrics", field: "rejectedDataPoints", items: "data point(s)" },
+} as const;
+
+export type OtlpSignal = keyof typeof SIGNALS;
+
 /** The warning logged for a partial success, naming the sink. */
-export function partialSuccessWarning(sink: string, p: { rejected: number; message: string }): string {
+export function partialSuccessWarning(
+  sink: string,
+  p: { rejected: number; message: string },
+  signal: OtlpSignal = "logs",
+): string {
+  const { type, items } = SIGNALS[signal];
   const what =
     p.rejected > 0
-      ? `the collector rejected ${p.rejected} log record(s) of this batch (not retried, per the OTLP spec)`
+      ? `the collector rejected ${p.rejected} ${items} of this batch (not retried, per the OTLP spec)`
       : "the collector accepted the batch with a warning";
-  return `tailfan: sink "${sink}" (otlp): ${what}${p.message ? `: ${p.message}` : ""}`;
+  return `tailfan: sink "${sink}" (${type}): ${what}${p.message ? `: ${p.message}` : ""}`;
+}
+
+/**
+ * How every OTLP sink posts one signal: to `<endpoint>/v1/<signal>`, JSON,
+ * gzipped from `gzipMinBytes`, and a 2xx with a partial success is ok (the
+ * accepted items must not be sent again, and which were rejected is unknown)
+ * with a warning.
+ */
+export function otlpPost(
+  sink: string,
+  signal: OtlpSignal,
+  o: { endpoint: string; headers: Record<string, string>; gzip: boolean; gzipMinBytes?: number },
+): {
+  url: string;
+  contentType: string;
+  headers: Record<string, string>;
+  gzip: boolean;
+  gzipMinBytes?: number;
+  onOk: OkReader;
+} {
+  const { path, field } = SIGNALS[signal];
+  return {
+    url: appendPath(o.endpoint, path),
+    contentType: "application/json",
+    headers: o.headers,
+    gzip: o.gzip,
+    ...(o.gzipMinBytes === undefined ? {} : { gzipMinBytes: o.gzipMinBytes }),
+    onOk(text, response) {
+      const partial = partialSuccess(parseJson(text), field);
+      if (partial) console.warn(partialSuccessWarning(sink, partial, signal));
+      return { outcome: "ok", status: response.status };
+    },
+  };
 }
 
 export const otlpSink = defineSink({
@@ -382,18 +430,7 @@ export const otlpSink = defineSink({
   }),
   batch: batchFromOptions(),
   create(o, ctx) {
-    return bodySink((batch) => otlpBody(batch, o.serviceName), {
-      url: appendPath(o.endpoint, "/v1/logs"),
-      contentType: "application/json",
-      headers: o.headers,
-      gzip: o.gzip,
-      gzipMinBytes: o.gzipMinBytes,
-      onOk: () => (text, response) => {
-        const partial = partialSuccess(parseJson(text));
-        // The accepted records must not be sent again, and which were rejected is unknown: ok, and say so.
-        if (partial) console.warn(partialSuccessWarning(ctx.name, partial));
-        return { outcome: "ok", status: response.status };
-      },
-    });
+    const { onOk, ...post } = otlpPost(ctx.name, "logs", o);
+    return bodySink((batch) => otlpBody(batch, o.serviceName), { ...post, onOk: () => onOk });
   },
 });

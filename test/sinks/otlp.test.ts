@@ -395,6 +395,13 @@ describe("otlp sink: partialSuccess", () => {
       'tailfan: sink "otel" (otlp): the collector rejected 2 log record(s) of this batch (not retried, per the OTLP spec): timestamp too old',
     );
     expect(partialSuccessWarning("x", { rejected: 0, message: "m" })).toContain("accepted the batch with a warning: m");
+    // The traces and metrics sinks say what they sent, under their own type.
+    expect(partialSuccessWarning("t", { rejected: 2, message: "" }, "traces")).toBe(
+      'tailfan: sink "t" (otlp_traces): the collector rejected 2 span(s) of this batch (not retried, per the OTLP spec)',
+    );
+    expect(partialSuccessWarning("m", { rejected: 4, message: "" }, "metrics")).toBe(
+      'tailfan: sink "m" (otlp_metrics): the collector rejected 4 data point(s) of this batch (not retried, per the OTLP spec)',
+    );
   });
 
   it("a 200 with an empty response (or the receiver's plain 'ok') is ok without a warning", async () => {
