@@ -14,6 +14,7 @@ import {
   QUEUE_MAX_MESSAGE_BYTES,
 } from "../../sinks/queue";
 import { datedKey, putNdjson } from "../../sinks/r2";
+import { gzip } from "../../sinks/shared";
 import { serialized } from "../json";
 import type { SerializedRecord } from "../record";
 import { splitBatches } from "./batch";
@@ -96,11 +97,6 @@ export const PACK_FROM_BYTES = 8 * 1024;
 /** A message body as it is sent: text, or gzipped text. */
 export type PackedBody = string | Uint8Array;
 
-async function gzipText(text: string): Promise<Uint8Array> {
-  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
 async function gunzipText(bytes: ArrayBuffer | ArrayBufferView): Promise<string> {
   const view =
     bytes instanceof ArrayBuffer
@@ -133,7 +129,7 @@ export async function packBodies(bodies: readonly string[]): Promise<PackedBody[
       out.push(body);
       return;
     }
-    const bytes = await gzipText(body);
+    const bytes = await gzip(body);
     if (bytes.byteLength <= MESSAGE_BYTES) {
       out.push(bytes);
       return;
