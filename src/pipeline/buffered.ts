@@ -26,7 +26,7 @@ import { StatsBatch } from "../stats";
 import { chunkBody, coalesce, RECORD_BYTES } from "./coalesce";
 import { deliverAndSettle, firstDelivery } from "./deliver";
 import type { DeliveryMode } from "./modes";
-import { countUnrouted, planDelivery, type SampledCounts, sampledField, sampledUnrouted } from "./plan";
+import { countUnrouted, planDelivery, type SampledCounts, sampledField } from "./plan";
 
 /** Sends to the work queue per refused send: the first try and this many more. */
 export const QUEUE_SEND_ATTEMPTS = 3;
@@ -96,7 +96,8 @@ export const bufferedMode: DeliveryMode = {
   async fromTail({ records }, { config, env, stats, options }) {
     const started = Date.now();
     // Unshaped: the queue carries one line per record for every sink; queue() shapes them per sink.
-    const targets = planDelivery(records, config, env, new StatsBatch(), undefined, false);
+    const sampledCounts: SampledCounts = {};
+    const targets = planDelivery(records, config, env, new StatsBatch(), undefined, false, sampledCounts);
     const unique = new Set<SerializedRecord>();
     for (const t of targets) for (const item of t.items) unique.add(item);
     const fits: SerializedRecord[] = [];
@@ -106,7 +107,7 @@ export const bufferedMode: DeliveryMode = {
     const d = config.delivery;
     const unroutedCount = records.length - unique.size;
     // Records no sink took travel as counts; the ones sampling alone dropped are told apart per sink.
-    const sampled = unroutedCount > 0 ? sampledUnrouted(records, config) : undefined;
+    const sampled = Object.keys(sampledCounts).length > 0 ? sampledCounts : undefined;
     const left = await coalesce(
       fits,
       unroutedCount,

@@ -118,7 +118,9 @@ class LineMaker {
  * `droppedSample` and `truncated` per sink, and keeps the dashboard's latest
  * records, when given a stats batch. `shape: false` leaves the records
  * unshaped, for the buffered queue, whose consumer shapes them when it
- * routes them again.
+ * routes them again. `unrouted`, when given, gets per sink how many of the
+ * records no sink took were dropped by sampling alone (buffered mode carries
+ * those counts in its work messages).
  */
 export function planDelivery(
   records: readonly Entry[],
@@ -127,6 +129,7 @@ export function planDelivery(
   stats?: StatsBatch,
   views?: ReadonlyMap<string, readonly LogRecord[]>,
   shape = true,
+  unrouted?: SampledCounts,
 ): SinkTarget[] {
   const perSink = new Map<string, SerializedRecord[]>();
   for (const s of config.sinks) perSink.set(s.name, []);
@@ -139,9 +142,12 @@ export function planDelivery(
   for (let i = 0; i < records.length; i++) {
     const entry = records[i] as Entry;
     const record = recordOf(entry);
-    const routed = routeRecord(record, config.table, stats ? sampledOut : undefined);
+    const routed = routeRecord(record, config.table, stats || unrouted ? sampledOut : undefined);
     if (sampledOut.length > 0) {
-      for (const name of sampledOut) sampled.set(name, (sampled.get(name) ?? 0) + 1);
+      for (const name of sampledOut) {
+        sampled.set(name, (sampled.get(name) ?? 0) + 1);
+        if (unrouted && routed.length === 0) unrouted[name] = (unrouted[name] ?? 0) + 1;
+      }
       sampledOut.length = 0;
     }
     const names = takes.size === 0 ? routed : routed.filter((name) => takes.get(name)?.(record) ?? true);
@@ -181,20 +187,6 @@ function targetsOf(
 
 /** Per sink, how many of the records no sink took were dropped by sampling alone (buffered mode carries the counts). */
 export type SampledCounts = Record<string, number>;
-
-/** Of records that no sink took, how many each sink lost to sampling alone; undefined when nothing samples. */
-export function sampledUnrouted(records: readonly Entry[], config: ResolvedConfig): SampledCounts | undefined {
-  const { table } = config;
-  if (!table.sinks.some((s) => s.unsampled) && !table.routes?.some((r) => r.unsampled)) return undefined;
-  const out: SampledCounts = {};
-  const sampledOut: string[] = [];
-  for (const entry of records) {
-    sampledOut.length = 0;
-    if (routeRecord(recordOf(entry), table, sampledOut).length > 0) continue;
-    for (const name of sampledOut) out[name] = (out[name] ?? 0) + 1;
-  }
-  return Object.keys(out).length > 0 ? out : undefined;
-}
 
 /** Adds sampled counts into `into` (which is created when needed). */
 export function addSampled(
