@@ -50,6 +50,26 @@ describe("RecordSerializer", () => {
     expect(bytes).toBe(utf8Length(line));
     expect(bytes).toBeGreaterThan(line.length);
   });
+
+  it("counts bytes exactly when the shared context is not ASCII, for every record of the invocation", () => {
+    // The context's size is measured once per invocation and added to each line's own part.
+    const records = normalizeTraceItems([
+      {
+        scriptName: "café-api",
+        outcome: "ok",
+        event: { request: { url: "https://example.com/日本/😀", method: "GET", headers: {} } },
+        logs: [
+          { level: "log", message: ["plain"], timestamp: 1 },
+          { level: "warn", message: ["héllo", { k: "ü" }], timestamp: 2 },
+        ],
+      },
+    ]);
+    const serializer = new RecordSerializer();
+    for (const record of records) {
+      const { line, bytes } = serializer.serialize(record);
+      expect(bytes).toBe(new TextEncoder().encode(line).length);
+    }
+  });
 });
 
 describe("SerializedRecord", () => {
