@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   anyValue,
+  attributeName,
   type KeyValue,
   type OtlpPayload,
   type OtlpRequest,
@@ -338,6 +339,14 @@ describe("otlp sink: the direct writer", () => {
       odd({ traceId: "not hex", scriptName: null, status: 503, limited: true, limitedFields: ["message"] }),
       odd({ type: "exception", exceptionName: "TypeError", stack: "TypeError: x\n    at f", timestamp: 1.5 }),
       odd({ level: "debug", timestamp: -1, eventType: "weird", cpuTime: 0.25 }),
+      // The same context in another key order, then with its own fields in between: a cached run must not apply.
+      serializeRecord(Object.fromEntries(Object.entries(base).reverse()) as unknown as LogRecord),
+      serializeRecord(
+        Object.fromEntries(
+          Object.entries(base).sort(([a], [b]) => (a.length % 3) - (b.length % 3) || a.localeCompare(b)),
+        ) as unknown as LogRecord,
+      ),
+      odd({}),
     ];
   }
 
@@ -348,6 +357,17 @@ describe("otlp sink: the direct writer", () => {
       expect(otlpBody(records, serviceName)).toBe(JSON.stringify(otlpRequest(records, serviceName)));
       // Record by record too, so that a context kept from the record before cannot hide a difference.
       for (const r of records) expect(otlpBody([r], serviceName)).toBe(JSON.stringify(otlpRequest([r], serviceName)));
+    }
+  });
+
+  it("names a field like an Object.prototype member as any other field, and the same name every time", () => {
+    expect(attributeName("constructor")).toBe("cloudflare.constructor");
+    expect(attributeName("toString")).toBe("cloudflare.to_string");
+    expect(attributeName("__proto__")).toBe("cloudflare.__proto__");
+    for (let i = 0; i < 2; i++) {
+      expect(attributeName("url")).toBe("url.full");
+      expect(attributeName("cpuTime")).toBe("cloudflare.cpu_time_ms");
+      expect(attributeName("logLevel")).toBe("cloudflare.log_level");
     }
   });
 
