@@ -131,6 +131,10 @@ beforeAll(async () => {
     headless: true,
     viewport: { width: 1280, height: 900 },
   });
+  // Each page of the dashboard is rendered by two wrangler dev processes: on a loaded machine a navigation can
+  // take longer than Playwright's 30 s default, which is a slow machine, not a broken page. Tests keep 120 s.
+  context.setDefaultTimeout(90_000);
+  context.setDefaultNavigationTimeout(90_000);
   page = context.pages()[0] ?? (await context.newPage());
 }, 300_000);
 
