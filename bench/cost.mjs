@@ -19,7 +19,7 @@
  * sent to the counters object that it did not serve, puts without objects).
  *
  * Used by bench/run.mjs; also runs alone: node bench/cost.mjs
- *   [--invocations N (1000)] [--concurrency N (20)] [--cpu-ms MS] [--json]
+ *   [--invocations N (3000)] [--concurrency N (20)] [--cpu-ms MS] [--json]
  */
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -321,6 +321,7 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation, cpuSour
       owner,
       `${(q.bytes / Math.max(1, q.messages) / 1024).toFixed(1)} KiB/msg`,
     );
+    (ops.at(-1) ?? {}).messages = q.messages;
   }
   add("queue() invocations", c.queueCalls, PRICES.workerRequest, "own", `${c.queueMessagesIn} msgs in`);
   for (const [b, k] of Object.entries(byBinding("r2Puts"))) add(`R2 puts ${b}`, k, PRICES.r2ClassA, ownerOf(b));
@@ -360,6 +361,54 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation, cpuSour
   };
 }
 
+/** DELIVERY's window defaults (src/config/delivery.ts): the shipped DELIVERY sets none. */
+const WINDOW_DEFAULTS = { statsFlushMs: 5_000, direct: 250, buffered: 5_000 };
+const bufferMsOf = (delivery, mode) => delivery.bufferMs ?? WINDOW_DEFAULTS[mode];
+
+/** The rates per isolate the own-cost arithmetic is printed for, invocations/s. */
+export const ISOLATE_RATES = [10, 100, 1_000];
+
+/**
+ * tailfan's own dollars per million invocations when each isolate sees `rate`
+ * invocations/s. The run measures one isolate driven hard; spread over many
+ * isolates, each still writes its counters at least once per
+ * `DELIVERY.statsFlushMs` and, in buffered mode, a work message at least once
+ * per `bufferMs`, so at a low rate per isolate those windows, not the records,
+ * set the count. The windows are the defaults of src/config/delivery.ts
+ * unless DELIVERY sets them. The rest of the own cost (logs, CPU, queue()
+ * calls) is kept as measured.
+ */
+export function ownAtIsolateRate(cost, mode, delivery, rate) {
+  const flushS = (delivery.statsFlushMs ?? WINDOW_DEFAULTS.statsFlushMs) / 1000;
+  const bufferS = bufferMsOf(delivery, mode) / 1000;
+  let own = cost.own;
+  const requests = cost.ops.find((o) => o.what === "Durable Object requests");
+  const rows = cost.ops.find((o) => o.what === "Durable Object rows written");
+  if (requests && requests.perInvocation > 0) {
+    const perInvocation = Math.max(requests.perInvocation, 1 / (rate * flushS));
+    const more = perInvocation / requests.perInvocation - 1;
+    own += more * requests.usdPerMillion + more * (rows?.usdPerMillion ?? 0);
+  }
+  if (mode === "buffered") {
+    const work = cost.ops.find((o) => o.owner === "own" && o.messages !== undefined);
+    if (work) {
+      const measured = work.messages / (work.count / work.perInvocation);
+      // A message a window carries fewer records than a full one: one 64 KB unit, 3 operations.
+      const extra = Math.max(0, 1 / (rate * bufferS) - measured);
+      own += extra * 3 * PRICES.queueOperation.usdPerMillion;
+    }
+  }
+  return own;
+}
+
+/** The lowest rate per isolate (invocations/s) at which tailfan's own cost stays within `target`. */
+export function isolateRateFor(cost, mode, delivery, target) {
+  for (let rate = 1; rate <= 1e6; rate = Math.ceil(rate * 1.05)) {
+    if (ownAtIsolateRate(cost, mode, delivery, rate) <= target) return rate;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
 /** What must hold for the counts to mean anything; each failure is a reason the stage cannot report. */
 export function reconcile(run) {
   const c = run.counts;
@@ -391,7 +440,7 @@ export function reconcile(run) {
   return problems;
 }
 
-function printRun(run, cost) {
+function printRun(run, cost, delivery) {
   const { counts: c } = run;
   console.log(
     `\n  ${run.label}, ${run.mode}: ${run.invocations} invocations, ${c.tailCalls} tail() and ${c.queueCalls} queue() calls, ${run.records} records`,
@@ -412,6 +461,11 @@ function printRun(run, cost) {
       ` (${s.objects} object(s) seen from this one isolate; limit about ${LIMITS.doRequestsPerSecond.value.toLocaleString("en-US")}), ` +
       `busiest queue ${s.busiestQueue ?? "none"} ${Math.round(s.queuePerSecond).toLocaleString("en-US")} msgs/s (limit ${LIMITS.queueMessagesPerSecond.value.toLocaleString("en-US")})`,
   );
+  const windows = `one counters write per isolate per ${(delivery.statsFlushMs ?? WINDOW_DEFAULTS.statsFlushMs) / 1000} s${run.mode === "buffered" ? `, one work message per isolate per ${bufferMsOf(delivery, "buffered") / 1000} s` : ""}`;
+  console.log(
+    `    tailfan's own at ${ISOLATE_RATES.map((r) => r.toLocaleString("en-US")).join(" / ")} invocations/s per isolate: ` +
+      `${ISOLATE_RATES.map((r) => usd(ownAtIsolateRate(cost, run.mode, delivery, r))).join(" / ")} (at least ${windows})`,
+  );
   if (c.consoleSample.length > 0)
     console.log(`    first log lines: ${c.consoleSample.slice(0, 2).join(" | ").slice(0, 300)}`);
 }
@@ -420,7 +474,7 @@ function printRun(run, cost) {
  * Runs the shipped config and the 4-sink config in direct and buffered mode.
  * Returns { runs: [{ label, mode, cost, problems }], targets, ok } where ok is false when counts do not reconcile.
  */
-export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsPerInvocation, cpuSource } = {}) {
+export async function measureCost({ invocations = 3000, concurrency = 20, cpuMsPerInvocation, cpuSource } = {}) {
   const t0 = performance.now();
   const shipped = shippedConfig();
   const configs = [
@@ -451,7 +505,7 @@ export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsP
           cpuSource,
         });
         const problems = reconcile(run);
-        printRun(run, cost);
+        printRun(run, cost, shipped.delivery);
         for (const p of problems) console.log(`    DOES NOT RECONCILE: ${p}`);
         runs.push({ config: config.key, label: config.label, mode, cost, problems, counts: run.counts });
       }
@@ -488,6 +542,40 @@ export async function measureCost({ invocations = 1000, concurrency = 20, cpuMsP
     `    ${pad(`buffered, shipped config, R2 objects <= ${TARGETS.archivePer1000} per 1000 inv`, 58)}${lpad(archivePer1000.toFixed(1), 10)}  ${met(archiveOk)}`,
   );
   checks.push(["buffered, shipped config, R2 objects per 1000 invocations", archivePer1000, archiveOk]);
+  const rateFor = isolateRateFor(b, "buffered", shipped.delivery, TARGETS.bufferedOwn);
+  console.log(
+    Number.isFinite(rateFor)
+      ? `    (spread over many isolates, buffered tailfan's own stays <= ${usd(TARGETS.bufferedOwn)} from ` +
+          `${rateFor.toLocaleString("en-US")} invocations/s per isolate; below that, its per-isolate windows set it)`
+      : `    (buffered tailfan's own is above ${usd(TARGETS.bufferedOwn)} at any rate per isolate in this run)`,
+  );
+  // The work queue's messages per second at AT_RATE from this one isolate's measured rate.
+  const workQueue = b.ops.find((o) => o.owner === "own" && o.messages !== undefined);
+  const workPerSecond = workQueue ? (workQueue.messages / (workQueue.count / workQueue.perInvocation)) * AT_RATE : 0;
+  // The longest windows DELIVERY allows, for isolates that see few invocations.
+  const longest = { ...shipped.delivery, bufferMs: 5_000, statsFlushMs: 20_000 };
+  console.log(
+    `    (with DELIVERY.bufferMs = 5000 and statsFlushMs = 20000, buffered tailfan's own at ` +
+      `${ISOLATE_RATES.map((r) => r.toLocaleString("en-US")).join(" / ")} invocations/s per isolate: ` +
+      `${ISOLATE_RATES.map((r) => usd(ownAtIsolateRate(b, "buffered", longest, r))).join(" / ")}; ` +
+      `<= ${usd(TARGETS.bufferedOwn)} from ${isolateRateFor(b, "buffered", longest, TARGETS.bufferedOwn).toLocaleString("en-US")}/s)`,
+  );
+  for (const [label, delivery] of [
+    ["shipped windows", shipped.delivery],
+    ["longest windows", longest],
+  ]) {
+    for (const rate of ISOLATE_RATES) {
+      const isolates = AT_RATE / rate;
+      const flushS = (delivery.statsFlushMs ?? WINDOW_DEFAULTS.statsFlushMs) / 1000;
+      const perObject = Math.max(b.scale.doPerSecond, isolates / flushS / (delivery.statsShards ?? 8));
+      const perQueue = Math.max(workPerSecond, isolates / (bufferMsOf(delivery, "buffered") / 1000));
+      const ok = perObject <= TARGETS.doPerSecond && perQueue <= TARGETS.queuePerSecond;
+      const what =
+        `buffered, ${label}, ${AT_RATE.toLocaleString("en-US")}/s over ${isolates.toLocaleString("en-US")} isolates: ` +
+        `object ${Math.round(perObject).toLocaleString("en-US")} req/s, work queue ${Math.round(perQueue).toLocaleString("en-US")} msgs/s`;
+      console.log(`    ${pad(what, 96)}${met(ok)}`);
+    }
+  }
   for (const r of runs) {
     const s = r.cost.scale;
     const ok = s.doPerSecond <= TARGETS.doPerSecond && s.queuePerSecond <= TARGETS.queuePerSecond;
@@ -507,10 +595,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values: cli } = parseCli(
     "bench-cost",
     `Usage: node bench/cost.mjs [--invocations N] [--concurrency N] [--cpu-ms MS] [--json]
-Billed operations and dollars per million producer invocations, direct and buffered (defaults 1000, 20).
+Billed operations and dollars per million producer invocations, direct and buffered (defaults 3000, 20).
 --cpu-ms prices this many CPU ms per invocation (npm run bench passes the whole tail() of the 4-sink config).`,
     {
-      invocations: { type: "string", default: "1000" },
+      invocations: { type: "string", default: "3000" },
       concurrency: { type: "string", default: "20" },
       "cpu-ms": { type: "string" },
       json: { type: "boolean", default: false },

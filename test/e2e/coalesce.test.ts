@@ -133,7 +133,7 @@ describe("buffered mode: tail() calls of many requests share queue messages", ()
     shared = await run({});
     single = await run({ bufferMs: 0 });
     console.log(
-      `coalescing: ${INVOCATIONS} invocations, ${shared.counts.queueMessagesOut} queue message(s) with bufferMs 250, ${single.counts.queueMessagesOut} with bufferMs 0`,
+      `coalescing: ${INVOCATIONS} invocations, ${shared.counts.queueMessagesOut} queue message(s) with the default bufferMs, ${single.counts.queueMessagesOut} with bufferMs 0`,
     );
   });
 

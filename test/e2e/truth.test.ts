@@ -362,6 +362,7 @@ describe("2. buffered mode with a hanging sink and large bodies", () => {
         mode: "buffered",
         queue: "TAILFAN_QUEUE",
         deadLetter: "LOGS_R2",
+        bufferMs: 1_000,
         // Long enough that the healthy sink's large batches never time out on a busy machine.
         timeoutMs: 2_000,
         attempts: 1,
@@ -456,7 +457,7 @@ describe("4. a counters object that hangs on writes and throws on reads", () => 
   beforeAll(async () => {
     stack = await startStack({
       sinks: [http("stats", "good"), archive],
-      delivery: { mode: "buffered", queue: "TAILFAN_QUEUE", stats: "TAILFAN_STATS", retryDelaySeconds: 1 },
+      delivery: { mode: "buffered", queue: "TAILFAN_QUEUE", stats: "TAILFAN_STATS", retryDelaySeconds: 1, bufferMs: 1_000 },
       brokenStats: true,
       // Three consumer batches: each one's counters write hangs.
       consumer: { maxBatchSize: 2, maxBatchTimeout: 0.05 },

@@ -75,6 +75,8 @@ function setup(proxy: Proxy, delivery: Record<string, unknown> = {}) {
       stats: "TAILFAN_STATS",
       ...STATS_AT_ONCE,
       retryDelaySeconds: 900,
+      // Buffered mode's windows are 5 s by default; these tests share 1 s windows, well inside their timeouts.
+      bufferMs: 1000,
       ...delivery,
     }),
   };

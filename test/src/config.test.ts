@@ -287,13 +287,13 @@ describe("config: DELIVERY", () => {
       retryDelaySeconds: 43_200,
     };
     const fromTable = deliveryOf(delivery(table));
-    // bufferMs defaults to 1000 ms in buffered mode (250 in direct): records wait for the consumer's batch anyway.
+    // bufferMs defaults to 5000 ms in buffered mode (250 in direct): records wait for the consumer's batch anyway.
     expect(fromTable).toMatchObject({
       ...table,
       timeoutMs: 5000,
       attempts: 3,
       deadLetterPrefix: "dead-letter",
-      bufferMs: 1000,
+      bufferMs: 5000,
     });
     expect(deliveryOf(delivery({ ...table, bufferMs: 300 }))?.bufferMs).toBe(300);
     expect(deliveryOf(delivery(JSON.stringify(table)))).toEqual(fromTable);

@@ -72,6 +72,8 @@ function scenario(sinks: Record<string, unknown>[], delivery: Record<string, unk
       retryDelaySeconds: 900,
       stats: "TAILFAN_STATS",
       ...STATS_AT_ONCE,
+      // Buffered mode's windows are 5 s by default; these tests share 1 s windows, well inside their timeouts.
+      bufferMs: 1000,
       ...delivery,
     }),
     ...extra,
