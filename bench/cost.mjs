@@ -573,7 +573,7 @@ export async function measureCost({ invocations = 3000, concurrency = 20, cpuMsP
       const what =
         `buffered, ${label}, ${AT_RATE.toLocaleString("en-US")}/s over ${isolates.toLocaleString("en-US")} isolates: ` +
         `object ${Math.round(perObject).toLocaleString("en-US")} req/s, work queue ${Math.round(perQueue).toLocaleString("en-US")} msgs/s`;
-      console.log(`    ${pad(what, 96)}${met(ok)}`);
+      console.log(`    ${pad(what, 104)}${met(ok)}`);
     }
   }
   for (const r of runs) {

@@ -457,7 +457,13 @@ describe("4. a counters object that hangs on writes and throws on reads", () => 
   beforeAll(async () => {
     stack = await startStack({
       sinks: [http("stats", "good"), archive],
-      delivery: { mode: "buffered", queue: "TAILFAN_QUEUE", stats: "TAILFAN_STATS", retryDelaySeconds: 1, bufferMs: 1_000 },
+      delivery: {
+        mode: "buffered",
+        queue: "TAILFAN_QUEUE",
+        stats: "TAILFAN_STATS",
+        retryDelaySeconds: 1,
+        bufferMs: 1_000,
+      },
       brokenStats: true,
       // Three consumer batches: each one's counters write hangs.
       consumer: { maxBatchSize: 2, maxBatchTimeout: 0.05 },
