@@ -61,9 +61,11 @@ export const r2Sink = defineSink({
     format: v.optional(v.picklist(["ndjson", "logpush"], 'must be "ndjson" or "logpush"'), "ndjson"),
     /** Gzip objects (`.ndjson.gz`, `Content-Encoding: gzip`). Default `true`. */
     gzip: gzipOption(true),
-    // An object has no size limit that matters here: no upper bounds.
-    maxRecords: maxRecordsOption(10_000, Number.POSITIVE_INFINITY),
-    maxBytes: maxBytesOption(16 * 1024 * 1024, Number.POSITIVE_INFINITY),
+    // An object has no size limit that matters here: no upper bounds. The defaults make a full buffered
+    // queue() batch (the shipped max_batch_size of 20 work messages of at most 512 KiB of records) one
+    // object: 10 MiB, and a record count that only very small records reach first.
+    maxRecords: maxRecordsOption(100_000, Number.POSITIVE_INFINITY),
+    maxBytes: maxBytesOption(10 * 1024 * 1024, Number.POSITIVE_INFINITY),
   }),
   batch: batchFromOptions(),
   bindings: (o) => [{ option: "binding", name: o.binding, kind: "r2" }],

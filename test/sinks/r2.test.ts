@@ -23,8 +23,8 @@ sinkContract({
     prefix: "logs",
     format: "ndjson",
     gzip: true,
-    maxRecords: 10_000,
-    maxBytes: 16 * 1024 * 1024,
+    maxRecords: 100_000,
+    maxBytes: 10 * 1024 * 1024,
   },
   invalid: [
     { name: "a binding of the wrong type", options: { binding: null }, path: "binding" },
