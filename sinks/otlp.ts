@@ -279,72 +279,21 @@ class OtlpWriter {
     return json;
   }
 
-  /**
-   * The last run of consecutive context fields written: their names, values
-   * and attribute text. The records of an invocation carry the same context
-   * in the same key order, so a log line's context attributes are a compare
-   * of each value and one cached text.
-   */
-  private run: { keys: string[]; values: unknown[]; json: string } | null = null;
-
-  /** The attribute text of the context fields `keys[from..to)`, from the cache when they are the last run's. */
-  private contextRun(
-    fields: Record<string, Json | undefined>,
-    keys: readonly string[],
-    from: number,
-    to: number,
-  ): string {
-    const run = this.run;
-    if (run !== null && run.keys.length === to - from) {
-      let same = true;
-      for (let i = from; i < to; i++) {
-        const key = keys[i] as string;
-        if (run.keys[i - from] !== key || run.values[i - from] !== fields[key]) {
-          same = false;
-          break;
-        }
-      }
-      if (same) return run.json;
-    }
-    const runKeys: string[] = [];
-    const values: unknown[] = [];
-    let json = "";
-    for (let i = from; i < to; i++) {
-      const key = keys[i] as string;
-      const value = fields[key];
-      runKeys.push(key);
-      values.push(value);
-      const kept = this.last.get(key);
-      let one: string;
-      if (NOT_ATTRIBUTES.has(key)) one = "";
-      else if (kept !== undefined && kept.value === value) one = kept.json;
-      else {
-        one = this.attribute(key, value);
-        this.last.set(key, { value, json: one });
-      }
-      if (one !== "") json += json === "" ? one : `,${one}`;
-    }
-    this.run = { keys: runKeys, values, json };
-    return json;
-  }
-
   private attributes(record: LogRecord): string {
     const fields = record as unknown as Record<string, Json | undefined>;
-    const keys = Object.keys(fields);
     let out = "";
-    for (let i = 0; i < keys.length; ) {
-      const field = keys[i] as string;
+    for (const field of Object.keys(fields)) {
+      if (NOT_ATTRIBUTES.has(field)) continue;
+      const value = fields[field];
       let json: string;
       if (CONTEXT.has(field)) {
-        let end = i + 1;
-        while (end < keys.length && CONTEXT.has(keys[end] as string)) end++;
-        json = this.contextRun(fields, keys, i, end);
-        i = end;
-      } else {
-        i++;
-        if (NOT_ATTRIBUTES.has(field)) continue;
-        json = this.attribute(field, fields[field]);
-      }
+        const kept = this.last.get(field);
+        if (kept !== undefined && kept.value === value) json = kept.json;
+        else {
+          json = this.attribute(field, value);
+          this.last.set(field, { value, json });
+        }
+      } else json = this.attribute(field, value);
       if (json !== "") out += out === "" ? json : `,${json}`;
     }
     if (record.type === "exception") {

@@ -237,50 +237,42 @@ function head(record: LogRecord): string {
  * into each of its lines, so a log line costs little more than its message.
  */
 export class RecordSerializer {
-  private readonly contexts = new Map<string, { of: LogRecord; json: string; bytes: number }>();
+  private readonly contexts = new Map<string, { of: LogRecord; json: string }>();
 
   serialize(record: LogRecord): SerializedRecord {
+    let line: string;
     try {
       let context = this.contexts.get(record.invocationId);
       // Ids are hashes: make sure a cached context really is this invocation's.
       if (context === undefined || !sameInvocation(context.of, record)) {
-        const json = JSON.stringify(pick(record, CONTEXT_KEYS)).slice(1, -1);
-        // The comma before the context and the closing brace: two bytes.
-        context = { of: record, json, bytes: utf8Length(json) + 2 };
+        context = { of: record, json: JSON.stringify(pick(record, CONTEXT_KEYS)).slice(1, -1) };
         this.contexts.set(record.invocationId, context);
       }
-      const own = head(record);
-      return new Serialized(record, `${own},${context.json}}`, -1, own, context.bytes);
+      line = `${head(record)},${context.json}}`;
     } catch {
       // Records are built from JSON values, so this is a last line of defence.
-      return serialized(record, JSON.stringify(toJson(record)));
+      line = JSON.stringify(toJson(record));
     }
+    return serialized(record, line);
   }
 }
 
 /**
  * A serialized record. Its exact UTF-8 size is measured only when asked:
  * most batches are far enough from their limits that the bounds
- * `line.length <= bytes <= 3 * line.length` decide. A line the serializer
- * spliced from its own fields and its invocation's context is measured by
- * its own part only: the context's size is known once per invocation. Build
- * it with `serialized`, the one constructor outside this file.
+ * `line.length <= bytes <= 3 * line.length` decide. Build it with
+ * `serialized`, the one constructor.
  */
 class Serialized implements SerializedRecord {
   constructor(
     readonly record: LogRecord,
     readonly line: string,
     private size: number,
-    private own?: string,
-    private rest = 0,
   ) {}
   get bytes(): number {
     if (this.size >= 0) return this.size;
-    const size = this.own === undefined ? utf8Length(this.line) : utf8Length(this.own) + this.rest;
-    if (!Object.isFrozen(this)) {
-      this.size = size;
-      this.own = undefined;
-    }
+    const size = utf8Length(this.line);
+    if (!Object.isFrozen(this)) this.size = size;
     return size;
   }
 }

@@ -171,9 +171,10 @@ function invocationContext(item: Obj, event: unknown, eventType: EventType): Inv
 /**
  * A record: the invocation's context, then its own fields, in that key order.
  * `{ ...ctx, ...own }` clones the context's shape in one step (the contexts
- * of one event type share it), about 20x faster than `Object.assign({}, ctx,
- * own)`, which defines the fields one at a time: that is most of what a
- * 2,000-line invocation costs to normalize.
+ * of one event type share it): about 0.3 µs a record in the V8 of Node 24
+ * and workerd, where `Object.assign({}, ctx, own)` defines the fields one at
+ * a time, about 1.8 µs, most of what a 2,000-line invocation cost to
+ * normalize.
  */
 function withContext<R extends InvocationContext>(ctx: InvocationContext, own: Omit<R, keyof InvocationContext>): R {
   return { ...ctx, ...own } as R;
