@@ -10,6 +10,7 @@
  * requests served by the object must equal requests sent to it) and are read
  * with GET /__bench/cost; every other request goes to tailfan's own fetch.
  */
+import { buildConfig } from "../src/config";
 import tailfan, { TailfanStats } from "../src/index";
 
 // Every class tailfan exports (a Durable Object class the bench does not subclass runs as it is).
@@ -300,6 +301,34 @@ function countingEnv(env: Env, origin: Origin): Env {
   return out;
 }
 
+/**
+ * What tailfan resolved from this env, defaults applied: the windows that set
+ * how often an isolate writes, and each sink's batch limits. The stages read
+ * these instead of keeping their own copies of the defaults.
+ */
+const resolvedOf = new WeakMap<Env, ReturnType<typeof resolve>>();
+function resolved(env: Env) {
+  let r = resolvedOf.get(env);
+  if (r === undefined) {
+    r = resolve(env);
+    resolvedOf.set(env, r);
+  }
+  return r;
+}
+
+function resolve(env: Env) {
+  const built = buildConfig(env);
+  if (!built.ok) return null;
+  const { bufferMs, statsFlushMs, statsShards } = built.config.delivery;
+  const sinks = built.config.sinks.map((s) => ({
+    name: s.name,
+    type: s.type,
+    maxRecords: s.batch.maxRecords,
+    maxBytes: s.batch.maxBytes,
+  }));
+  return { bufferMs, statsFlushMs, statsShards, sinks };
+}
+
 type Handlers = Required<Pick<ExportedHandler<Env>, "fetch" | "tail" | "queue">>;
 const inner = tailfan as unknown as Handlers;
 
@@ -308,7 +337,7 @@ export default {
     if (new URL(request.url).pathname === "/__bench/cost") {
       counts.sqlRowsWritten = sqlRowsWritten();
       counts.sqlSchemaRows = schemaCursors.reduce((n, c) => n + c.rowsWritten, 0);
-      return Response.json(counts);
+      return Response.json({ ...counts, config: resolved(env) });
     }
     return inner.fetch(request, countingEnv(env, "fetch"), ctx);
   },

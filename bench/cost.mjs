@@ -294,7 +294,7 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation, cpuSour
   const invocationsOfTailfan = c.tailCalls + c.queueCalls + doRequests;
   const logEvents = (invocationsOfTailfan + consoleLines) * logSampling;
   const ops = [];
-  const add = (what, count, price, owner, note = "") =>
+  const add = (what, count, price, owner, note = "", extra = {}) =>
     ops.push({
       what,
       count,
@@ -303,6 +303,7 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation, cpuSour
       owner,
       note,
       usdPerMillion: (count / n) * price.usdPerMillion,
+      ...extra,
     });
   add("Durable Object requests", doRequests, PRICES.doRequest, "own", c.doAlarms ? `${c.doAlarms} alarms` : "");
   add(
@@ -320,8 +321,8 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation, cpuSour
       PRICES.queueOperation,
       owner,
       `${(q.bytes / Math.max(1, q.messages) / 1024).toFixed(1)} KiB/msg`,
+      { messagesPerInvocation: q.messages / n },
     );
-    (ops.at(-1) ?? {}).messages = q.messages;
   }
   add("queue() invocations", c.queueCalls, PRICES.workerRequest, "own", `${c.queueMessagesIn} msgs in`);
   for (const [b, k] of Object.entries(byBinding("r2Puts"))) add(`R2 puts ${b}`, k, PRICES.r2ClassA, ownerOf(b));
@@ -361,12 +362,12 @@ export function costOf(run, { delivery, logSampling, cpuMsPerInvocation, cpuSour
   };
 }
 
-/** DELIVERY's window defaults (src/config/delivery.ts): the shipped DELIVERY sets none. */
-const WINDOW_DEFAULTS = { statsFlushMs: 5_000, direct: 250, buffered: 5_000 };
-const bufferMsOf = (delivery, mode) => delivery.bufferMs ?? WINDOW_DEFAULTS[mode];
-
 /** The rates per isolate the own-cost arithmetic is printed for, invocations/s. */
 export const ISOLATE_RATES = [10, 100, 1_000];
+
+/** The work queue's messages per invocation in a run: the queue op that is tailfan's own. */
+const workMessagesPerInvocation = (cost) =>
+  cost.ops.find((o) => o.owner === "own" && o.messagesPerInvocation !== undefined)?.messagesPerInvocation;
 
 /**
  * tailfan's own dollars per million invocations when each isolate sees `rate`
@@ -374,13 +375,13 @@ export const ISOLATE_RATES = [10, 100, 1_000];
  * isolates, each still writes its counters at least once per
  * `DELIVERY.statsFlushMs` and, in buffered mode, a work message at least once
  * per `bufferMs`, so at a low rate per isolate those windows, not the records,
- * set the count. The windows are the defaults of src/config/delivery.ts
- * unless DELIVERY sets them. The rest of the own cost (logs, CPU, queue()
- * calls) is kept as measured.
+ * set the count. `windows` are the ones tailfan resolved for the run
+ * (`run.counts.config`). The rest of the own cost (logs, CPU, queue() calls)
+ * is kept as measured.
  */
-export function ownAtIsolateRate(cost, mode, delivery, rate) {
-  const flushS = (delivery.statsFlushMs ?? WINDOW_DEFAULTS.statsFlushMs) / 1000;
-  const bufferS = bufferMsOf(delivery, mode) / 1000;
+export function ownAtIsolateRate(cost, mode, windows, rate) {
+  const flushS = windows.statsFlushMs / 1000;
+  const bufferS = windows.bufferMs / 1000;
   let own = cost.own;
   const requests = cost.ops.find((o) => o.what === "Durable Object requests");
   const rows = cost.ops.find((o) => o.what === "Durable Object rows written");
@@ -389,22 +390,19 @@ export function ownAtIsolateRate(cost, mode, delivery, rate) {
     const more = perInvocation / requests.perInvocation - 1;
     own += more * requests.usdPerMillion + more * (rows?.usdPerMillion ?? 0);
   }
-  if (mode === "buffered") {
-    const work = cost.ops.find((o) => o.owner === "own" && o.messages !== undefined);
-    if (work) {
-      const measured = work.messages / (work.count / work.perInvocation);
-      // A message a window carries fewer records than a full one: one 64 KB unit, 3 operations.
-      const extra = Math.max(0, 1 / (rate * bufferS) - measured);
-      own += extra * 3 * PRICES.queueOperation.usdPerMillion;
-    }
+  const measured = workMessagesPerInvocation(cost);
+  if (mode === "buffered" && measured !== undefined) {
+    // A message a window carries fewer records than a full one: one 64 KB unit, 3 operations.
+    const extra = Math.max(0, 1 / (rate * bufferS) - measured);
+    own += extra * 3 * PRICES.queueOperation.usdPerMillion;
   }
   return own;
 }
 
 /** The lowest rate per isolate (invocations/s) at which tailfan's own cost stays within `target`. */
-export function isolateRateFor(cost, mode, delivery, target) {
+export function isolateRateFor(cost, mode, windows, target) {
   for (let rate = 1; rate <= 1e6; rate = Math.ceil(rate * 1.05)) {
-    if (ownAtIsolateRate(cost, mode, delivery, rate) <= target) return rate;
+    if (ownAtIsolateRate(cost, mode, windows, rate) <= target) return rate;
   }
   return Number.POSITIVE_INFINITY;
 }
@@ -440,7 +438,7 @@ export function reconcile(run) {
   return problems;
 }
 
-function printRun(run, cost, delivery) {
+function printRun(run, cost) {
   const { counts: c } = run;
   console.log(
     `\n  ${run.label}, ${run.mode}: ${run.invocations} invocations, ${c.tailCalls} tail() and ${c.queueCalls} queue() calls, ${run.records} records`,
@@ -461,10 +459,11 @@ function printRun(run, cost, delivery) {
       ` (${s.objects} object(s) seen from this one isolate; limit about ${LIMITS.doRequestsPerSecond.value.toLocaleString("en-US")}), ` +
       `busiest queue ${s.busiestQueue ?? "none"} ${Math.round(s.queuePerSecond).toLocaleString("en-US")} msgs/s (limit ${LIMITS.queueMessagesPerSecond.value.toLocaleString("en-US")})`,
   );
-  const windows = `one counters write per isolate per ${(delivery.statsFlushMs ?? WINDOW_DEFAULTS.statsFlushMs) / 1000} s${run.mode === "buffered" ? `, one work message per isolate per ${bufferMsOf(delivery, "buffered") / 1000} s` : ""}`;
+  const w = c.config;
+  const windows = `one counters write per isolate per ${w.statsFlushMs / 1000} s${run.mode === "buffered" ? `, one work message per isolate per ${w.bufferMs / 1000} s` : ""}`;
   console.log(
     `    tailfan's own at ${ISOLATE_RATES.map((r) => r.toLocaleString("en-US")).join(" / ")} invocations/s per isolate: ` +
-      `${ISOLATE_RATES.map((r) => usd(ownAtIsolateRate(cost, run.mode, delivery, r))).join(" / ")} (at least ${windows})`,
+      `${ISOLATE_RATES.map((r) => usd(ownAtIsolateRate(cost, run.mode, w, r))).join(" / ")} (at least ${windows})`,
   );
   if (c.consoleSample.length > 0)
     console.log(`    first log lines: ${c.consoleSample.slice(0, 2).join(" | ").slice(0, 300)}`);
@@ -505,7 +504,7 @@ export async function measureCost({ invocations = 3000, concurrency = 20, cpuMsP
           cpuSource,
         });
         const problems = reconcile(run);
-        printRun(run, cost, shipped.delivery);
+        printRun(run, cost);
         for (const p of problems) console.log(`    DOES NOT RECONCILE: ${p}`);
         runs.push({ config: config.key, label: config.label, mode, cost, problems, counts: run.counts });
       }
@@ -542,7 +541,9 @@ export async function measureCost({ invocations = 3000, concurrency = 20, cpuMsP
     `    ${pad(`buffered, shipped config, R2 objects <= ${TARGETS.archivePer1000} per 1000 inv`, 58)}${lpad(archivePer1000.toFixed(1), 10)}  ${met(archiveOk)}`,
   );
   checks.push(["buffered, shipped config, R2 objects per 1000 invocations", archivePer1000, archiveOk]);
-  const rateFor = isolateRateFor(b, "buffered", shipped.delivery, TARGETS.bufferedOwn);
+  // The windows tailfan resolved for the shipped config in buffered mode.
+  const shippedWindows = runs.find((r) => r.config === "shipped" && r.mode === "buffered").counts.config;
+  const rateFor = isolateRateFor(b, "buffered", shippedWindows, TARGETS.bufferedOwn);
   console.log(
     Number.isFinite(rateFor)
       ? `    (spread over many isolates, buffered tailfan's own stays <= ${usd(TARGETS.bufferedOwn)} from ` +
@@ -550,25 +551,23 @@ export async function measureCost({ invocations = 3000, concurrency = 20, cpuMsP
       : `    (buffered tailfan's own is above ${usd(TARGETS.bufferedOwn)} at any rate per isolate in this run)`,
   );
   // The work queue's messages per second at AT_RATE from this one isolate's measured rate.
-  const workQueue = b.ops.find((o) => o.owner === "own" && o.messages !== undefined);
-  const workPerSecond = workQueue ? (workQueue.messages / (workQueue.count / workQueue.perInvocation)) * AT_RATE : 0;
+  const workPerSecond = (workMessagesPerInvocation(b) ?? 0) * AT_RATE;
   // The longest windows DELIVERY allows, for isolates that see few invocations.
-  const longest = { ...shipped.delivery, bufferMs: 5_000, statsFlushMs: 20_000 };
+  const longest = { ...shippedWindows, bufferMs: 5_000, statsFlushMs: 20_000 };
   console.log(
     `    (with DELIVERY.bufferMs = 5000 and statsFlushMs = 20000, buffered tailfan's own at ` +
       `${ISOLATE_RATES.map((r) => r.toLocaleString("en-US")).join(" / ")} invocations/s per isolate: ` +
       `${ISOLATE_RATES.map((r) => usd(ownAtIsolateRate(b, "buffered", longest, r))).join(" / ")}; ` +
       `<= ${usd(TARGETS.bufferedOwn)} from ${isolateRateFor(b, "buffered", longest, TARGETS.bufferedOwn).toLocaleString("en-US")}/s)`,
   );
-  for (const [label, delivery] of [
-    ["shipped windows", shipped.delivery],
+  for (const [label, w] of [
+    ["shipped windows", shippedWindows],
     ["longest windows", longest],
   ]) {
     for (const rate of ISOLATE_RATES) {
       const isolates = AT_RATE / rate;
-      const flushS = (delivery.statsFlushMs ?? WINDOW_DEFAULTS.statsFlushMs) / 1000;
-      const perObject = Math.max(b.scale.doPerSecond, isolates / flushS / (delivery.statsShards ?? 8));
-      const perQueue = Math.max(workPerSecond, isolates / (bufferMsOf(delivery, "buffered") / 1000));
+      const perObject = Math.max(b.scale.doPerSecond, isolates / (w.statsFlushMs / 1000) / w.statsShards);
+      const perQueue = Math.max(workPerSecond, isolates / (w.bufferMs / 1000));
       const ok = perObject <= TARGETS.doPerSecond && perQueue <= TARGETS.queuePerSecond;
       const what =
         `buffered, ${label}, ${AT_RATE.toLocaleString("en-US")}/s over ${isolates.toLocaleString("en-US")} isolates: ` +

@@ -53,30 +53,24 @@ function problemsOf(run) {
   return problems;
 }
 
-/** Each sink type's default most records and bytes per batch (the shipped config leaves them at their defaults). */
-const MAX_RECORDS = { http: 1_000, r2: 100_000, kv: 1_000 };
-const MAX_BYTES = { http: 1024 * 1024, r2: 10 * 1024 * 1024, kv: 20 * 1024 * 1024 };
-
-/** How full each batching sink's writes were: records and record bytes per write against its maxRecords and maxBytes. */
-function fillOf(run, shipped) {
-  const types = Object.fromEntries([...shipped.sinks, { name: "collector", type: "http" }].map((s) => [s.name, s]));
+/** How full each batching sink's writes were: records and record bytes per write against the limits tailfan resolved. */
+function fillOf(run) {
+  const limits = Object.fromEntries((run.counts.config?.sinks ?? []).map((s) => [s.name, s]));
   const out = [];
   for (const s of run.status) {
-    const sink = types[s.sink];
-    const most = sink?.maxRecords ?? MAX_RECORDS[sink?.type];
-    const mostBytes = sink?.maxBytes ?? MAX_BYTES[sink?.type];
-    if (most === undefined || !s.totals.requests) continue;
+    const sink = limits[s.sink];
+    if (sink === undefined || !s.totals.requests) continue;
     const per = s.totals.sent / s.totals.requests;
     const perBytes = (s.totals.bytes ?? 0) / s.totals.requests;
     // A batch is full when either limit is reached: the fill is the nearer of the two.
-    const fill = Math.max(per / most, mostBytes ? perBytes / mostBytes : 0);
+    const fill = Math.max(per / sink.maxRecords, perBytes / sink.maxBytes);
     out.push({
       sink: s.sink,
       perRequest: per,
       fill,
       text:
         `${s.sink} (${sink.type}) ${fmt(s.totals.requests)} writes, ${fmt(per)} records and ${(perBytes / 1024 / 1024).toFixed(2)} MiB each, ` +
-        `${Math.round(100 * fill)} % full (maxRecords ${fmt(most)}, maxBytes ${(mostBytes / 1024 / 1024).toFixed(0)} MiB)`,
+        `${Math.round(100 * fill)} % full (maxRecords ${fmt(sink.maxRecords)}, maxBytes ${(sink.maxBytes / 1024 / 1024).toFixed(0)} MiB)`,
     });
   }
   return out;
@@ -118,7 +112,7 @@ export async function measureLoad({ invocations = 20_000, concurrency = 100 } = 
           `${c.queueCalls > 0 ? `, ${fmt(c.queueCalls)} queue() calls of ${fmt(c.queueMessagesIn / c.queueCalls)} messages` : ""}; ` +
           `${problems.length === 0 ? "nothing lost, counts exact" : `PROBLEMS: ${problems.join("; ")}`}`,
       );
-      const fills = fillOf(run, shipped);
+      const fills = fillOf(run);
       console.log(`           batches: ${fills.map((f) => f.text).join("; ")}`);
       results.push({ mode, rate, records: run.records, delivered: run.collector.lines, problems, fills });
     }
