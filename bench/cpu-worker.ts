@@ -315,7 +315,7 @@ export async function runCpu(env: Env, p: CpuParams): Promise<Obj> {
     ),
     shared: SHARED,
     bigLines: p.lines,
-    bigGzip: { ms: median(gzipTimes), bytes: body.length, gzipped },
+    bigGzip: { ms: median(gzipTimes), bytes: new TextEncoder().encode(body).byteLength, gzipped },
   };
 }
 

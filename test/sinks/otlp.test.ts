@@ -339,7 +339,7 @@ describe("otlp sink: the direct writer", () => {
       odd({ traceId: "not hex", scriptName: null, status: 503, limited: true, limitedFields: ["message"] }),
       odd({ type: "exception", exceptionName: "TypeError", stack: "TypeError: x\n    at f", timestamp: 1.5 }),
       odd({ level: "debug", timestamp: -1, eventType: "weird", cpuTime: 0.25 }),
-      // The same context in another key order, then with its own fields in between: a cached run must not apply.
+      // The same context in other key orders, the second with its own fields in between: attributes follow each record's order.
       serializeRecord(Object.fromEntries(Object.entries(base).reverse()) as unknown as LogRecord),
       serializeRecord(
         Object.fromEntries(
